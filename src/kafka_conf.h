@@ -1,0 +1,25 @@
+/*
+ * kafka_conf.h
+ *		librdkafka configuration from mnist_ml's settings, shared by the CDC shipper and the
+ *		topic functions.
+ */
+#ifndef MNIST_KAFKA_CONF_H
+#define MNIST_KAFKA_CONF_H
+
+#include <librdkafka/rdkafka.h>
+
+/*
+ * A new librdkafka configuration for servers (NULL: mnist_ml.kafka_bootstrap_servers) with
+ * mnist_ml.kafka_properties applied.  When the caller names servers other than the configured
+ * ones, security properties (security.protocol, sasl.*, ssl.*) are left out so configured
+ * secrets never reach them.  ERROR when no servers are known or a property is rejected.
+ */
+extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers);
+
+/* Sets one property, ERROR naming the key (never the value) when librdkafka rejects it. */
+extern void mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
+
+/* True when a property's value must never be shown or logged. */
+extern bool mnist_kafka_property_is_secret(const char *key);
+
+#endif							/* MNIST_KAFKA_CONF_H */

@@ -1,0 +1,25 @@
+/*
+ * mnist_ml.h
+ *		Declarations shared across the mnist_ml extension: image geometry and settings.
+ */
+#ifndef MNIST_ML_H
+#define MNIST_ML_H
+
+#define MNIST_PIXELS	784		/* 28 x 28 bytes per image */
+#define MNIST_SIDE		28
+#define MNIST_CLASSES	10
+
+/* settings (GUCs), defined in mnist_ml.c */
+extern bool mnist_progress;			/* mnist_ml.progress: NOTICE per training epoch */
+extern bool mnist_strict_messages;	/* mnist_ml.strict_messages: bad topic message is an ERROR */
+extern int	mnist_kafka_timeout_ms;	/* mnist_ml.kafka_timeout_ms: bounded wait for a broker */
+extern char *mnist_kafka_bootstrap_servers;	/* mnist_ml.kafka_bootstrap_servers */
+extern char *mnist_kafka_properties;	/* mnist_ml.kafka_properties: key=value librdkafka pairs */
+extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables */
+extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
+extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
+
+/* change data capture worker and its shared memory (shipper.c) */
+extern void cdc_register(void);
+
+#endif							/* MNIST_ML_H */

@@ -1,0 +1,99 @@
+/*
+ * net.h
+ *		The network alone: 784 -> Dense(H, relu) -> Dense(10) logits, softmax cross-entropy,
+ *		Adam.  Plain C + CBLAS with no PostgreSQL calls, so it can be tested and benchmarked
+ *		outside the server.  All memory is supplied by the caller (palloc in the backend), so
+ *		an error or a cancel between two calls leaks nothing.
+ */
+#ifndef MNIST_NET_H
+#define MNIST_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NET_INPUTS	784
+#define NET_OUTPUTS 10
+
+/*
+ * Parameters live in one contiguous float array, in this order (the order of the stored
+ * weights format, and of Keras' kernels):
+ *   w1[NET_INPUTS * H]   w1[i * H + j]: input pixel i -> hidden unit j
+ *   b1[H]
+ *   w2[H * NET_OUTPUTS]  w2[j * 10 + k]: hidden unit j -> logit k
+ *   b2[NET_OUTPUTS]
+ * Adam's first and second moments (m, v) have the same layout; adam_step counts updates.
+ */
+typedef struct MnistNet
+{
+	int			n_hidden;
+	size_t		n_params;		/* net_param_count(n_hidden) */
+	float	   *params;
+	float	   *w1,
+			   *b1,
+			   *w2,
+			   *b2;				/* views into params */
+	float	   *adam_m;			/* n_params floats, or NULL when not training */
+	float	   *adam_v;
+	int64_t		adam_step;
+} MnistNet;
+
+/* Hyperparameters of one training step (Keras defaults: 0.001, 0.9, 0.999, 1e-7). */
+typedef struct NetAdam
+{
+	float		learning_rate;
+	float		beta1;
+	float		beta2;
+	float		epsilon;
+} NetAdam;
+
+/* Number of floats in params for a hidden layer of n_hidden units. */
+extern size_t net_param_count(int n_hidden);
+
+/* Points the views of net at params (and at adam_m/adam_v, which may be NULL). */
+extern void net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v);
+
+/* Glorot-uniform weights, zero biases, zero Adam state (when bound), from a seed. */
+extern void net_init_glorot(MnistNet *net, uint64_t seed);
+
+/* Deterministic generator for shuffles (same seed => same sequence on every machine). */
+typedef struct NetRng
+{
+	uint64_t	s[4];
+} NetRng;
+extern void net_rng_seed(NetRng *rng, uint64_t seed);
+/* Fisher-Yates shuffle of idx[0..n-1] */
+extern void net_shuffle(NetRng *rng, uint32_t *idx, size_t n);
+
+/*
+ * Workspace for training on batches of up to max_batch images: the caller allocates
+ * net_trainer_size() bytes (aligned to 64) and binds it once.
+ */
+typedef struct NetTrainer NetTrainer;
+extern size_t net_trainer_size(int n_hidden, int max_batch);
+extern NetTrainer *net_trainer_bind(void *mem, MnistNet *net, int max_batch);
+
+/*
+ * One Adam step on a batch: images[idx[0..n-1]] (each NET_INPUTS bytes at images +
+ * idx[r] * NET_INPUTS, scaled by 1/255) with labels[idx[r]] in 0..9.  Adds the batch's
+ * summed cross-entropy to *loss_sum and its number of correct argmax predictions (before the
+ * update) to *correct.
+ */
+extern void net_train_batch(NetTrainer *t, const NetAdam *adam,
+							const uint8_t *images, const uint8_t *labels,
+							const uint32_t *idx, int n,
+							double *loss_sum, int64_t *correct);
+
+/* Scratch floats net_predict needs for a hidden layer of n_hidden units. */
+extern size_t net_predict_scratch(int n_hidden);
+
+/*
+ * Classifies one image (NET_INPUTS bytes).  Returns the argmax class; when probs is not
+ * NULL, writes the 10 softmax probabilities; when logits is not NULL, the 10 logits.
+ */
+extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
+						float *probs, float *logits);
+
+/* Cross-entropy of logits (10) against a label, computed stably (log-sum-exp). */
+extern double net_cross_entropy(const float *logits, int label);
+
+#endif							/* MNIST_NET_H */
