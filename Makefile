@@ -14,7 +14,6 @@ SCRIPTS_built = tools/mnist2sql
 
 # pg_regress: every sql/*.sql is a test, run in name order.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --inputdir=. --outputdir=results
 
 # OpenBLAS's serial build, by path: the default pthread build starts a thread when loaded,
 # which for a preloaded library would happen inside the postmaster before it forks.
