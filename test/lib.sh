@@ -24,6 +24,12 @@ export PG_CONFIG
 export MNIST_DATA
 : "${HARNESS_PORT_BASE:=55420}"
 
+# An integration script run on its own has no harness to talk to.
+if [[ $0 == */integration/*.sh ]] && [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+	echo "$0: no harness running: use bash test/run --only $(basename "$0" .sh)" >&2
+	exit 2
+fi
+
 HARNESS_CHECKS_FAILED=0
 HARNESS_CHECKS_PASSED=0
 _harness_started=
@@ -390,6 +396,19 @@ harness_write_env() {
 		HARNESS_BROKER_PID; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done >"$HARNESS_DIR/env"
+}
+
+# harness_keep: leave the harness running when this shell exits and say how to reach it.
+harness_keep() {
+	_harness_started=
+	cat <<-EOF
+		harness: the cluster and the broker are left running:
+		  psql:   psql -h $PGHOST -p $PGPORT -U postgres postgres
+		  broker: $KAFKA_BOOTSTRAP (kcat -b $KAFKA_BOOTSTRAP -L)
+		  server log: $HARNESS_PG_LOG
+		  shell:  source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh   (then q, broker_down, ...)
+		  stop:   bash -c 'source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh; harness_stop'
+	EOF
 }
 
 # harness_stop: stop the cluster and the broker, keep the logs in $HARNESS_ROOT/log,
