@@ -39,7 +39,9 @@ case $out in
 *"dropped messages"*) pass "check_topic_intact detects a partition the mock truncated" ;;
 *) fail "check_topic_intact missed the truncation: $out" ;;
 esac
-(check_topic_intact no_such_topic) >/dev/null 2>&1 && fail "check_topic_intact passes a missing topic" ||
+kcat_dump harness_selftest.no_such_topic "$TEST_TMP/none" 2>/dev/null && fail "kcat_dump of a missing topic succeeds" ||
+	pass "kcat_dump of a missing topic fails"
+(check_topic_intact harness_selftest.no_such_topic) >/dev/null 2>&1 && fail "check_topic_intact passes a missing topic" ||
 	pass "check_topic_intact fails on a missing topic"
 
 # ---- broker_down / broker_up
