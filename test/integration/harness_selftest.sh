@@ -44,6 +44,27 @@ kcat_dump harness_selftest.no_such_topic "$TEST_TMP/none" 2>/dev/null && fail "k
 (check_topic_intact harness_selftest.no_such_topic) >/dev/null 2>&1 && fail "check_topic_intact passes a missing topic" ||
 	pass "check_topic_intact fails on a missing topic"
 
+_broker_cmd "bogus" 2>/dev/null && fail "the broker accepts an unknown command" ||
+	pass "the broker rejects an unknown command"
+broker_create_topic harness_selftest.zero 0 2>/dev/null && fail "the broker creates a topic with 0 partitions" ||
+	pass "the broker rejects 0 partitions"
+
+# ---- the check helpers: a script fails exactly when one of its checks failed
+helper() {	# helper "BODY": exit status of a script sourcing lib.sh and running BODY
+	printf 'source %q\n%s\n' "$HARNESS_ROOT/test/lib.sh" "$1" >"$TEST_TMP/helper.sh"
+	bash "$TEST_TMP/helper.sh" >/dev/null 2>&1
+}
+helper 'check_eq 1 1 same; pass fine; wait_for true 1 now' && pass "a script whose checks pass exits 0" ||
+	fail "a script whose checks pass exits non-zero"
+helper 'check_eq 1 2 differ; pass fine' && fail "a failed check_eq does not fail the script" ||
+	pass "a failed check_eq fails the script"
+helper 'fail boom; exit 0' && fail "fail then exit 0 does not fail the script" ||
+	pass "fail then exit 0 still fails the script"
+helper 'wait_for false 1 never' && fail "a timed out wait_for does not fail the script" ||
+	pass "a timed out wait_for fails the script"
+helper "at_exit 'touch \"\$TEST_TMP/at_exit_ran\"'; exit 3"
+check_eq "$?:$([ -f "$TEST_TMP/at_exit_ran" ] && echo ran)" "3:ran" "at_exit runs and the exit status is kept"
+
 # ---- broker_down / broker_up
 broker_down || fail "broker_down"
 if timeout 30 kcat -b "$KAFKA_BOOTSTRAP" -L -m 3 >/dev/null 2>&1; then
