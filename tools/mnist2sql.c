@@ -486,7 +486,7 @@ write_file(const char *path, int slot, const Dataset *ds, const Output *out)
 	if (fp == NULL)
 	{
 		pending_tmp[slot] = NULL;
-		fail(tmp, "could not create: %s", strerror(errno));
+		fail(path, "could not create %s: %s", tmp, strerror(errno));
 	}
 	setvbuf(fp, NULL, _IOFBF, OUT_BUFSIZE);
 	write_sql(fp, tmp, ds, out);
@@ -740,7 +740,8 @@ main(int argc, char **argv)
 		usage_error("--images, --labels and --table are required (or --dir)");
 
 	{
-		Output		out = {table_sql(table), copy, limit};
+		char	   *quoted = table_sql(table);
+		Output		out = {quoted, copy, limit};
 		Dataset		ds;
 
 		load_dataset(images, labels, &ds);
@@ -757,6 +758,7 @@ main(int argc, char **argv)
 				fail("stdout", "could not write: %s", strerror(errno));
 		}
 		free_dataset(&ds);
+		free(quoted);
 	}
 	return 0;
 }
