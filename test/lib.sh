@@ -277,8 +277,8 @@ harness_install_deps() {
 # harness_prepare_data: test/prepare-data "$MNIST_DATA", one preparer at a time per directory.
 harness_prepare_data() {
 	if [ ! -x "$HARNESS_ROOT/test/prepare-data" ]; then
-		echo "harness: test/prepare-data is missing: no data prepared in $MNIST_DATA" >&2
-		return 0
+		echo "harness: test/prepare-data is missing" >&2
+		return 1
 	fi
 	echo "harness: preparing data in $MNIST_DATA"
 	mkdir -p "$MNIST_DATA" || return 1

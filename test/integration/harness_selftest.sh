@@ -96,10 +96,11 @@ done
 check_eq "$(psql -X -qAt -h 127.0.0.1 -c 'SELECT 1')" 1 "the cluster answers over TCP on 127.0.0.1:$PGPORT"
 check_eq "$(psql -X -qAt -d "dbname=postgres replication=database" -c 'IDENTIFY_SYSTEM' | cut -d'|' -f1)" \
 	"$(q "SELECT system_identifier FROM pg_control_system()")" "replication connections are allowed"
-if [ -x "$HARNESS_ROOT/test/prepare-data" ]; then
-	[ -f "$MNIST_DATA/digits/mnist_train.sql" ] && pass "MNIST_DATA $MNIST_DATA is prepared" ||
-		fail "MNIST_DATA $MNIST_DATA has no digits/mnist_train.sql"
-fi
+for f in digits/mnist_train.sql digits/mnist_test.sql fashion/mnist_train.sql fashion/mnist_test.sql \
+	digits/train-images-idx3-ubyte fashion/t10k-labels-idx1-ubyte; do
+	[ -r "$MNIST_DATA/$f" ] || fail "MNIST_DATA has no $f"
+done
+pass "MNIST_DATA $MNIST_DATA is prepared"
 as_postgres touch "$TEST_TMP/written_by_postgres" && pass "TEST_TMP is writable by postgres" ||
 	fail "TEST_TMP is not writable by postgres"
 check_eq "$(command -v psql)" "$("$PG_CONFIG" --bindir)/psql" "psql on PATH is the one of PG_CONFIG"
