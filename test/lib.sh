@@ -454,11 +454,7 @@ harness_stop() {
 	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
 		echo "---- last lines of the server log (all of it: $logdir/postgresql.log)"
 		tail -n 40 "$logdir/postgresql.log"
-		if [ -s "$logdir/mock_broker.log" ]; then
-			echo "---- last lines of the mock broker's log"
-			tail -n 10 "$logdir/mock_broker.log"
-		fi
-		echo "----"
+		echo "---- (the mock broker's log: $logdir/mock_broker.log)"
 	fi
 	rm -rf "$HARNESS_DIR"
 	HARNESS_DIR=
