@@ -10,7 +10,9 @@
 #   TEST_TMP         a scratch directory readable (and writable) by the server
 # Scripts then use: q, broker_create_topic, broker_watermarks, broker_down, broker_up,
 # pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for, kcat_dump,
-# check_topic_intact, at_exit.  A script exits non-zero if any check failed.
+# check_topic_intact, at_exit, as_postgres.  A script exits non-zero if any check failed.
+# Drivers (test/run, demo/run) use: harness_setup (= harness_install_deps, harness_build,
+# harness_prepare_data), harness_start, harness_stop, harness_keep.
 #
 # Sourcing this file installs an EXIT trap (plus INT/TERM): it runs at_exit commands, stops
 # the harness if this shell started it, and turns recorded failures into exit status 1.
