@@ -77,14 +77,15 @@ check_eq() {
 # wait_for "shell condition" TIMEOUT_S "msg": poll the condition (eval'd, output hidden) every
 # 0.5 s; pass when it holds, fail (returns 1) when the time is up.
 wait_for() {
-	local cond=$1 timeout=$2 msg=$3 start=$SECONDS
+	# Odd local names: the condition is eval'd here and may use the caller's variables.
+	local _wf_cond=$1 _wf_timeout=$2 _wf_msg=$3 _wf_start=$SECONDS
 	while :; do
-		if eval "$cond" >/dev/null 2>&1; then
-			pass "$msg ($((SECONDS - start)) s)"
+		if eval "$_wf_cond" >/dev/null 2>&1; then
+			pass "$_wf_msg ($((SECONDS - _wf_start)) s)"
 			return 0
 		fi
-		if [ $((SECONDS - start)) -ge "$timeout" ]; then
-			fail "$msg: not true after $timeout s: $cond"
+		if [ $((SECONDS - _wf_start)) -ge "$_wf_timeout" ]; then
+			fail "$_wf_msg: not true after $_wf_timeout s: $_wf_cond"
 			return 1
 		fi
 		sleep 0.5
@@ -158,7 +159,7 @@ _broker_cmd() {
 		echo "could not write to the mock broker" >&2
 		return 1
 	}
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < 1200; i++)); do	# up to 60 s
 		reply=$(grep -m1 -F "$tag " "$HARNESS_BROKER_OUT" 2>/dev/null) && break
 		sleep 0.05
 	done
@@ -206,7 +207,7 @@ kcat_dump() {
 
 # check_topic_intact TOPIC: pass unless a partition lost messages (low watermark > 0).
 check_topic_intact() {
-	local wm w lost= total=0
+	local wm w p lo hi lost= total=0
 	if ! wm=$(broker_watermarks "$1"); then
 		fail "topic $1 intact: could not read its watermarks"
 		return 1
