@@ -277,19 +277,15 @@ harness_install_deps() {
 	bash "$HARNESS_ROOT/test/install-deps" && harness_path
 }
 
-# harness_prepare_data: test/prepare-data "$MNIST_DATA", one preparer at a time per directory.
+# harness_prepare_data: test/prepare-data "$MNIST_DATA" (it locks the directory and skips
+# work already done).
 harness_prepare_data() {
 	if [ ! -x "$HARNESS_ROOT/test/prepare-data" ]; then
 		echo "harness: test/prepare-data is missing" >&2
 		return 1
 	fi
 	echo "harness: preparing data in $MNIST_DATA"
-	mkdir -p "$MNIST_DATA" || return 1
-	(
-		flock 9 || exit 1
-		"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA"
-	) 9>"$MNIST_DATA/.prepare.lock" || return 1
-	chmod -R a+rX "$MNIST_DATA"
+	"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA"
 }
 
 # harness_setup: everything before harness_start (packages, build and install, data).
