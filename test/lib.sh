@@ -207,7 +207,7 @@ kcat_dump() {
 
 # check_topic_intact TOPIC: pass unless a partition lost messages (low watermark > 0).
 check_topic_intact() {
-	local wm w p lo hi lost= total=0
+	local wm w p lo hi lost='' total=0
 	if ! wm=$(broker_watermarks "$1"); then
 		fail "topic $1 intact: could not read its watermarks"
 		return 1
