@@ -475,11 +475,10 @@ prefetch_image(const uint8_t *image)
 		__builtin_prefetch(image + i);
 }
 
-
 /*
- * The batch's nonzero pixels twice: by image and block (row_*, for the forward pass) and by pixel
- * (col_*, images in batch order, for the first layer's weight gradient).  Both are
- * branch-free compactions of the pixel bytes.
+ * The batch's nonzero pixels twice: by image and block of w1 rows (row_*, for the forward
+ * pass) and by pixel (col_*, images in batch order, for the first layer's weight gradient).
+ * Both are branch-free compactions of the pixel bytes.
  */
 static void
 sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
