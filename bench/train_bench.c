@@ -148,7 +148,8 @@ main(int argc, char **argv)
 				loss,
 				acc,
 				t0,
-				pred_secs = 1e30;
+				pred_secs = 1e30,
+				pred_cpu = 1e30;
 	size_t		right = 0;
 	int			r;
 
@@ -187,18 +188,20 @@ main(int argc, char **argv)
 		printf("test_accuracy %.4f\n", (double) right / nt);
 	}
 
-	/* net_predict alone, best of the repeats over the test set */
-	for (r = 0; r < repeats; r++)
+	/* net_predict alone over the test set, best of 3 (wall and CPU time) */
+	for (r = 0; r < 3; r++)
 	{
 		volatile int sink = 0;
+		double		c0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
 
 		t0 = now();
 		for (i = 0; i < nt; i++)
 			sink += net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL);
 		if (now() - t0 < pred_secs)
 			pred_secs = now() - t0;
+		if (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0 < pred_cpu)
+			pred_cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
 	}
-	if (repeats > 0)
-		printf("predict_us %.3f\n", pred_secs / nt * 1e6);
+	printf("predict_us %.3f\npredict_cpu_us %.3f\n", pred_secs / nt * 1e6, pred_cpu / nt * 1e6);
 	return 0;
 }
