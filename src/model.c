@@ -493,7 +493,8 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	SetUserIdAndSecContext(relation_owner(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	SPI_connect();
-	if (SPI_execute_with_args(sql.data, 4, argtypes, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */
+	if (SPI_execute_with_args(sql.data, 4, argtypes, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into %s failed", models_qualname);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();

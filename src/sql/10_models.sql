@@ -51,3 +51,4 @@ AS 'MODULE_PATHNAME', 'mnist_train'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET synchronize_seqscans = off;
 COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from a stored model.';
+COMMENT ON SEQUENCE mnist_models_id_seq IS 'Ids of mnist_models.';
