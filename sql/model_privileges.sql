@@ -38,12 +38,15 @@ SELECT mnist_train('open', 'priv_open', epochs => 1) AS open_id \gset
 SELECT name, metrics->'rows' AS rows FROM mnist_models WHERE id = :open_id;
 SELECT try($$SELECT * FROM mnist_evaluate('secret', 'priv_open')$$);
 -- row-level security, views and partitioned tables behave as in a SELECT
-SELECT count(*) AS visible_rls_rows FROM rls;
+SELECT count(*) < 300 AS rls_hides_rows, bool_and(label < 5) AS only_low_digits FROM rls;
 SELECT mnist_train('rls', 'priv_rls', epochs => 1) AS rls_id \gset
-SELECT metrics->'rows' AS rows FROM mnist_models WHERE id = :rls_id;
-SELECT rows FROM mnist_evaluate('rls', 'priv_rls');
+SELECT (metrics->>'rows')::bigint = (SELECT count(*) FROM rls) AS trained_on_visible_rows
+  FROM mnist_models WHERE id = :rls_id;
+SELECT rows = (SELECT count(*) FROM rls) AS evaluated_visible_rows FROM mnist_evaluate('rls', 'priv_rls');
 SELECT mnist_train('no_zeros', 'priv_view', epochs => 1) AS view_id \gset
-SELECT metrics->'rows' AS rows, metrics->'source'->>'table' AS source FROM mnist_models WHERE id = :view_id;
+SELECT (metrics->>'rows')::bigint = (SELECT count(*) FROM open WHERE label <> 0) AS view_rows,
+       metrics->'source'->>'table' AS source
+  FROM mnist_models WHERE id = :view_id;
 SELECT mnist_train('parted', 'priv_parted', epochs => 1) AS parted_id \gset
 SELECT metrics->'rows' AS rows FROM mnist_models WHERE id = :parted_id;
 SELECT count(*) AS predicted FROM open WHERE mnist_predict(pixels, 'priv_parted') BETWEEN 0 AND 9;

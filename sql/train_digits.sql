@@ -34,8 +34,9 @@ SELECT count(*) AS pairs, sum(count) AS total,
        sum(count) FILTER (WHERE label = predicted) / 2000.0 =
          (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits'))::numeric AS diagonal_ok
   FROM mnist_confusion_matrix('mnist_test', 'train_digits');
-SELECT label, sum(count) FROM mnist_confusion_matrix('mnist_test', 'train_digits')
- GROUP BY label ORDER BY label;
+SELECT bool_and(n = (SELECT count(*) FROM mnist_test t WHERE t.label = c.label)) AS rows_per_label_ok
+  FROM (SELECT label, sum(count) AS n FROM mnist_confusion_matrix('mnist_test', 'train_digits')
+         GROUP BY label) c;
 
 -- predictions agree with the evaluation and with predict_proba
 SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
