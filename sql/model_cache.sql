@@ -28,6 +28,13 @@ SELECT mnist_train('src', 'cache', epochs => 1, seed => 3) > 0 AS trained;
 SELECT mnist_predict_proba(pixels, 'cache')::text <> :'p1' AS sees_own_model FROM probe;
 ROLLBACK;
 SELECT mnist_predict_proba(pixels, 'cache')::text = :'p1' AS rolled_back FROM probe;
+-- in a REPEATABLE READ transaction the model is the one of the transaction's snapshot
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT mnist_predict_proba(pixels, 'cache')::text = :'p1' AS before_other_session FROM probe;
+\! psql -X -qAt -c "SET mnist_ml.progress = off" -c "SELECT mnist_train('model_cache.src', 'cache', epochs => 1, seed => 4) > 0 AS other_session_trained"
+SELECT mnist_predict_proba(pixels, 'cache')::text = :'p1' AS snapshot_model FROM probe;
+COMMIT;
+SELECT mnist_predict_proba(pixels, 'cache')::text <> :'p1' AS next_transaction_sees_it FROM probe;
 -- every model of the name gone: a clear error
 \! psql -X -qAt -c "DELETE FROM mnist_models WHERE name = 'cache'"
 SELECT mnist_predict(pixels, 'cache') FROM probe;

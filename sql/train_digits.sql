@@ -42,6 +42,18 @@ SELECT bool_and(n = (SELECT count(*) FROM mnist_test t WHERE t.label = c.label))
 SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
          (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits')) AS predict_agrees
   FROM mnist_test;
+-- in parallel workers too
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
+         (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits')) AS parallel_agrees
+  FROM mnist_test;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
 SELECT bool_and(abs((SELECT sum(p) FROM unnest(pr) p) - 1) < 1e-5) AS sums_to_one,
        bool_and(array_length(pr, 1) = 10) AS ten_values,
        bool_and(pr[mnist_predict(pixels, 'train_digits') + 1] = (SELECT max(p) FROM unnest(pr) p)) AS argmax_ok
