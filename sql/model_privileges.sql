@@ -22,6 +22,12 @@ CREATE TABLE parted_odd PARTITION OF parted FOR VALUES IN (1);
 INSERT INTO parted SELECT pixels, label FROM mnist_train ORDER BY id LIMIT 200;
 GRANT SELECT ON parted TO regress_mnist_user;
 
+CREATE ROLE regress_mnist_other;
+GRANT USAGE ON SCHEMA model_privileges TO regress_mnist_other;
+GRANT SELECT ON open TO regress_mnist_other;
+SET ROLE regress_mnist_other;
+SELECT mnist_train('open', 'priv_other', epochs => 1) > 0 AS other_model;
+RESET ROLE;
 SET ROLE regress_mnist_user;
 -- reading models is allowed, writing them directly is not
 SELECT count(*) >= 0 AS can_read FROM mnist_models;
@@ -50,11 +56,25 @@ SELECT (metrics->>'rows')::bigint = (SELECT count(*) FROM open WHERE label <> 0)
 SELECT mnist_train('parted', 'priv_parted', epochs => 1) AS parted_id \gset
 SELECT metrics->'rows' AS rows FROM mnist_models WHERE id = :parted_id;
 SELECT count(*) AS predicted FROM open WHERE mnist_predict(pixels, 'priv_parted') BETWEEN 0 AND 9;
+-- a model name belongs to the role that first stored it: nobody else can swap it
+SELECT mnist_train('open', 'priv_open', epochs => 1) > :open_id AS retrained_own_model;
+SELECT try($$SELECT mnist_train('open', 'priv_other', epochs => 1)$$);
+SELECT trained_by FROM mnist_models WHERE id = :open_id;
 RESET ROLE;
 -- the owner sees every row of rls
 SELECT rows FROM mnist_evaluate('rls', 'priv_rls');
-SELECT name FROM mnist_models WHERE name LIKE 'priv%' ORDER BY id;
+SELECT name, trained_by FROM mnist_models WHERE name LIKE 'priv%' ORDER BY id;
+-- members of the role may
+GRANT regress_mnist_other TO regress_mnist_user;
+SET ROLE regress_mnist_user;
+SELECT mnist_train('open', 'priv_other', epochs => 1) > 0 AS member_may;
+RESET ROLE;
+-- a superuser may store models of any name
+SELECT mnist_train('open', 'priv_open', epochs => 1) > 0 AS superuser_may;
+SELECT trained_by = current_user::regrole AS by_superuser FROM mnist_models WHERE name = 'priv_open' ORDER BY id DESC LIMIT 1;
 
 DELETE FROM mnist_models WHERE name LIKE 'priv%';
 DROP SCHEMA model_privileges CASCADE;
 DROP ROLE regress_mnist_user;
+DROP OWNED BY regress_mnist_other;
+DROP ROLE regress_mnist_other;
