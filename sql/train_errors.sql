@@ -49,6 +49,8 @@ SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'errors_o
 SELECT try($$SELECT mnist_train('no_such_table')$$);
 CREATE TABLE empty (pixels bytea, label smallint);
 SELECT try($$SELECT mnist_train('empty', 'bad')$$);
+SELECT * FROM mnist_evaluate('empty', 'errors_ok');
+SELECT count(*) AS pairs, sum(count) AS total FROM mnist_confusion_matrix('empty', 'errors_ok');
 SELECT try($$SELECT mnist_train('t', 'bad', pixels_column => 'image')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', label_column => 'digit')$$);
 CREATE TABLE wrong_types AS SELECT encode(pixels, 'hex') AS hex, pixels, label::text AS label, label AS ok_label FROM t;
