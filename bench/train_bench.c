@@ -32,6 +32,18 @@ now(void)
 	return clock_seconds(CLOCK_MONOTONIC);
 }
 
+/* FNV-1a hash of the parameters: equal hashes show bit-identical models. */
+static uint64_t
+fnv1a(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t	h = UINT64_C(0xcbf29ce484222325);
+
+	while (len--)
+		h = (h ^ *p++) * UINT64_C(0x100000001b3);
+	return h;
+}
+
 /* Reads an IDX file (gzip or raw) of the given magic; returns the payload and its count. */
 static uint8_t *
 read_idx(const char *dir, const char *name, unsigned magic, size_t item, size_t *count)
@@ -171,6 +183,7 @@ main(int argc, char **argv)
 				test_labels[i])
 				right++;
 		printf("train_loss %.4f\ntrain_accuracy %.4f\n", loss, acc);
+		printf("params_fnv1a %016llx\n", (unsigned long long) fnv1a(net.params, np * sizeof(float)));
 		printf("test_accuracy %.4f\n", (double) right / nt);
 	}
 

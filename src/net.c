@@ -11,6 +11,7 @@
 
 #include "net.h"
 
+#define Min(a, b)	((a) < (b) ? (a) : (b))
 #define ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
 
 /* Training workspace, carved out of the caller's buffer by net_trainer_bind. */
@@ -19,8 +20,10 @@ struct NetTrainer
 	MnistNet   *net;
 	int			max_batch;
 	const uint8_t **image;		/* max_batch: the batch's images */
-	uint32_t   *row_start;		/* max_batch + 1: image r's pixels are row_*[row_start[r]..] */
-	uint32_t   *cursor;			/* max_batch: position in row_* (first_layer_batch) */
+	int			block;			/* w1 rows per block of the first layer */
+	int			n_blocks;		/* blocks of NET_INPUTS rows */
+	uint32_t   *block_start;	/* max_batch * n_blocks + 1: image r's pixels of block b are
+								 * row_*[block_start[r * n_blocks + b]..] up to the next */
 	uint32_t   *row_idx;		/* nonzero pixels of the batch by image: pixel index */
 	float	   *row_val;		/* and value / 255 */
 	uint32_t   *col_start;		/* NET_INPUTS + 1: pixel i's images are col_*[col_start[i]..] */
@@ -228,17 +231,17 @@ accumulate_rows(float *restrict acc, const float *restrict rows, int h,
 static const float pixel_scale[256] = {SCALE64(0), SCALE64(64), SCALE64(128), SCALE64(192)};
 
 /*
- * Nonzero pixels of one image, in pixel order: their indexes and values / 255.  Returns the
- * count.  Branch-free (half the pixels are zero, at random): idx and val get written up to
- * the position of the last pixel, so they need NET_INPUTS entries.
+ * Nonzero pixels from..to-1 of one image, in pixel order: their indexes and values / 255.
+ * Returns the count.  Branch-free (half the pixels are zero, at random): idx and val get
+ * written up to the position of the last pixel, so they need to - from entries.
  */
 static int
-sparse_pixels(const uint8_t *pixels, uint32_t *idx, float *val)
+sparse_pixels(const uint8_t *pixels, int from, int to, uint32_t *idx, float *val)
 {
 	int			i,
 				count = 0;
 
-	for (i = 0; i < NET_INPUTS; i++)
+	for (i = from; i < to; i++)
 	{
 		idx[count] = i;
 		val[count] = pixel_scale[pixels[i]];
@@ -308,6 +311,23 @@ adam_update(const AdamStep *a, float *restrict p, float *restrict m, float *rest
 		ADAM_ONE(a, p, m, v, g, i);
 }
 
+/*
+ * The batch's first layer works on blocks of w1 rows small enough (32 kB) to stay in the L1
+ * cache while every image adds its pixels of that block; a whole image's w1 rows would
+ * stream from L2 instead (the first layer alone takes about 25% longer).  At least 16 rows, so
+ * that the block bookkeeping stays small for wide layers.  Returns the number of blocks, and
+ * their size in *block.
+ */
+static int
+first_layer_blocks(int n_hidden, int *block)
+{
+	int			rows = n_hidden < 8192 / 16 ? 8192 / n_hidden : 16;
+
+	if (block)
+		*block = rows;
+	return (NET_INPUTS + rows - 1) / rows;
+}
+
 size_t
 net_trainer_size(int n_hidden, int max_batch)
 {
@@ -317,8 +337,7 @@ net_trainer_size(int n_hidden, int max_batch)
 	return 64 +					/* for aligning the caller's pointer */
 		ALIGN64(sizeof(NetTrainer)) +
 		ALIGN64(sizeof(uint8_t *) * b) +
-		ALIGN64(sizeof(uint32_t) * (b + 1)) +
-		ALIGN64(sizeof(uint32_t) * b) +
+		ALIGN64(sizeof(uint32_t) * (b * first_layer_blocks(n_hidden, NULL) + 1)) +
 		ALIGN64(sizeof(uint32_t) * (NET_INPUTS + 1)) +
 		2 * ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
 		2 * ALIGN64(sizeof(float) * b * NET_INPUTS) +
@@ -350,8 +369,8 @@ net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 	t->net = net;
 	t->max_batch = max_batch;
 	t->image = carve(&p, sizeof(uint8_t *) * b);
-	t->row_start = carve(&p, sizeof(uint32_t) * (b + 1));
-	t->cursor = carve(&p, sizeof(uint32_t) * b);
+	t->n_blocks = first_layer_blocks(net->n_hidden, &t->block);
+	t->block_start = carve(&p, sizeof(uint32_t) * (b * t->n_blocks + 1));
 	t->col_start = carve(&p, sizeof(uint32_t) * (NET_INPUTS + 1));
 	t->row_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
 	t->col_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
@@ -423,12 +442,9 @@ prefetch_image(const uint8_t *image)
 		__builtin_prefetch(image + i);
 }
 
-/* Floats of w1 (rows of H) that the batch's first layer works on at a time: 32 kB. */
-#define L1_BLOCK_FLOATS 8192
-#define Max(a, b)	((a) > (b) ? (a) : (b))
 
 /*
- * The batch's nonzero pixels twice: by image (row_*, for the forward pass) and by pixel
+ * The batch's nonzero pixels twice: by image and block (row_*, for the forward pass) and by pixel
  * (col_*, images in batch order, for the first layer's weight gradient).  Both are
  * branch-free compactions of the pixel bytes.
  */
@@ -438,6 +454,7 @@ sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
 	const uint8_t **image = t->image;
 	uint32_t	total = 0;
 	int			r,
+				b,
 				i;
 
 	for (r = 0; r < n; r++)
@@ -450,10 +467,14 @@ sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
 	{
 		if (r + PREFETCH_AHEAD < n)
 			prefetch_image(image[r + PREFETCH_AHEAD]);
-		t->row_start[r] = total;
-		total += sparse_pixels(image[r], t->row_idx + total, t->row_val + total);
+		for (b = 0; b < t->n_blocks; b++)
+		{
+			t->block_start[r * t->n_blocks + b] = total;
+			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
+								   t->row_idx + total, t->row_val + total);
+		}
 	}
-	t->row_start[n] = total;
+	t->block_start[n * t->n_blocks] = total;
 
 	total = 0;
 	for (i = 0; i < NET_INPUTS; i++)
@@ -472,40 +493,29 @@ sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
 }
 
 /*
- * hidden = relu(x w1 + b1) for the batch: the sums of hidden_layer(), in the same order, but
- * over blocks of w1 rows that stay in the L1 cache while every image adds its pixels of that
- * block (a whole image's w1 rows would stream from L2: about 25% slower).
+ * hidden = relu(x w1 + b1) for the batch: the sums of hidden_layer(), in the same order, one
+ * block of w1 rows at a time (first_layer_blocks).
  */
 static void
 first_layer_batch(NetTrainer *t, int n)
 {
 	const MnistNet *net = t->net;
 	int			h = net->n_hidden;
-	int			block = Max(1, L1_BLOCK_FLOATS / h);
-	uint32_t   *cursor = t->cursor;
 	int			r,
-				i0,
+				b,
 				j;
 
 	for (r = 0; r < n; r++)
-	{
 		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
-		cursor[r] = t->row_start[r];
-	}
-	for (i0 = 0; i0 < NET_INPUTS; i0 += block)
+	for (b = 0; b < t->n_blocks; b++)
 	{
-		uint32_t	i1 = i0 + block;
-
 		for (r = 0; r < n; r++)
 		{
-			uint32_t	c0 = cursor[r],
-						c1 = c0;
+			uint32_t	c0 = t->block_start[r * t->n_blocks + b],
+						c1 = t->block_start[r * t->n_blocks + b + 1];
 
-			while (c1 < t->row_start[r + 1] && t->row_idx[c1] < i1)
-				c1++;
 			accumulate_rows(t->hidden + (size_t) r * h, net->w1, h, t->row_idx + c0,
 							t->row_val + c0, (int) (c1 - c0));
-			cursor[r] = c1;
 		}
 	}
 	for (j = 0; j < n * h; j++)
@@ -569,8 +579,7 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h, NET_OUTPUTS,
 				1.0f, t->dlogits, NET_OUTPUTS, net->w2, NET_OUTPUTS, 0.0f, t->dhidden, h);
 	for (i = 0; i < n * h; i++)
-		if (t->hidden[i] <= 0.0f)
-			t->dhidden[i] = 0.0f;
+		t->dhidden[i] = t->hidden[i] > 0.0f ? t->dhidden[i] : 0.0f;
 
 	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
 	for (r = 0; r < n; r++)
@@ -630,7 +639,7 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	int			j,
 				k;
 
-	hidden_layer(net, idx, val, sparse_pixels(pixels, idx, val), hid);
+	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
 	memcpy(z, net->b2, sizeof(z));
 	for (j = 0; j < h; j++)
 	{
