@@ -106,6 +106,15 @@ SELECT mnist_train('int_labels', 'bad', epochs => 1000);
 RESET statement_timeout;
 SELECT clock_timestamp() - :'t0' < interval '1.3 s' AS stopped_quickly;
 
+-- so does a query cancel (from another session, as soon as the training runs)
+\setenv PGDATABASE :DBNAME
+\setenv PGUSER :USER
+\! (for i in $(seq 100); do sleep 0.1; psql -X -qAt -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT mnist_train(''mnist_train'', ''cancel_me''%'" | grep -q t && break; done) >/dev/null 2>&1 &
+SET statement_timeout = '20s';
+SELECT mnist_train('mnist_train', 'cancel_me', epochs => 1000);
+RESET statement_timeout;
+SELECT count(*) FROM mnist_models WHERE name = 'cancel_me';
+
 -- nothing was stored by any failed call
 SELECT count(*) = :models_before AS nothing_stored, count(*) FILTER (WHERE name = 'bad') AS bad_models
   FROM mnist_models;
