@@ -54,9 +54,8 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 	set->labels[set->n++] = (uint8) label;
 }
 
-/* Hyperparameter range checks, done before any work. */
-static void
-validate_options(const TrainOptions *opt)
+void
+train_options_validate(const TrainOptions *opt)
 {
 	if (opt->model_name == NULL || opt->model_name[0] == '\0')
 		ereport(ERROR,
@@ -128,7 +127,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				accuracy = 0;
 	int64		id;
 
-	validate_options(opt);
+	train_options_validate(opt);
 	if (set->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -276,7 +275,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	label_column = NameStr(*PG_GETARG_NAME(7));
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
-	validate_options(&opt);
+	train_options_validate(&opt);
 
 	relname = source_relation_name(relid);
 	trainset_init(&set);

@@ -28,6 +28,9 @@ typedef struct TrainSet
 	int64		capacity;
 } TrainSet;
 
+/* ERROR (22023) unless the hyperparameters are in range: call before reading a source. */
+extern void train_options_validate(const TrainOptions *opt);
+
 extern void trainset_init(TrainSet *set);
 extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
