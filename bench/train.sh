@@ -4,7 +4,9 @@
 # On Fashion-MNIST (60k train, 10k test; Debian dataset-fashion-mnist), 784 -> 128 relu -> 10,
 # Adam 0.001, batch 64, a fresh shuffle per epoch, one thread everywhere:
 #   C      src/net.c alone (bench/train_bench.c), data in memory
-#   torch  the same model in PyTorch (bench/train_torch.py, torch.set_num_threads(1))
+#   torch  the same model in PyTorch (bench/train_torch.py, torch.set_num_threads(1)): the
+#          baseline is a lean loop (uint8 tensor indexed per batch, as net.c does); the
+#          tutorial way (float dataset, DataLoader(shuffle=True)) is printed too, slower
 #   sql    SELECT mnist_train(...) from a table in a throwaway cluster: the whole call (reading
 #          the 60k rows through SPI, training, storing the model), and the epoch alone as
 #          mnist_train reports it
@@ -127,7 +129,7 @@ sql_train() {
 
 # ---------------------------------------------------------------- one epoch, interleaved rounds
 echo "one epoch of the 60k rows, H=$HIDDEN, batch $BATCH, $ROUNDS rounds (machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
-c_all=() c_cpu=() t_all=() t_cpu=() s_all=() s_cpu=() e_all=()
+c_all=() c_cpu=() t_all=() t_cpu=() d_all=() d_cpu=() s_all=() s_cpu=() e_all=()
 for r in $(seq "$ROUNDS"); do
 	"$tmp/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
 	c_all+=("$(value epoch_best "$tmp/c.out")")
@@ -135,6 +137,8 @@ for r in $(seq "$ROUNDS"); do
 	/usr/bin/python3 "$root/bench/train_torch.py" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/t.out"
 	t_all+=("$(value epoch_best "$tmp/t.out")")
 	t_cpu+=("$(value epoch_cpu_best "$tmp/t.out")")
+	d_all+=("$(value dataloader_epoch_seconds "$tmp/t.out")")
+	d_cpu+=("$(value dataloader_epoch_cpu_seconds "$tmp/t.out")")
 	if [ -n "$sql_ok" ]; then
 		read -r _ call cpu epoch < <(sql_train bench_epoch 1 2>&1 | grep -o 'sqltime.*')
 		s_all+=("$call")
@@ -155,6 +159,7 @@ row() {
 printf '%-34s %8s %8s %8s  %8s %8s   %s\n' "" "wall s" "rows/s" "x torch" "cpu s" "x torch" \
 	"wall s of each round"
 row "PyTorch 1 thread (baseline)" "$t" "$tc" "${t_all[*]}"
+row "PyTorch with a DataLoader" "$(best "${d_all[@]}")" "$(best "${d_cpu[@]}")" "${d_all[*]}"
 row "net.c, data in memory" "$(best "${c_all[@]}")" "$(best "${c_cpu[@]}")" "${c_all[*]}"
 if [ -n "$sql_ok" ]; then
 	row "mnist_train: its epoch" "$(best "${e_all[@]}")" "" "${e_all[*]}"

@@ -645,9 +645,8 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	{
 		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
 
-		if (hid[j] != 0.0f)
-			for (k = 0; k < NET_OUTPUTS; k++)
-				z[k] += hid[j] * w[k];
+		for (k = 0; k < NET_OUTPUTS; k++)
+			z[k] += hid[j] * w[k];
 	}
 	if (logits)
 		memcpy(logits, z, sizeof(z));
