@@ -41,6 +41,11 @@ SELECT try($$SELECT mnist_train('t', '')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => NULL)$$);
 SELECT try($$SELECT mnist_train(NULL)$$);
 
+-- a read-only transaction is refused before any work
+BEGIN READ ONLY;
+SELECT try($$SELECT mnist_train('t', 'bad')$$);
+ROLLBACK;
+
 -- warm start from an unknown model or one of another shape
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'no_such_model')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'errors_ok', hidden_units => 64)$$);

@@ -12,6 +12,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/json.h"
@@ -57,6 +58,10 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 void
 train_options_validate(const TrainOptions *opt)
 {
+	/* fail now rather than after training when the model cannot be stored */
+	PreventCommandIfReadOnly("mnist_train()");
+	PreventCommandDuringRecovery("mnist_train()");
+
 	if (opt->model_name == NULL || opt->model_name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -28,7 +28,10 @@ typedef struct TrainSet
 	int64		capacity;
 } TrainSet;
 
-/* ERROR (22023) unless the hyperparameters are in range: call before reading a source. */
+/*
+ * ERROR unless the hyperparameters are in range (22023) and the transaction can store a model
+ * (not read-only, 25006): call before reading a source.
+ */
 extern void train_options_validate(const TrainOptions *opt);
 
 extern void trainset_init(TrainSet *set);
