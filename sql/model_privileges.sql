@@ -2,6 +2,11 @@
 -- source as the caller (SELECT privilege, row-level security, views, partitions).
 \set schema model_privileges
 \i sql/common/setup.psql
+-- (left over by an interrupted run?)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_mnist_user;
+DROP ROLE IF EXISTS regress_mnist_other;
+RESET client_min_messages;
 CREATE ROLE regress_mnist_user;
 GRANT USAGE ON SCHEMA model_privileges TO regress_mnist_user;
 
