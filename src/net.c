@@ -250,17 +250,50 @@ sparse_pixels(const uint8_t *pixels, int from, int to, uint32_t *idx, float *val
 	return count;
 }
 
+/*
+ * relu in place, and the mask of its gradient (d[i] = 0 where the unit was off): loops in
+ * fixed blocks with the values loaded unconditionally, so that they vectorise.
+ */
+#define RELU_ONE(x, i) \
+	do { float v_ = (x)[i]; (x)[i] = v_ > 0.0f ? v_ : 0.0f; } while (0)
+#define MASK_ONE(d, gate, i) \
+	do { float v_ = (d)[i]; (d)[i] = (gate)[i] > 0.0f ? v_ : 0.0f; } while (0)
+
+static void
+relu(float *x, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			RELU_ONE(x, i);
+	for (i = i0; i < n; i++)
+		RELU_ONE(x, i);
+}
+
+static void
+relu_mask(float *restrict d, const float *restrict gate, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			MASK_ONE(d, gate, i);
+	for (i = i0; i < n; i++)
+		MASK_ONE(d, gate, i);
+}
+
 /* First layer of one image: hid = relu(b1 + sum of its nonzero pixels' w1 rows, scaled). */
 static void
 hidden_layer(const MnistNet *net, const uint32_t *idx, const float *val, int count, float *hid)
 {
-	int			h = net->n_hidden,
-				j;
+	int			h = net->n_hidden;
 
 	memcpy(hid, net->b1, sizeof(float) * h);
 	accumulate_rows(hid, net->w1, h, idx, val, count);
-	for (j = 0; j < h; j++)
-		hid[j] = hid[j] > 0.0f ? hid[j] : 0.0f;
+	relu(hid, h);
 }
 
 /* Keras' Adam for one step: the coefficients shared by every parameter. */
@@ -502,8 +535,7 @@ first_layer_batch(NetTrainer *t, int n)
 	const MnistNet *net = t->net;
 	int			h = net->n_hidden;
 	int			r,
-				b,
-				j;
+				b;
 
 	for (r = 0; r < n; r++)
 		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
@@ -518,8 +550,7 @@ first_layer_batch(NetTrainer *t, int n)
 							t->row_val + c0, (int) (c1 - c0));
 		}
 	}
-	for (j = 0; j < n * h; j++)
-		t->hidden[j] = t->hidden[j] > 0.0f ? t->hidden[j] : 0.0f;
+	relu(t->hidden, (size_t) n * h);
 }
 
 void
@@ -578,8 +609,7 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h, NET_OUTPUTS,
 				1.0f, t->dlogits, NET_OUTPUTS, net->w2, NET_OUTPUTS, 0.0f, t->dhidden, h);
-	for (i = 0; i < n * h; i++)
-		t->dhidden[i] = t->hidden[i] > 0.0f ? t->dhidden[i] : 0.0f;
+	relu_mask(t->dhidden, t->hidden, (size_t) n * h);
 
 	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
 	for (r = 0; r < n; r++)
