@@ -264,6 +264,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	const char *pixels_column;
 	const char *label_column;
 	StringInfoData source;
+	struct timespec start;
 
 	for (int i = 0; i < lengthof(argnames); i++)
 		if (PG_ARGISNULL(i))
@@ -284,11 +285,16 @@ mnist_train(PG_FUNCTION_ARGS)
 
 	relname = source_relation_name(relid);
 	trainset_init(&set);
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source %s has no rows", relname)));
+	if (mnist_progress)
+		ereport(NOTICE,
+				(errmsg("read " INT64_FORMAT " rows of %s in %.2f s",
+						set.n, relname, seconds_since(&start))));
 
 	initStringInfo(&source);
 	appendStringInfoString(&source, "{\"table\": ");
