@@ -662,19 +662,28 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	float	   *hid = scratch;
 	float	   *val = scratch + h;
 	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
-	float		z[NET_OUTPUTS];
+	float		acc[NET_OUTPUTS],
+				z[NET_OUTPUTS];
 	int			j,
 				k;
 
 	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
-	memcpy(z, net->b2, sizeof(z));
+
+	/* the second layer in registers (acc is never addressed as a whole) */
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		acc[k] = net->b2[k];
 	for (j = 0; j < h; j++)
 	{
 		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
 
+#pragma GCC unroll 10
 		for (k = 0; k < NET_OUTPUTS; k++)
-			z[k] += hid[j] * w[k];
+			acc[k] += hid[j] * w[k];
 	}
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		z[k] = acc[k];
 	if (logits)
 		memcpy(logits, z, sizeof(z));
 	if (probs)
