@@ -6,7 +6,14 @@
 #ifndef MNIST_CDC_H
 #define MNIST_CDC_H
 
+#include <librdkafka/rdkafka.h>
+
 #include "access/htup.h"
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+#include "utils/snapshot.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -63,6 +70,57 @@ extern const char *cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, TupleDes
 extern void cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
 					   StringInfo out);
 
-/* Shared-memory request and worker registration helpers live in shipper.c. */
+/* State of the CDC worker in shared memory, shown by mnist_cdc_status(). */
+typedef struct CdcShared
+{
+	slock_t		mutex;
+	int			pid;			/* worker process, 0 when none */
+	char		state[32];		/* off, blocked, connecting, initial snapshot, streaming... */
+	uint64		produced;		/* messages enqueued to librdkafka */
+	uint64		acknowledged;	/* messages the broker acknowledged */
+	uint64		failed;			/* messages that failed delivery (sent again later) */
+	bool		broker_reachable;
+	XLogRecPtr	confirmed_lsn;	/* what the worker last confirmed to its slot */
+	char		last_error[256];
+	TimestampTz last_error_at;
+} CdcShared;
+
+extern CdcShared *CdcState;	/* NULL unless preloaded */
+
+/* A librdkafka producer with its topic handles, used by the worker and snapshots. */
+typedef struct CdcProducer
+{
+	rd_kafka_t *rk;
+	const char *prefix;			/* topic = prefix.schema.table */
+	HTAB	   *topics;			/* schema.table -> rd_kafka_topic_t */
+	char		last_name[2 * NAMEDATALEN + 2];
+	int			last_len;
+	rd_kafka_topic_t *last_rkt;
+	uint64		produced;
+	void		(*wait) (struct CdcProducer *p);	/* queue full: poll, then retry */
+} CdcProducer;
+
+/* Header values of one message. */
+typedef struct CdcHeaders
+{
+	const char *table;
+	int			table_len;
+	const char *lsn;
+	const char *txid;
+	const char *commit_time;	/* microseconds since the Unix epoch */
+	const char *op;				/* c insert, u update, r snapshot read */
+	const char *pk;
+	int			pk_len;			/* 0: no primary key header */
+} CdcHeaders;
+
+extern rd_kafka_topic_t *cdc_topic(CdcProducer *p, const char *name, int len);
+extern void cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
+						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
+extern uint64 cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,
+							 Snapshot snap, CdcHeaders *h, void *opaque);
+/* librdkafka log lines, served through log.queue by rd_kafka_poll in the calling thread. */
+extern void cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+extern void cdc_lsn_text(XLogRecPtr lsn, char *buf);
+extern void cdc_time_text(TimestampTz ts, char *buf);
 
 #endif							/* MNIST_CDC_H */
