@@ -834,9 +834,9 @@ create_slot_with_snapshot(void)
 		CHECK_FOR_INTERRUPTS();
 	}
 	ReplicationSlotPersist();
+	FreeDecodingContext(ctx);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	FreeDecodingContext(ctx);
 	confirmed_lsn = start;
 	ereport(LOG,
 			(errmsg("mnist_ml change data capture: initial snapshot done, " UINT64_FORMAT " rows acknowledged",
