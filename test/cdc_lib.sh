@@ -72,3 +72,24 @@ cdc_reset() {
 cdc_wait_state() {
 	wait_for "[ \"\$(q 'SELECT state FROM mnist_cdc_status')\" = '$1' ]" "$2" "worker state $1"
 }
+
+# cdc_staging SRC: an uncaptured table (name outside public.mnist_*) with the 10,000 digits,
+# from which a writer copies batches into a captured table.
+cdc_staging() {
+	q "DROP TABLE IF EXISTS $1"
+	cdc_load_digits "$1"
+}
+
+# cdc_writer SRC DST BATCHES PAUSE: copies SRC into DST in BATCHES transactions (ids in order),
+# PAUSE seconds apart; a failed batch (server down) is retried until it commits.
+cdc_writer() {
+	local src=$1 dst=$2 n=$3 pause=$4 i size
+	size=$(( ($(q "SELECT max(id) FROM $src") + n - 1) / n ))
+	for ((i = 0; i < n; i++)); do
+		until q "INSERT INTO $dst (label, pixels) SELECT label, pixels FROM $src
+			WHERE id > $((i * size)) AND id <= $(((i + 1) * size)) ORDER BY id" 2>/dev/null; do
+			sleep 0.5
+		done
+		sleep "$pause"
+	done
+}
