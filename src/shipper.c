@@ -701,7 +701,7 @@ plugin_not_allowed(void)
 	if (!SplitIdentifierString(copy, ',', &names))
 		return true;
 	foreach(lc, names)
-		if (strcmp(lfirst(lc), "mnist_ml") == 0 || strcmp(lfirst(lc), "*") == 0)
+		if (strcmp(lfirst(lc), "mnist_ml") == 0)
 			listed = true;
 	return !listed;
 }
@@ -922,7 +922,7 @@ cdc_worker_main(Datum arg)
 	while (plugin_not_allowed())
 	{
 		report_blocked("output plugin mnist_ml is not listed in output_plugin_libraries",
-					   "Add mnist_ml to output_plugin_libraries in postgresql.conf (for example output_plugin_libraries = 'pgoutput, test_decoding, mnist_ml') and reload.");
+					   "Add mnist_ml to output_plugin_libraries in postgresql.conf (output_plugin_libraries = 'pgoutput, test_decoding, mnist_ml') and reload.");
 		idle_wait(0);
 	}
 

@@ -54,6 +54,19 @@ check_eq "$(timeout 60 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e
 	10000 "snapshot reads carry op=r"
 check_topic_intact "$topic"
 
-cdc_reset cdc_tables
 q "DROP TABLE $t"
+
+# PostgreSQL 15.19+: without mnist_ml in output_plugin_libraries the worker says what to do
+if [ -n "$(q "SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'")" ]; then
+	at_exit "q 'ALTER SYSTEM RESET output_plugin_libraries' >/dev/null; q 'SELECT pg_reload_conf()' >/dev/null"
+	q "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding"
+	cdc_set cdc_tables 'public.mnist_cdc_none'
+	cdc_wait_state blocked 30
+	check_eq "$(q 'SELECT last_error FROM mnist_cdc_status')" \
+		"output plugin mnist_ml is not listed in output_plugin_libraries" "status names the missing setting"
+	check_eq "$(grep -c 'HINT:  Add mnist_ml to output_plugin_libraries' "$HARNESS_PG_LOG")" 1 \
+		"the log gives the fix"
+	q "ALTER SYSTEM RESET output_plugin_libraries"
+fi
+cdc_reset cdc_tables
 cdc_wait_state streaming 60
