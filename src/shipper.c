@@ -442,6 +442,8 @@ confirm(XLogRecPtr lsn)
 	if (lsn <= confirmed_lsn)
 		return;
 	LogicalConfirmReceivedLocation(lsn);
+	/* so that any checkpoint, including the shutdown one, saves it */
+	ReplicationSlotMarkDirty();
 	confirmed_lsn = lsn;
 }
 
@@ -515,14 +517,13 @@ service(bool idle)
 
 	ring_advance(idle);
 
-	/* persist the confirmed position about once a second: fewer duplicates after a crash */
+	/* save the confirmed position about once a second: fewer duplicates after a crash */
 	if (confirmed_lsn > last_saved_lsn)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
 		if (TimestampDifferenceExceeds(last_saved_at, now, 1000))
 		{
-			ReplicationSlotMarkDirty();
 			ReplicationSlotSave();
 			last_saved_lsn = confirmed_lsn;
 			last_saved_at = now;

@@ -70,6 +70,20 @@ case $out in
 *) fail "mnist_cdc_snapshot on a table without pixels: $out" ;;
 esac
 
+# the output plugin on its own through the replication protocol (pg_recvlogical -P mnist_ml)
+slot=cdc_stream_recvlogical
+pg_recvlogical -d "$PGDATABASE" --slot $slot --create-slot -P mnist_ml || fail "create $slot"
+q "INSERT INTO $t (label, pixels) SELECT label, pixels FROM $t WHERE id <= 5"
+timeout 5 pg_recvlogical -d "$PGDATABASE" --slot $slot --start -o tables=public.$t \
+	-o include-transaction=on -f "$TEST_TMP/recvlogical.out" 2>/dev/null
+pg_recvlogical -d "$PGDATABASE" --slot $slot --drop-slot || fail "drop $slot"
+check_eq "$(awk -F'\t' 'NR == 1 { b = $0 ~ /^BEGIN [0-9]+$/ } NR > 1 && NR < 7 && $1 == "public.'$t'" { n++ } END { print b, n, $0 ~ /^COMMIT [0-9]+$/ }' "$TEST_TMP/recvlogical.out")" \
+	"1 5 1" "pg_recvlogical -P mnist_ml: BEGIN, 5 rows, COMMIT"
+q "SELECT label || E'\t' || (SELECT string_agg(get_byte(pixels, i)::text, ',' ORDER BY i) FROM generate_series(0, 783) i)
+	FROM $t WHERE id <= 5 ORDER BY id" >"$TEST_TMP/recvlogical.expected"
+check_eq "$(sed -n '2,6p' "$TEST_TMP/recvlogical.out" | cut -f2,3 | md5sum)" "$(md5sum <"$TEST_TMP/recvlogical.expected")" \
+	"pg_recvlogical -P mnist_ml: keys and values equal the rows"
+
 check_topic_intact "$topic"
 check_topic_intact "tf.public.$other"
 q "DROP TABLE $t, $other, cdc_stream_nopix"
