@@ -368,9 +368,9 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	uint64		seq = (uint64) (uintptr_t) msg->_private;
 
-	ring[seq & ring_mask].outstanding--;
 	if (msg->err)
 	{
+		/* the transaction stays unacknowledged: never confirmed, sent again on restart */
 		n_failed++;
 		delivery_failed = true;
 		last_kafka_err = msg->err;
@@ -379,6 +379,7 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	}
 	else
 	{
+		ring[seq & ring_mask].outstanding--;
 		n_acked++;
 		broker_reachable = true;
 	}
