@@ -349,6 +349,11 @@ static XLogRecPtr last_saved_lsn = InvalidXLogRecPtr;
 static TimestampTz last_saved_at = 0;
 static TimestampTz last_wal_at = 0;
 
+/* counters of earlier workers since server start, continued by this one */
+static uint64 base_produced = 0;
+static uint64 base_acked = 0;
+static uint64 base_failed = 0;
+
 /* counters and errors recorded by librdkafka callbacks (plain memory only) */
 static uint64 n_acked = 0;
 static uint64 n_failed = 0;
@@ -532,9 +537,9 @@ service(bool idle)
 	}
 
 	SpinLockAcquire(&CdcState->mutex);
-	CdcState->produced = producer.produced;
-	CdcState->acknowledged = n_acked;
-	CdcState->failed = n_failed;
+	CdcState->produced = base_produced + producer.produced;
+	CdcState->acknowledged = base_acked + n_acked;
+	CdcState->failed = base_failed + n_failed;
 	CdcState->broker_reachable = broker_reachable;
 	CdcState->confirmed_lsn = confirmed_lsn;
 	SpinLockRelease(&CdcState->mutex);
@@ -912,6 +917,9 @@ cdc_worker_main(Datum arg)
 
 	SpinLockAcquire(&CdcState->mutex);
 	CdcState->pid = MyProcPid;
+	base_produced = CdcState->produced;
+	base_acked = CdcState->acknowledged;
+	base_failed = CdcState->failed;
 	SpinLockRelease(&CdcState->mutex);
 	on_shmem_exit(worker_exit, (Datum) 0);
 

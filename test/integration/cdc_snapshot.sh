@@ -13,8 +13,11 @@ broker_create_topic "$topic" 16 || fail "create $topic"
 cdc_wait_state streaming 60
 
 # CDC off: the worker idles and lets the slot go; drop the slot
+acked0=$(q "SELECT acknowledged FROM mnist_cdc_status")
 cdc_set cdc_tables ''
 cdc_wait_state off 30
+check_eq "$(q "SELECT acknowledged >= $acked0 AND acknowledged > 0 FROM mnist_cdc_status")" t \
+	"status counters survive a worker restart"
 check_eq "$(q 'SELECT mnist_cdc_drop_slot()')" t "mnist_cdc_drop_slot drops the idle slot"
 check_eq "$(q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'mnist_ml_cdc'")" 0 \
 	"no slot left"
