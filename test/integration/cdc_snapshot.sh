@@ -16,7 +16,7 @@ cdc_wait_state streaming 60
 acked0=$(q "SELECT acknowledged FROM mnist_cdc_status")
 cdc_set cdc_tables ''
 cdc_wait_state off 30
-check_eq "$(q "SELECT acknowledged >= $acked0 AND acknowledged > 0 FROM mnist_cdc_status")" t \
+check_eq "$(q "SELECT acknowledged >= $acked0 FROM mnist_cdc_status")" t \
 	"status counters survive a worker restart"
 check_eq "$(q 'SELECT mnist_cdc_drop_slot()')" t "mnist_cdc_drop_slot drops the idle slot"
 check_eq "$(q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'mnist_ml_cdc'")" 0 \
