@@ -51,6 +51,14 @@ INSERT INTO cdc_dec_img (label, pixels) VALUES (1, '\x0102'), (NULL, cdc_dec_pix
 \setenv PGDATABASE :DBNAME
 \! psql -X -qAt -c "SELECT left(data, 24) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL)" 2>&1 | sed -E 's#at [0-9A-F]+/[0-9A-F]+#at LSN#'
 
+-- decisions follow DDL inside one decoding session (relcache invalidation)
+INSERT INTO cdc_dec_pk VALUES (2, 'y', 1, cdc_dec_pixels(1));
+ALTER TABLE cdc_dec_pk RENAME COLUMN label TO digit;
+INSERT INTO cdc_dec_pk VALUES (3, 'z', 2, cdc_dec_pixels(1));
+ALTER TABLE cdc_dec_pk RENAME COLUMN digit TO label;
+INSERT INTO cdc_dec_pk VALUES (4, 'w', 3, cdc_dec_pixels(1));
+SELECT left(data, 22) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
+
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 
