@@ -206,7 +206,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	if (delivery.failed > 0 || delivery.acked != sent)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("Kafka acknowledged " UINT64_FORMAT " of " UINT64_FORMAT " snapshot messages of %s",
+				 errmsg("the Kafka broker acknowledged " UINT64_FORMAT " of " UINT64_FORMAT " snapshot messages of %s",
 						delivery.acked, sent, info.name),
 				 delivery.err ? errdetail("%s", rd_kafka_err2str(delivery.err)) : 0));
 	PG_RETURN_INT64((int64) sent);

@@ -517,7 +517,7 @@ service(bool idle)
 	if (delivery_failed)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("Kafka did not accept a change data capture message: %s",
+				 errmsg("the Kafka broker did not accept a change data capture message: %s",
 						rd_kafka_err2str(last_kafka_err)),
 				 errdetail("The worker restarts and sends again from the last acknowledged transaction.")));
 
