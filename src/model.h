@@ -19,7 +19,27 @@ typedef struct MnistModel
 /*
  * The newest model of that name (highest id), decoded once and cached per backend.  A newer
  * model stored by any session is seen by the next statement.  ERROR if there is none.
+ * The result stays valid at least until the end of the current transaction.
  */
 extern MnistModel *mnist_model_get(const char *name);
+
+/* The weights bytea of a net (with its Adam state when net->adam_m is not NULL). */
+extern bytea *mnist_weights_encode(const MnistNet *net);
+
+/*
+ * Validates a weights bytea and decodes it into net (palloc'd in CurrentMemoryContext);
+ * with_adam also allocates Adam state (zero when the bytea has none).  ERROR when corrupted.
+ */
+extern void mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam);
+
+/* The weights of the newest model of that name (a copy), and its id.  ERROR if none. */
+extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);
+
+/*
+ * Inserts a model row (as the owner of mnist_models) and returns its id.  hyperparameters
+ * and metrics are JSON object texts.
+ */
+extern int64 mnist_model_store(const char *name, const char *hyperparameters,
+							   const char *metrics, bytea *weights);
 
 #endif							/* MNIST_MODEL_H */

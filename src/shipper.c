@@ -1,13 +1,951 @@
 /*
  * shipper.c
- *		The change data capture worker: streams its logical slot to Kafka.
+ *		The change data capture worker: streams its logical slot of the mnist_ml output
+ *		plugin to Kafka with librdkafka, at least once and nothing lost.
+ *
+ * The worker decodes WAL itself (CreateDecodingContext and an XLogReader loop, like
+ * pg_logical_slot_get_changes but continuous), produces one message per row record of the
+ * plugin (option shipper: records carry operation and primary key, BEGIN carries the commit
+ * time) and confirms to the slot only the commit LSN of transactions whose every message
+ * the broker acknowledged.  In-flight transactions sit in commit order in a ring; delivery
+ * reports (served by rd_kafka_poll in this thread) only count down their entries.  When the
+ * ring is empty, everything read so far is done, so the slot is confirmed up to the reader's
+ * position: tables without traffic do not pin WAL.
+ *
+ * On first start the worker creates the slot (ephemeral until the initial snapshot is fully
+ * acknowledged, so a crash mid-snapshot drops the slot and redoes the snapshot), reads the
+ * captured tables in the slot's initial snapshot and then streams from the slot's
+ * consistent point, without gap.
+ *
+ * The same producer code serves mnist_cdc_snapshot() in ordinary backends (cdc_sql.c).
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
+#include "access/heapam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogutils.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+#include "replication/snapbuild.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "cdc.h"
+#include "kafka_conf.h"
 #include "mnist_ml.h"
+#include "pixels_csv.h"
+
+PGDLLEXPORT void cdc_worker_main(Datum arg);
+
+CdcShared  *CdcState = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* ---- shared memory and registration ---- */
+
+static void
+cdc_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(CdcShared)));
+}
+
+static void
+cdc_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	CdcState = ShmemInitStruct("mnist_ml cdc", sizeof(CdcShared), &found);
+	if (!found)
+	{
+		memset(CdcState, 0, sizeof(CdcShared));
+		SpinLockInit(&CdcState->mutex);
+		strlcpy(CdcState->state, "starting", sizeof(CdcState->state));
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
 
 /* Registers the worker and its shared memory; called from _PG_init when preloaded. */
 void
 cdc_register(void)
 {
+	BackgroundWorker worker;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = cdc_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = cdc_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 2;
+	strlcpy(worker.bgw_library_name, "mnist_ml", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "cdc_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "mnist_ml change data capture", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "mnist_ml cdc", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Publishes the worker's state word. */
+static void
+cdc_set_state(const char *state)
+{
+	SpinLockAcquire(&CdcState->mutex);
+	strlcpy(CdcState->state, state, sizeof(CdcState->state));
+	SpinLockRelease(&CdcState->mutex);
+}
+
+/* Records the last error shown by mnist_cdc_status (never a secret: callers see to it). */
+static void
+cdc_set_error(const char *msg)
+{
+	SpinLockAcquire(&CdcState->mutex);
+	strlcpy(CdcState->last_error, msg, sizeof(CdcState->last_error));
+	CdcState->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&CdcState->mutex);
+}
+
+/* ---- producing: shared by the worker and mnist_cdc_snapshot() ---- */
+
+typedef struct TopicEntry
+{
+	char		name[2 * NAMEDATALEN + 2];	/* schema.table, hash key */
+	rd_kafka_topic_t *rkt;
+} TopicEntry;
+
+/* The topic handle of table name (schema.table), created on first use. */
+rd_kafka_topic_t *
+cdc_topic(CdcProducer *p, const char *name, int len)
+{
+	char		key[2 * NAMEDATALEN + 2];
+	TopicEntry *entry;
+	bool		found;
+
+	if (p->last_rkt && len == p->last_len && memcmp(name, p->last_name, len) == 0)
+		return p->last_rkt;
+	if (len >= sizeof(key))
+		elog(ERROR, "table name too long: %.*s", len, name);
+	if (p->topics == NULL)
+	{
+		HASHCTL		hctl;
+
+		hctl.keysize = sizeof(key);
+		hctl.entrysize = sizeof(TopicEntry);
+		p->topics = hash_create("mnist_ml topics", 16, &hctl, HASH_ELEM | HASH_STRINGS);
+	}
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, len);
+	entry = hash_search(p->topics, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		char	   *topic = psprintf("%s.%s", p->prefix, key);
+
+		entry->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+		if (entry->rkt == NULL)
+		{
+			hash_search(p->topics, key, HASH_REMOVE, NULL);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("invalid Kafka topic name \"%s\"", topic),
+					 errdetail("%s", rd_kafka_err2str(rd_kafka_last_error()))));
+		}
+		pfree(topic);
+	}
+	memcpy(p->last_name, key, len);
+	p->last_len = len;
+	p->last_rkt = entry->rkt;
+	return entry->rkt;
+}
+
+/*
+ * Enqueues one message with its headers.  When librdkafka's bounded queue is full, waits
+ * through p->wait (which polls for delivery reports) and retries.
+ */
+void
+cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
+			const char *value, size_t valuelen, const CdcHeaders *h, void *opaque)
+{
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
+	rd_kafka_resp_err_t err;
+
+	rd_kafka_header_add(hdrs, "table", 5, h->table, h->table_len);
+	rd_kafka_header_add(hdrs, "lsn", 3, h->lsn, -1);
+	rd_kafka_header_add(hdrs, "txid", 4, h->txid, -1);
+	rd_kafka_header_add(hdrs, "commit_time", 11, h->commit_time, -1);
+	rd_kafka_header_add(hdrs, "op", 2, h->op, 1);
+	if (h->pk_len > 0)
+		rd_kafka_header_add(hdrs, "pk", 2, h->pk, h->pk_len);
+
+	for (;;)
+	{
+		err = rd_kafka_producev(p->rk,
+								RD_KAFKA_V_RKT(rkt),
+								RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_KEY(key, keylen),
+								RD_KAFKA_V_VALUE((void *) value, valuelen),
+								RD_KAFKA_V_HEADERS(hdrs),
+								RD_KAFKA_V_OPAQUE(opaque),
+								RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		{
+			rd_kafka_headers_destroy(hdrs);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not produce to Kafka topic \"%s\": %s",
+							rd_kafka_topic_name(rkt), rd_kafka_err2str(err))));
+		}
+		p->wait(p);
+	}
+	p->produced++;
+}
+
+/* Header text of an LSN, a commit time (microseconds since the Unix epoch). */
+void
+cdc_lsn_text(XLogRecPtr lsn, char *buf)
+{
+	snprintf(buf, 32, "%X/%X", LSN_FORMAT_ARGS(lsn));
+}
+
+void
+cdc_time_text(TimestampTz ts, char *buf)
+{
+	int64		unix_us = ts + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	snprintf(buf, 32, INT64_FORMAT, unix_us);
+}
+
+/*
+ * Sends every row of rel visible to snap as a snapshot read (operation "r").  Rows that
+ * cannot be sent get a WARNING.  Returns the number of messages enqueued.
+ */
+uint64
+cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot snap,
+			   CdcHeaders *h, void *opaque)
+{
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	rd_kafka_topic_t *rkt = cdc_topic(p, info->name, info->name_len);
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml snapshot row",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	StringInfoData pk;
+	char		value[PIXELS_CSV_MAX];
+	uint64		sent = 0;
+
+	h->table = info->name;
+	h->table_len = info->name_len;
+	h->op = "r";
+	initStringInfo(&pk);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free;
+		HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		const char *problem;
+		int			label;
+		const uint8 *pixels;
+		char		key;
+
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(row_cxt);
+		problem = cdc_row_get(info, tuple, desc, &label, &pixels);
+		if (problem)
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("mnist_ml: skipped a row of %s in snapshot at %s: %s",
+							info->name, h->lsn, problem)));
+		else
+		{
+			size_t		len = pixels_csv_encode(pixels, value);
+
+			key = '0' + label;
+			resetStringInfo(&pk);
+			cdc_row_pk(info, tuple, desc, &pk);
+			h->pk = pk.data;
+			h->pk_len = pk.len;
+			cdc_produce(p, rkt, &key, 1, value, len, h, opaque);
+			sent++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		if (should_free)
+			heap_freetuple(tuple);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(row_cxt);
+	pfree(pk.data);
+	return sent;
+}
+
+/* ---- the worker ---- */
+
+/* One transaction (or the initial snapshot) whose messages are in flight. */
+typedef struct RingTxn
+{
+	XLogRecPtr	end_lsn;		/* confirm this once everything is acknowledged */
+	int64		outstanding;	/* messages not yet acknowledged */
+	bool		committed;		/* all its messages are enqueued */
+} RingTxn;
+
+/* Settings the worker runs with; a SIGHUP that changes them restarts the worker. */
+typedef struct WorkerSettings
+{
+	char	   *servers;
+	char	   *tables;
+	char	   *database;
+	char	   *prefix;
+	char	   *properties;
+} WorkerSettings;
+
+static WorkerSettings running;
+static CdcProducer producer;
+static LogicalDecodingContext *decoding_ctx = NULL;
+
+static RingTxn *ring = NULL;
+static uint64 ring_mask = 0;
+static uint64 ring_head = 0;	/* oldest unconfirmed transaction */
+static uint64 ring_tail = 0;	/* next transaction */
+static uint64 cur_seq = 0;		/* transaction being decoded */
+static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
+static XLogRecPtr last_saved_lsn = InvalidXLogRecPtr;
+static TimestampTz last_wal_at = 0;
+
+/* counters and errors recorded by librdkafka callbacks (plain memory only) */
+static uint64 n_acked = 0;
+static uint64 n_failed = 0;
+static bool delivery_failed = false;
+static rd_kafka_resp_err_t last_kafka_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+static char last_kafka_reason[256];
+static bool kafka_error_pending = false;
+static bool broker_reachable = false;
+
+/* current transaction's header texts */
+static char cur_txid[16];
+static char cur_time[32];
+
+/* Delivery report: count down the message's transaction; nothing else. */
+static void
+worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	uint64		seq = (uint64) (uintptr_t) msg->_private;
+
+	ring[seq & ring_mask].outstanding--;
+	if (msg->err)
+	{
+		n_failed++;
+		delivery_failed = true;
+		last_kafka_err = msg->err;
+		strlcpy(last_kafka_reason, rd_kafka_err2str(msg->err), sizeof(last_kafka_reason));
+		kafka_error_pending = true;
+	}
+	else
+	{
+		n_acked++;
+		broker_reachable = true;
+	}
+}
+
+/* Error callback: record only. */
+static void
+worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	last_kafka_err = err;
+	strlcpy(last_kafka_reason, reason, sizeof(last_kafka_reason));
+	kafka_error_pending = true;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+		err == RD_KAFKA_RESP_ERR__RESOLVE)
+		broker_reachable = false;
+}
+
+/* librdkafka log lines, delivered through log.queue inside rd_kafka_poll in this thread. */
+void
+cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	ereport(level <= 3 ? WARNING : LOG,
+			(errmsg_internal("mnist_ml cdc: librdkafka %s: %s", fac, buf)));
+}
+
+/* Grows the ring (never while librdkafka callbacks can run: we are not inside a poll). */
+static void
+ring_grow(void)
+{
+	uint64		newsize = ring ? (ring_mask + 1) * 2 : 1024;
+	RingTxn    *newring = MemoryContextAllocZero(TopMemoryContext, newsize * sizeof(RingTxn));
+	uint64		seq;
+
+	for (seq = ring_head; seq < ring_tail; seq++)
+		newring[seq & (newsize - 1)] = ring[seq & ring_mask];
+	if (ring)
+		pfree(ring);
+	ring = newring;
+	ring_mask = newsize - 1;
+}
+
+/* Starts a ring entry for a transaction about to produce messages. */
+static uint64
+ring_push(void)
+{
+	RingTxn    *t;
+
+	if (ring == NULL || ring_tail - ring_head > ring_mask)
+		ring_grow();
+	t = &ring[ring_tail & ring_mask];
+	t->end_lsn = InvalidXLogRecPtr;
+	t->outstanding = 0;
+	t->committed = false;
+	return ring_tail++;
+}
+
+/* Confirms lsn to the slot if it moves the confirmed position forward. */
+static void
+confirm(XLogRecPtr lsn)
+{
+	if (lsn <= confirmed_lsn)
+		return;
+	LogicalConfirmReceivedLocation(lsn);
+	confirmed_lsn = lsn;
+}
+
+/* Pops fully acknowledged transactions in commit order and confirms the last one. */
+static void
+ring_advance(bool idle)
+{
+	XLogRecPtr	upto = InvalidXLogRecPtr;
+
+	while (ring_head < ring_tail)
+	{
+		RingTxn    *t = &ring[ring_head & ring_mask];
+
+		if (!t->committed || t->outstanding > 0)
+			break;
+		upto = t->end_lsn;
+		ring_head++;
+	}
+	if (upto != InvalidXLogRecPtr)
+		confirm(upto);
+
+	/* nothing in flight: everything read so far is done (no WAL pinned by idle tables) */
+	if (idle && ring_head == ring_tail && decoding_ctx != NULL)
+		confirm(decoding_ctx->reader->EndRecPtr);
+}
+
+/* Exits (to be restarted) when a setting the worker depends on changed. */
+static void
+check_settings(void)
+{
+	if (!ConfigReloadPending)
+		return;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (strcmp(running.servers, mnist_kafka_bootstrap_servers) != 0 ||
+		strcmp(running.tables, mnist_cdc_tables) != 0 ||
+		strcmp(running.database, mnist_cdc_database) != 0 ||
+		strcmp(running.prefix, mnist_topic_prefix) != 0 ||
+		strcmp(running.properties, mnist_kafka_properties) != 0)
+	{
+		ereport(LOG,
+				(errmsg("mnist_ml change data capture settings changed, restarting the worker")));
+		proc_exit(1);
+	}
+}
+
+/*
+ * Serves librdkafka (delivery reports, logs, errors), confirms what is acknowledged and
+ * publishes counters.  idle: called between records (nothing half-decoded).
+ */
+static void
+service(bool idle)
+{
+	rd_kafka_poll(producer.rk, 0);
+
+	if (kafka_error_pending)
+	{
+		char		msg[300];
+
+		kafka_error_pending = false;
+		snprintf(msg, sizeof(msg), "Kafka: %s", last_kafka_reason);
+		cdc_set_error(msg);
+		ereport(LOG, (errmsg("mnist_ml change data capture: %s", msg)));
+	}
+	if (delivery_failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Kafka did not accept a change data capture message: %s",
+						rd_kafka_err2str(last_kafka_err)),
+				 errdetail("The worker restarts and sends again from the last acknowledged transaction.")));
+
+	ring_advance(idle);
+
+	/* have checkpoints persist the confirmed position now and then */
+	if (confirmed_lsn > last_saved_lsn + 16 * 1024 * 1024 ||
+		(confirmed_lsn > last_saved_lsn && ring_head == ring_tail))
+	{
+		ReplicationSlotMarkDirty();
+		last_saved_lsn = confirmed_lsn;
+	}
+
+	SpinLockAcquire(&CdcState->mutex);
+	CdcState->produced = producer.produced;
+	CdcState->acknowledged = n_acked;
+	CdcState->failed = n_failed;
+	CdcState->broker_reachable = broker_reachable;
+	CdcState->confirmed_lsn = confirmed_lsn;
+	SpinLockRelease(&CdcState->mutex);
+
+	check_settings();
+}
+
+/* Waits for the queue to drain a little (CdcProducer.wait of the worker). */
+static void
+worker_queue_wait(CdcProducer *p)
+{
+	rd_kafka_poll(p->rk, 50);
+	service(false);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Page reader: like read_local_xlog_page, but while WAL is not there yet it serves Kafka
+ * and waits on the latch instead of sleeping blindly.
+ */
+static int
+cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
+			  XLogRecPtr targetRecPtr, char *cur_page)
+{
+	for (;;)
+	{
+		XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+		TimestampTz now;
+		long		wait_ms;
+
+		if (targetPagePtr + reqLen <= flushed)
+			break;
+		service(true);
+		/* a short wait after recent WAL, longer when idle: no WAL flush wakes us */
+		now = GetCurrentTimestamp();
+		wait_ms = TimestampDifferenceExceeds(last_wal_at, now, 1000) ? 10 : 1;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	last_wal_at = GetCurrentTimestamp();
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr, cur_page);
+}
+
+static void
+cdc_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
+				  bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+/* Turns one record of the plugin (shipper option) into Kafka messages and ring entries. */
+static void
+cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool last_write)
+{
+	char	   *d = ctx->out->data;
+	int			len = ctx->out->len;
+	char	   *end = d + len;
+	char	   *f[5];
+	int			n;
+	char		lsn_text[32];
+	CdcHeaders	h;
+
+	if (memchr(d, '\t', len) == NULL)
+	{
+		if (strncmp(d, "BEGIN ", 6) == 0)
+		{
+			unsigned int x;
+			long long	ts;
+
+			if (sscanf(d + 6, "%u %lld", &x, &ts) != 2)
+				elog(ERROR, "unexpected record from output plugin: %s", d);
+			snprintf(cur_txid, sizeof(cur_txid), "%u", x);
+			cdc_time_text((TimestampTz) ts, cur_time);
+			cur_seq = ring_push();
+		}
+		else if (strncmp(d, "COMMIT ", 7) == 0)
+		{
+			RingTxn    *t = &ring[cur_seq & ring_mask];
+
+			t->end_lsn = lsn;
+			t->committed = true;
+		}
+		return;
+	}
+
+	/* schema.table, key, value, operation, primary key */
+	f[0] = d;
+	for (n = 1; n < 5; n++)
+	{
+		char	   *tab = memchr(f[n - 1], '\t', end - f[n - 1]);
+
+		if (tab == NULL)
+			elog(ERROR, "unexpected record from output plugin");
+		f[n] = tab + 1;
+	}
+	cdc_lsn_text(lsn, lsn_text);
+	h.table = f[0];
+	h.table_len = f[1] - f[0] - 1;
+	h.lsn = lsn_text;
+	h.txid = cur_txid;
+	h.commit_time = cur_time;
+	h.op = f[3];
+	h.pk = f[4];
+	h.pk_len = end - f[4];
+	cdc_produce(&producer, cdc_topic(&producer, f[0], h.table_len),
+				f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
+				(void *) (uintptr_t) cur_seq);
+	ring[cur_seq & ring_mask].outstanding++;
+}
+
+/* True when change data capture is configured on. */
+static bool
+cdc_enabled(void)
+{
+	return mnist_kafka_bootstrap_servers[0] != '\0' && mnist_cdc_tables[0] != '\0';
+}
+
+/* Idles until a SIGHUP (or timeout_ms, when positive). */
+static void
+idle_wait(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch,
+					 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms > 0 ? WL_TIMEOUT : 0),
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Reports a condition that keeps CDC from running, once per distinct message. */
+static void
+report_blocked(const char *msg, const char *hint)
+{
+	static char last[256];
+
+	cdc_set_state("blocked");
+	if (strcmp(last, msg) == 0)
+		return;
+	strlcpy(last, msg, sizeof(last));
+	cdc_set_error(msg);
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("mnist_ml change data capture cannot run: %s", msg),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* True when the server needs mnist_ml in output_plugin_libraries and it is missing there. */
+static bool
+plugin_not_allowed(void)
+{
+	const char *libs = GetConfigOption("output_plugin_libraries", true, false);
+	char	   *copy;
+	List	   *names;
+	ListCell   *lc;
+	bool		listed = false;
+
+	if (libs == NULL)
+		return false;			/* server older than 15.19: every plugin loads */
+	copy = pstrdup(libs);
+	if (!SplitIdentifierString(copy, ',', &names))
+		return true;
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), "mnist_ml") == 0 || strcmp(lfirst(lc), "*") == 0)
+			listed = true;
+	return !listed;
+}
+
+/* The plugin options the worker decodes with. */
+static List *
+worker_plugin_options(void)
+{
+	return list_make2(makeDefElem("tables", (Node *) makeString(running.tables), -1),
+					  makeDefElem("shipper", (Node *) makeString("on"), -1));
+}
+
+/* Creates the librdkafka producer of the worker. */
+static void
+create_producer(void)
+{
+	rd_kafka_conf_t *conf = mnist_kafka_conf(NULL);
+	char		errstr[512];
+
+	mnist_kafka_conf_set(conf, "client.id", "mnist_ml-cdc");
+	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
+	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
+	if (strstr(running.properties, "linger.ms") == NULL &&
+		strstr(running.properties, "queue.buffering.max.ms") == NULL)
+		mnist_kafka_conf_set(conf, "linger.ms", "5");
+	if (strstr(running.properties, "queue.buffering.max.messages") == NULL)
+		mnist_kafka_conf_set(conf, "queue.buffering.max.messages", "20000");
+	if (strstr(running.properties, "queue.buffering.max.kbytes") == NULL)
+		mnist_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
+	mnist_kafka_conf_set(conf, "log.queue", "true");
+	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
+	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
+	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
+
+	memset(&producer, 0, sizeof(producer));
+	producer.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (producer.rk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create Kafka producer: %s", errstr)));
+	rd_kafka_set_log_queue(producer.rk, NULL);
+	producer.prefix = running.prefix;
+	producer.wait = worker_queue_wait;
+}
+
+/*
+ * Creates the slot and sends the captured tables' rows as of its consistent point.  The slot
+ * stays ephemeral (dropped by a crash) until the snapshot is fully acknowledged.
+ */
+static void
+create_slot_with_snapshot(void)
+{
+	LogicalDecodingContext *ctx;
+	Snapshot	snap;
+	XLogRecPtr	start;
+	CdcOptions	opts;
+	CdcHeaders	h;
+	char		lsn_text[32];
+	char		txid_text[16];
+	char		time_text[32];
+	uint64		seq;
+	uint64		total = 0;
+	int			ret;
+	uint64		i;
+
+	cdc_set_state("creating slot");
+	StartTransactionCommand();
+	XactIsoLevel = XACT_REPEATABLE_READ;
+	CheckLogicalDecodingRequirements();
+	ReplicationSlotCreate(CDC_SLOT_NAME, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext("mnist_ml", NIL, true, InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									cdc_prepare_write, cdc_write, NULL);
+	DecodingContextFindStartpoint(ctx);
+	start = MyReplicationSlot->data.confirmed_flush;
+	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
+	RestoreTransactionSnapshot(snap, MyProc);
+	snap = GetTransactionSnapshot();
+	PushActiveSnapshot(snap);
+
+	cdc_set_state("initial snapshot");
+	ereport(LOG,
+			(errmsg("mnist_ml change data capture: created slot \"%s\" at %X/%X, sending the initial snapshot",
+					CDC_SLOT_NAME, LSN_FORMAT_ARGS(start))));
+
+	cdc_parse_options(worker_plugin_options(), &opts);
+	cdc_lsn_text(start, lsn_text);
+	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
+	cdc_time_text(GetCurrentTimestamp(), time_text);
+	h.lsn = lsn_text;
+	h.txid = txid_text;
+	h.commit_time = time_text;
+	seq = ring_push();
+
+	SPI_connect();
+	ret = SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c "
+					  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+					  "WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+					  "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+					  "AND n.nspname !~ '^pg_toast' ORDER BY c.oid", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not list tables for the initial snapshot");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		Relation	rel = table_open(relid, AccessShareLock);
+		CdcRelInfo	info;
+
+		memset(&info, 0, sizeof(info));
+		cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+		if (info.captured)
+		{
+			uint64		n = cdc_send_table(&producer, rel, &info, snap, &h,
+										   (void *) (uintptr_t) seq);
+
+			ring[seq & ring_mask].outstanding += n;
+			total += n;
+			ereport(LOG,
+					(errmsg("mnist_ml change data capture: initial snapshot of %s: " UINT64_FORMAT " rows",
+							info.name, n)));
+		}
+		table_close(rel, AccessShareLock);
+	}
+	SPI_finish();
+
+	/* wait until the broker has acknowledged the whole snapshot, then keep the slot */
+	ring[seq & ring_mask].end_lsn = start;
+	ring[seq & ring_mask].committed = true;
+	while (ring_head < ring_tail)
+	{
+		rd_kafka_poll(producer.rk, 100);
+		service(false);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ReplicationSlotPersist();
+	FreeDecodingContext(ctx);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	confirmed_lsn = start;
+	ereport(LOG,
+			(errmsg("mnist_ml change data capture: initial snapshot done, " UINT64_FORMAT " rows acknowledged",
+					total)));
+}
+
+/* Streams the slot to Kafka until the worker exits. */
+static void
+stream(void)
+{
+	XLogRecPtr	restart;
+	int			n = 0;
+
+	decoding_ctx = CreateDecodingContext(InvalidXLogRecPtr, worker_plugin_options(), false,
+										 XL_ROUTINE(.page_read = cdc_page_read,
+													.segment_open = wal_segment_open,
+													.segment_close = wal_segment_close),
+										 cdc_prepare_write, cdc_write, NULL);
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	restart = MyReplicationSlot->data.restart_lsn;
+	confirmed_lsn = MyReplicationSlot->data.confirmed_flush;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	last_saved_lsn = confirmed_lsn;
+	XLogBeginRead(decoding_ctx->reader, restart);
+
+	cdc_set_state("streaming");
+	ereport(LOG,
+			(errmsg("mnist_ml change data capture: streaming slot \"%s\" from %X/%X to %s",
+					CDC_SLOT_NAME, LSN_FORMAT_ARGS(confirmed_lsn), running.servers)));
+	for (;;)
+	{
+		XLogRecord *record;
+		char	   *errm = NULL;
+
+		record = XLogReadRecord(decoding_ctx->reader, &errm);
+		if (errm)
+			elog(ERROR, "could not read WAL for change data capture: %s", errm);
+		if (record != NULL)
+			LogicalDecodingProcessRecord(decoding_ctx, decoding_ctx->reader);
+		if (++n % 64 == 0)
+			service(true);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Marks the worker gone in shared memory. */
+static void
+worker_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&CdcState->mutex);
+	CdcState->pid = 0;
+	strlcpy(CdcState->state, "stopped", sizeof(CdcState->state));
+	SpinLockRelease(&CdcState->mutex);
+}
+
+void
+cdc_worker_main(Datum arg)
+{
+	Oid			ext;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	SpinLockAcquire(&CdcState->mutex);
+	CdcState->pid = MyProcPid;
+	SpinLockRelease(&CdcState->mutex);
+	on_shmem_exit(worker_exit, (Datum) 0);
+
+	/* CDC off: idle, reconsider on every reload */
+	while (!cdc_enabled())
+	{
+		cdc_set_state("off");
+		idle_wait(0);
+	}
+	while (plugin_not_allowed())
+	{
+		report_blocked("output plugin mnist_ml is not listed in output_plugin_libraries",
+					   "Add mnist_ml to output_plugin_libraries in postgresql.conf (for example output_plugin_libraries = 'pgoutput, test_decoding, mnist_ml') and reload.");
+		idle_wait(0);
+	}
+
+	running.servers = pstrdup(mnist_kafka_bootstrap_servers);
+	running.tables = pstrdup(mnist_cdc_tables);
+	running.database = pstrdup(mnist_cdc_database);
+	running.prefix = pstrdup(mnist_topic_prefix);
+	running.properties = pstrdup(mnist_kafka_properties);
+
+	cdc_set_state("connecting");
+	BackgroundWorkerInitializeConnection(running.database, NULL, 0);
+
+	for (;;)
+	{
+		StartTransactionCommand();
+		ext = get_extension_oid("mnist_ml", true);
+		CommitTransactionCommand();
+		if (OidIsValid(ext))
+			break;
+		report_blocked(psprintf("extension mnist_ml does not exist in database \"%s\"",
+								running.database),
+					   "Run CREATE EXTENSION mnist_ml in that database, or set mnist_ml.cdc_database.");
+		idle_wait(5000);
+		check_settings();
+	}
+
+	create_producer();
+	if (SearchNamedReplicationSlot(CDC_SLOT_NAME, true) == NULL)
+		create_slot_with_snapshot();
+	else
+		ReplicationSlotAcquire(CDC_SLOT_NAME, true);
+	stream();
 }

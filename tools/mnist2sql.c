@@ -1,3 +1,762 @@
-/* mnist2sql: placeholder until the loader lands */
+/*
+ * mnist2sql.c
+ *		The MNIST loader: turns a pair of IDX files (images + labels, raw or
+ *		gzip) into SQL that creates a table and fills it, as the reference
+ *		example's mnist2sql.py does, with INSERTs or (--copy) a COPY block.
+ *
+ * The SQL is one transaction, so it loads completely or not at all.
+ * Frontend program: plain C and zlib, no PostgreSQL headers.  Input is read
+ * and validated completely before any output is written; output files are
+ * written to NAME.tmp and renamed only on success, so a failure never leaves
+ * a partial file behind.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
-int main(void) { fprintf(stderr, "mnist2sql: not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define IMAGE_MAGIC		2051		/* IDX: unsigned bytes, 3 dimensions */
+#define LABEL_MAGIC		2049		/* IDX: unsigned bytes, 1 dimension */
+#define IMAGE_SIDE		28
+#define IMAGE_BYTES		(IMAGE_SIDE * IMAGE_SIDE)
+#define MAX_LABEL		9
+#define NAMEDATALEN_MAX 63			/* longest identifier PostgreSQL keeps */
+#define OUT_BUFSIZE		(1 << 20)
+
+/* where --download fetches from, tried in order */
+static const char *const mirrors[] = {
+	"https://storage.googleapis.com/cvdf-datasets/mnist/",
+	"https://ossci-datasets.s3.amazonaws.com/mnist/",
+};
+
+/* the standard file names; --dir also accepts each with ".gz" */
+#define TRAIN_IMAGES	"train-images-idx3-ubyte"
+#define TRAIN_LABELS	"train-labels-idx1-ubyte"
+#define TEST_IMAGES		"t10k-images-idx3-ubyte"
+#define TEST_LABELS		"t10k-labels-idx1-ubyte"
+
+/* PostgreSQL 15 keywords that cannot name a table unquoted (sorted) */
+static const char *const reserved_words[] = {
+	"all", "analyse", "analyze", "and", "any", "array", "as", "asc",
+	"asymmetric", "authorization", "binary", "both", "case", "cast", "check",
+	"collate", "collation", "column", "concurrently", "constraint", "create",
+	"cross", "current_catalog", "current_date", "current_role",
+	"current_schema", "current_time", "current_timestamp", "current_user",
+	"default", "deferrable", "desc", "distinct", "do", "else", "end",
+	"except", "false", "fetch", "for", "foreign", "freeze", "from", "full",
+	"grant", "group", "having", "ilike", "in", "initially", "inner",
+	"intersect", "into", "is", "isnull", "join", "lateral", "leading",
+	"left", "like", "limit", "localtime", "localtimestamp", "natural", "not",
+	"notnull", "null", "offset", "on", "only", "or", "order", "outer",
+	"overlaps", "placing", "primary", "references", "returning", "right",
+	"select", "session_user", "similar", "some", "symmetric", "table",
+	"tablesample", "then", "to", "trailing", "true", "union", "unique",
+	"user", "using", "variadic", "verbose", "when", "where", "window", "with",
+};
+
+/* One data set in memory: count images of IMAGE_BYTES bytes and their labels. */
+typedef struct Dataset
+{
+	uint32_t	count;
+	unsigned char *labels;
+	unsigned char *pixels;
+} Dataset;
+
+/* What to write: table name (already quoted if needed), format, row limit. */
+typedef struct Output
+{
+	const char *table;
+	bool		copy;
+	long		limit;			/* -1: all rows */
+} Output;
+
+static void fail(const char *what, const char *fmt,...)
+			__attribute__((format(printf, 2, 3), noreturn));
+static void usage_error(const char *fmt,...)
+			__attribute__((format(printf, 1, 2), noreturn));
+static char *xasprintf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
+/* Temporary output files to remove if we fail. */
+static char *pending_tmp[2];
+
+static void
+cleanup_pending(void)
+{
+	for (int i = 0; i < 2; i++)
+	{
+		if (pending_tmp[i])
+		{
+			unlink(pending_tmp[i]);
+			free(pending_tmp[i]);
+			pending_tmp[i] = NULL;
+		}
+	}
+}
+
+/* Report "mnist2sql: WHAT: message" on one line, remove partial output, exit 1. */
+static void
+fail(const char *what, const char *fmt,...)
+{
+	va_list		ap;
+
+	fflush(stdout);
+	fprintf(stderr, "mnist2sql: %s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cleanup_pending();
+	exit(1);
+}
+
+/* Usage error: one line plus a pointer to --help, exit 2. */
+static void
+usage_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "mnist2sql: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try \"mnist2sql --help\")\n");
+	exit(2);
+}
+
+static void *
+xmalloc(size_t size)
+{
+	void	   *p = malloc(size ? size : 1);
+
+	if (p == NULL)
+	{
+		fprintf(stderr, "mnist2sql: out of memory\n");
+		cleanup_pending();
+		exit(1);
+	}
+	return p;
+}
+
+static char *
+xasprintf(const char *fmt,...)
+{
+	va_list		ap;
+	int			len;
+	char	   *s;
+
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s = xmalloc(len + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, len + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+static void
+help(void)
+{
+	printf("mnist2sql converts MNIST IDX files (raw or gzip) into SQL that creates a table\n"
+		   "and fills it: one row per image, label SMALLINT and pixels BYTEA (784 bytes).\n\n"
+		   "Usage:\n"
+		   "  mnist2sql --images FILE --labels FILE --table NAME [--copy] [--limit N] [-o OUT]\n"
+		   "  mnist2sql --dir DIR [--download] [--copy] [--limit N]\n\n"
+		   "Options:\n"
+		   "  --images FILE   IDX image file (magic 2051, 28x28 images)\n"
+		   "  --labels FILE   IDX label file (magic 2049, labels 0..9)\n"
+		   "  --table NAME    table to create: NAME or SCHEMA.NAME, quoted where needed\n"
+		   "  --copy          write a COPY ... FROM stdin block instead of INSERTs (faster)\n"
+		   "  --limit N       write only the first N rows (the whole input is still checked)\n"
+		   "  -o, --output OUT  write to OUT instead of standard output\n"
+		   "  --dir DIR       read DIR/" TRAIN_IMAGES ", " TRAIN_LABELS ",\n"
+		   "                  " TEST_IMAGES ", " TEST_LABELS " (each may\n"
+		   "                  end in .gz) and write DIR/mnist_train.sql and DIR/mnist_test.sql\n"
+		   "                  (tables mnist_train and mnist_test)\n"
+		   "  --download      with --dir: first fetch the missing files from an MNIST mirror\n"
+		   "                  with curl (needs internet access)\n"
+		   "  -h, --help      show this help\n\n"
+		   "Examples:\n"
+		   "  mnist2sql --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz \\\n"
+		   "            --table mnist_test --copy | psql\n"
+		   "  mnist2sql --dir data --copy && psql -f data/mnist_train.sql\n");
+}
+
+/* zlib's message for gz, without the "PATH: " it puts in front. */
+static const char *
+gz_message(gzFile gz, const char *path, int *errnum)
+{
+	const char *msg = gzerror(gz, errnum);
+	size_t		plen = strlen(path);
+
+	if (strncmp(msg, path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
+		msg += plen + 2;
+	return msg;
+}
+
+/* Read up to len bytes; return the count, failing on a read or gzip error. */
+static size_t
+read_bytes(gzFile gz, const char *path, unsigned char *buf, size_t len)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		size_t		chunk = len - done;
+		int			n;
+		int			errnum;
+		const char *msg;
+
+		if (chunk > (1u << 30))
+			chunk = 1u << 30;
+		n = gzread(gz, buf + done, (unsigned) chunk);
+		if (n > 0)
+		{
+			done += n;
+			continue;
+		}
+		msg = gz_message(gz, path, &errnum);
+		if (n < 0 && errnum == Z_ERRNO)
+			fail(path, "could not read: %s", strerror(errno));
+		if (n < 0)
+			fail(path, "corrupt gzip data (%s)", msg);
+		if (errnum == Z_BUF_ERROR)
+			fail(path, "truncated gzip data (%s)", msg);
+		break;					/* end of file */
+	}
+	return done;
+}
+
+/* Open an IDX file and check its header: magic, then the dimensions asked for. */
+static gzFile
+open_idx(const char *path, uint32_t magic, int ndims, uint32_t *dims)
+{
+	gzFile		gz;
+	unsigned char header[16];
+	size_t		hlen = 4 + 4 * ndims;
+	size_t		got;
+	uint32_t	found;
+
+	errno = 0;
+	gz = gzopen(path, "rb");
+	if (gz == NULL)
+		fail(path, "could not open: %s", errno ? strerror(errno) : "out of memory");
+	gzbuffer(gz, 1 << 18);
+
+	got = read_bytes(gz, path, header, hlen);
+	if (got == 0)
+		fail(path, "empty file");
+	if (got < 4)
+		fail(path, "truncated header (%zu bytes)", got);
+	found = (uint32_t) header[0] << 24 | header[1] << 16 | header[2] << 8 | header[3];
+	if (found != magic)
+		fail(path, "bad magic number %u (expected %u, an IDX %s file)",
+			 found, magic, magic == IMAGE_MAGIC ? "image" : "label");
+	if (got < hlen)
+		fail(path, "truncated header (%zu bytes)", got);
+	for (int i = 0; i < ndims; i++)
+	{
+		unsigned char *p = header + 4 + 4 * i;
+
+		dims[i] = (uint32_t) p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+	}
+	return gz;
+}
+
+/*
+ * Read exactly len bytes of data that must end the file; what/count describe
+ * the items for the truncation message.
+ */
+static unsigned char *
+read_body(gzFile gz, const char *path, size_t len, const char *what,
+		  uint32_t count, size_t item_bytes)
+{
+	size_t		cap = len < (16u << 20) ? len : (16u << 20);
+	unsigned char *buf = xmalloc(cap);
+	size_t		done = 0;
+	unsigned char extra;
+
+	/* grow as data arrives, so a lying header cannot make us allocate much */
+	for (;;)
+	{
+		size_t		got = read_bytes(gz, path, buf + done, cap - done);
+
+		done += got;
+		if (done < cap || cap == len)
+			break;
+		cap = cap * 2 < len ? cap * 2 : len;
+		buf = realloc(buf, cap);
+		if (buf == NULL)
+			fail(path, "out of memory");
+	}
+	if (done < len)
+		fail(path, "truncated: header promises %u %s, file holds %zu",
+			 count, what, done / item_bytes);
+	if (read_bytes(gz, path, &extra, 1) != 0)
+		fail(path, "unexpected data after the %u %s", count, what);
+	if (gzclose_r(gz) != Z_OK)
+		fail(path, "could not read to the end");
+	return buf;
+}
+
+/* Load and validate an image file and its label file. */
+static void
+load_dataset(const char *images, const char *labels, Dataset *ds)
+{
+	uint32_t	idims[3];
+	uint32_t	ldims[1];
+	gzFile		igz;
+	gzFile		lgz;
+
+	igz = open_idx(images, IMAGE_MAGIC, 3, idims);
+	if (idims[1] != IMAGE_SIDE || idims[2] != IMAGE_SIDE)
+		fail(images, "images are %ux%u, expected %dx%d",
+			 idims[1], idims[2], IMAGE_SIDE, IMAGE_SIDE);
+	lgz = open_idx(labels, LABEL_MAGIC, 1, ldims);
+	if (ldims[0] != idims[0])
+		fail(labels, "%u labels but %s has %u images", ldims[0], images, idims[0]);
+
+	ds->count = idims[0];
+	ds->labels = read_body(lgz, labels, ds->count, "labels", ds->count, 1);
+	for (uint32_t i = 0; i < ds->count; i++)
+	{
+		if (ds->labels[i] > MAX_LABEL)
+			fail(labels, "label %u at index %u is out of range 0..%d",
+				 ds->labels[i], i, MAX_LABEL);
+	}
+	ds->pixels = read_body(igz, images, (size_t) ds->count * IMAGE_BYTES,
+						   "images", ds->count, IMAGE_BYTES);
+}
+
+static bool
+is_reserved(const char *word)
+{
+	int			lo = 0;
+	int			hi = sizeof(reserved_words) / sizeof(reserved_words[0]) - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			c = strcmp(word, reserved_words[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* Append one identifier to out, double-quoted unless it is plain and unreserved. */
+static char *
+quote_ident(const char *ident, size_t len, char *out)
+{
+	bool		plain = len > 0 && (ident[0] == '_' || (ident[0] >= 'a' && ident[0] <= 'z'));
+	char		word[NAMEDATALEN_MAX + 1];
+
+	for (size_t i = 0; i < len && plain; i++)
+	{
+		char		c = ident[i];
+
+		plain = c == '_' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+	}
+	memcpy(word, ident, len);
+	word[len] = '\0';
+	if (plain && !is_reserved(word))
+		return out + sprintf(out, "%s", word);
+
+	*out++ = '"';
+	for (size_t i = 0; i < len; i++)
+	{
+		if (ident[i] == '"')
+			*out++ = '"';
+		*out++ = ident[i];
+	}
+	*out++ = '"';
+	*out = '\0';
+	return out;
+}
+
+/*
+ * Check --table and return it as SQL: NAME or SCHEMA.NAME (split at the
+ * first dot), each part quoted as needed.
+ */
+static char *
+table_sql(const char *name)
+{
+	const char *dot = strchr(name, '.');
+	size_t		len = strlen(name);
+	size_t		first = dot ? (size_t) (dot - name) : len;
+	char	   *sql = xmalloc(2 * len + 8);
+	char	   *p;
+
+	if (len == 0 || first == 0 || (dot && dot[1] == '\0'))
+		usage_error("--table: empty name");
+	if (first > NAMEDATALEN_MAX || (dot && strlen(dot + 1) > NAMEDATALEN_MAX))
+		usage_error("--table: name longer than %d bytes", NAMEDATALEN_MAX);
+	p = quote_ident(name, first, sql);
+	if (dot)
+	{
+		*p++ = '.';
+		quote_ident(dot + 1, strlen(dot + 1), p);
+	}
+	return sql;
+}
+
+/* Write buffered output, failing with the output's name on error. */
+static void
+put(FILE *fp, const char *where, const void *data, size_t len)
+{
+	if (fwrite(data, 1, len, fp) != len)
+		fail(where, "could not write: %s", strerror(errno));
+}
+
+/* Write the SQL for ds (CREATE TABLE, then INSERTs or a COPY block) to fp. */
+static void
+write_sql(FILE *fp, const char *where, const Dataset *ds, const Output *out)
+{
+	static const char hexdigit[] = "0123456789abcdef";
+	size_t		rows = ds->count;
+	size_t		tlen = strlen(out->table);
+	char	   *line = xmalloc(tlen + 2 * IMAGE_BYTES + 64);
+	char	   *s;
+
+	if (out->limit >= 0 && (size_t) out->limit < rows)
+		rows = out->limit;
+
+	/* one transaction: the file loads completely or not at all */
+	s = xasprintf("BEGIN;\nCREATE TABLE %s(id SERIAL NOT NULL PRIMARY KEY, label SMALLINT, pixels BYTEA);\n",
+				  out->table);
+	put(fp, where, s, strlen(s));
+	free(s);
+	if (out->copy)
+	{
+		s = xasprintf("COPY %s(label, pixels) FROM stdin;\n", out->table);
+		put(fp, where, s, strlen(s));
+		free(s);
+	}
+
+	for (size_t r = 0; r < rows; r++)
+	{
+		const unsigned char *px = ds->pixels + r * IMAGE_BYTES;
+		char	   *p = line;
+
+		if (out->copy)
+			p += sprintf(p, "%u\t\\\\x", ds->labels[r]);
+		else
+			p += sprintf(p, "INSERT INTO %s(label, pixels) VALUES(%u, '\\x",
+						 out->table, ds->labels[r]);
+		for (int i = 0; i < IMAGE_BYTES; i++)
+		{
+			*p++ = hexdigit[px[i] >> 4];
+			*p++ = hexdigit[px[i] & 15];
+		}
+		if (out->copy)
+			*p++ = '\n';
+		else
+			p += sprintf(p, "');\n");
+		put(fp, where, line, p - line);
+	}
+	if (out->copy)
+		put(fp, where, "\\.\n", 3);
+	put(fp, where, "COMMIT;\n", 8);
+	free(line);
+}
+
+/* Write ds as SQL to path via path.tmp (slot: index in pending_tmp), not yet renamed. */
+static void
+write_file(const char *path, int slot, const Dataset *ds, const Output *out)
+{
+	char	   *tmp = xasprintf("%s.tmp", path);
+	FILE	   *fp;
+
+	pending_tmp[slot] = tmp;
+	fp = fopen(tmp, "w");
+	if (fp == NULL)
+	{
+		pending_tmp[slot] = NULL;
+		fail(tmp, "could not create: %s", strerror(errno));
+	}
+	setvbuf(fp, NULL, _IOFBF, OUT_BUFSIZE);
+	write_sql(fp, tmp, ds, out);
+	if (fclose(fp) != 0)
+		fail(tmp, "could not write: %s", strerror(errno));
+}
+
+/* Rename the finished temporary file of slot to path. */
+static void
+commit_file(const char *path, int slot)
+{
+	if (rename(pending_tmp[slot], path) != 0)
+		fail(path, "could not rename %s: %s", pending_tmp[slot], strerror(errno));
+	free(pending_tmp[slot]);
+	pending_tmp[slot] = NULL;
+}
+
+static void
+free_dataset(Dataset *ds)
+{
+	free(ds->labels);
+	free(ds->pixels);
+}
+
+static bool
+file_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* DIR/NAME if it exists, else DIR/NAME.gz if that exists, else DIR/NAME (to be reported missing). */
+static char *
+find_input(const char *dir, const char *name)
+{
+	char	   *path = xasprintf("%s/%s.gz", dir, name);
+
+	if (file_exists(path))
+		return path;
+	free(path);
+	return xasprintf("%s/%s", dir, name);
+}
+
+/* Run curl to fetch url into path; return curl's exit status (or 127 if it cannot run). */
+static int
+run_curl(const char *url, const char *path)
+{
+	pid_t		pid;
+	int			status;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		fail("curl", "could not fork: %s", strerror(errno));
+	if (pid == 0)
+	{
+		execlp("curl", "curl", "--fail", "--silent", "--location",
+			   "--connect-timeout", "15", "--max-time", "600",
+			   "--output", path, url, (char *) NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		fail("curl", "could not wait: %s", strerror(errno));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* What a curl exit status means, for the few a failed download usually has. */
+static const char *
+curl_reason(int rc)
+{
+	switch (rc)
+	{
+		case 6:
+			return ": could not resolve host; is the internet reachable?";
+		case 7:
+			return ": could not connect; is the internet reachable?";
+		case 22:
+			return ": HTTP error";
+		case 28:
+			return ": timed out; is the internet reachable?";
+		default:
+			return "";
+	}
+}
+
+/* --download: fetch each standard file missing from dir (raw or .gz) from a mirror. */
+static void
+download(const char *dir)
+{
+	static const char *const names[] = {TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS};
+	const size_t nmirrors = sizeof(mirrors) / sizeof(mirrors[0]);
+
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		fail(dir, "could not create directory: %s", strerror(errno));
+	for (int i = 0; i < 4; i++)
+	{
+		char	   *raw = xasprintf("%s/%s", dir, names[i]);
+		char	   *gz = xasprintf("%s/%s.gz", dir, names[i]);
+		char	   *part = xasprintf("%s/%s.gz.part", dir, names[i]);
+
+		if (!file_exists(raw) && !file_exists(gz))
+		{
+			int			rc = 0;
+
+			for (size_t m = 0; m < nmirrors; m++)
+			{
+				char	   *url = xasprintf("%s%s.gz", mirrors[m], names[i]);
+
+				rc = run_curl(url, part);
+				if (rc == 0)
+					fprintf(stderr, "mnist2sql: downloaded %s\n", url);
+				free(url);
+				if (rc == 0)
+					break;
+			}
+			if (rc != 0)
+			{
+				unlink(part);
+				if (rc == 127)
+					fail(gz, "could not download: curl is not installed");
+				fail(gz, "could not download from %s or %zu other mirror(s) (curl exit status %d%s)",
+					 mirrors[0], nmirrors - 1, rc, curl_reason(rc));
+			}
+			if (rename(part, gz) != 0)
+				fail(gz, "could not rename %s: %s", part, strerror(errno));
+		}
+		free(raw);
+		free(gz);
+		free(part);
+	}
+}
+
+/* --dir: convert the train and test pairs of dir into dir/mnist_{train,test}.sql. */
+static void
+convert_dir(const char *dir, bool copy, long limit)
+{
+	static const char *const pairs[2][3] = {
+		{TRAIN_IMAGES, TRAIN_LABELS, "mnist_train"},
+		{TEST_IMAGES, TEST_LABELS, "mnist_test"},
+	};
+	char	   *outpaths[2];
+	uint32_t	rows[2];
+
+	for (int i = 0; i < 2; i++)
+	{
+		char	   *images = find_input(dir, pairs[i][0]);
+		char	   *labels = find_input(dir, pairs[i][1]);
+		Output		out = {pairs[i][2], copy, limit};
+		Dataset		ds;
+
+		load_dataset(images, labels, &ds);
+		outpaths[i] = xasprintf("%s/%s.sql", dir, pairs[i][2]);
+		write_file(outpaths[i], i, &ds, &out);
+		rows[i] = limit >= 0 && limit < (long) ds.count ? (uint32_t) limit : ds.count;
+		free_dataset(&ds);
+		free(images);
+		free(labels);
+	}
+	for (int i = 0; i < 2; i++)
+	{
+		commit_file(outpaths[i], i);
+		fprintf(stderr, "mnist2sql: wrote %s (%u rows)\n", outpaths[i], rows[i]);
+		free(outpaths[i]);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"images", required_argument, NULL, 'i'},
+		{"labels", required_argument, NULL, 'l'},
+		{"table", required_argument, NULL, 't'},
+		{"copy", no_argument, NULL, 'c'},
+		{"limit", required_argument, NULL, 'n'},
+		{"output", required_argument, NULL, 'o'},
+		{"dir", required_argument, NULL, 'd'},
+		{"download", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *images = NULL;
+	const char *labels = NULL;
+	const char *table = NULL;
+	const char *output = NULL;
+	const char *dir = NULL;
+	bool		copy = false;
+	bool		fetch = false;
+	long		limit = -1;
+	int			c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'i':
+				images = optarg;
+				break;
+			case 'l':
+				labels = optarg;
+				break;
+			case 't':
+				table = optarg;
+				break;
+			case 'c':
+				copy = true;
+				break;
+			case 'n':
+				{
+					char	   *end;
+
+					errno = 0;
+					limit = strtol(optarg, &end, 10);
+					if (errno != 0 || end == optarg || *end != '\0' || limit < 0)
+						usage_error("--limit: \"%s\" is not a row count", optarg);
+					break;
+				}
+			case 'o':
+				output = optarg;
+				break;
+			case 'd':
+				dir = optarg;
+				break;
+			case 'D':
+				fetch = true;
+				break;
+			case 'h':
+				help();
+				return 0;
+			default:
+				usage_error("unknown option or missing value: %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+
+	if (dir)
+	{
+		if (images || labels || table || output)
+			usage_error("--dir does not take --images, --labels, --table or -o");
+		if (fetch)
+			download(dir);
+		convert_dir(dir, copy, limit);
+		return 0;
+	}
+	if (fetch)
+		usage_error("--download needs --dir DIR");
+	if (!images || !labels || !table)
+		usage_error("--images, --labels and --table are required (or --dir)");
+
+	{
+		Output		out = {table_sql(table), copy, limit};
+		Dataset		ds;
+
+		load_dataset(images, labels, &ds);
+		if (output)
+		{
+			write_file(output, 0, &ds, &out);
+			commit_file(output, 0);
+		}
+		else
+		{
+			setvbuf(stdout, NULL, _IOFBF, OUT_BUFSIZE);
+			write_sql(stdout, "stdout", &ds, &out);
+			if (fflush(stdout) != 0)
+				fail("stdout", "could not write: %s", strerror(errno));
+		}
+		free_dataset(&ds);
+	}
+	return 0;
+}

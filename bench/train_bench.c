@@ -1,0 +1,172 @@
+/*
+ * train_bench.c
+ *		Times src/net.c outside PostgreSQL on IDX data: one epoch (best of N runs), then the test
+ *		accuracy after E epochs, and net_predict's rate.  Prints "key value" lines for
+ *		bench/train.sh.
+ *
+ *		usage: train_bench DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64] [seed=0]
+ *		DATADIR holds train-images-idx3-ubyte[.gz] and the three other IDX files.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#include "net.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Reads an IDX file (gzip or raw) of the given magic; returns the payload and its count. */
+static uint8_t *
+read_idx(const char *dir, const char *name, unsigned magic, size_t item, size_t *count)
+{
+	char		path[4096];
+	unsigned char hdr[16];
+	size_t		hdr_len = magic == 0x803 ? 16 : 8;
+	gzFile		f;
+	uint8_t    *data;
+	size_t		n;
+
+	snprintf(path, sizeof(path), "%s/%s.gz", dir, name);
+	f = gzopen(path, "rb");
+	if (!f)
+	{
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		f = gzopen(path, "rb");
+	}
+	if (!f || gzread(f, hdr, hdr_len) != (int) hdr_len ||
+		((unsigned) hdr[2] << 8 | hdr[3]) != magic)
+	{
+		fprintf(stderr, "train_bench: cannot read IDX file %s\n", path);
+		exit(1);
+	}
+	n = (size_t) hdr[4] << 24 | hdr[5] << 16 | hdr[6] << 8 | hdr[7];
+	data = malloc(n * item);
+	if (gzread(f, data, n * item) != (int) (n * item))
+	{
+		fprintf(stderr, "train_bench: %s is truncated\n", path);
+		exit(1);
+	}
+	gzclose(f);
+	*count = n;
+	return data;
+}
+
+/* Trains epochs from a fresh seeded net; returns the seconds of each epoch in secs[]. */
+static void
+train(MnistNet *net, NetTrainer *t, const uint8_t *images, const uint8_t *labels, size_t n,
+	  int epochs, int batch, uint64_t seed, double *secs, double *loss, double *acc)
+{
+	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
+	NetRng		rng;
+	uint32_t   *idx = malloc(sizeof(uint32_t) * n);
+	size_t		i;
+	int			e;
+
+	net_init_glorot(net, seed);
+	net_rng_seed(&rng, seed);
+	for (i = 0; i < n; i++)
+		idx[i] = (uint32_t) i;
+	for (e = 0; e < epochs; e++)
+	{
+		double		t0 = now(),
+					loss_sum = 0.0;
+		int64_t		correct = 0;
+
+		net_shuffle(&rng, idx, n);
+		for (i = 0; i < n; i += batch)
+			net_train_batch(t, &adam, images, labels, idx + i,
+							(int) (n - i < (size_t) batch ? n - i : (size_t) batch),
+							&loss_sum, &correct);
+		secs[e] = now() - t0;
+		*loss = loss_sum / n;
+		*acc = (double) correct / n;
+	}
+	free(idx);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
+	int			epochs = argc > 2 ? atoi(argv[2]) : 5;
+	int			repeats = argc > 3 ? atoi(argv[3]) : 3;
+	int			hidden = argc > 4 ? atoi(argv[4]) : 128;
+	int			batch = argc > 5 ? atoi(argv[5]) : 64;
+	uint64_t	seed = argc > 6 ? strtoull(argv[6], NULL, 10) : 0;
+	size_t		n,
+				nl,
+				nt,
+				ntl,
+				i,
+				np = net_param_count(hidden);
+	uint8_t    *images = read_idx(dir, "train-images-idx3-ubyte", 0x803, NET_INPUTS, &n);
+	uint8_t    *labels = read_idx(dir, "train-labels-idx1-ubyte", 0x801, 1, &nl);
+	uint8_t    *test_images = read_idx(dir, "t10k-images-idx3-ubyte", 0x803, NET_INPUTS, &nt);
+	uint8_t    *test_labels = read_idx(dir, "t10k-labels-idx1-ubyte", 0x801, 1, &ntl);
+	MnistNet	net;
+	NetTrainer *t;
+	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(hidden));
+	double	   *secs = malloc(sizeof(double) * (epochs > 1 ? epochs : 1));
+	double		best = 1e30,
+				loss,
+				acc,
+				t0,
+				pred_secs = 1e30;
+	size_t		right = 0;
+	int			r;
+
+	if (n != nl || nt != ntl)
+	{
+		fprintf(stderr, "train_bench: image and label counts differ\n");
+		return 1;
+	}
+	net_bind(&net, hidden, malloc(sizeof(float) * np), malloc(sizeof(float) * np),
+			 malloc(sizeof(float) * np));
+	t = net_trainer_bind(malloc(net_trainer_size(hidden, batch)), &net, batch);
+
+	printf("rows %zu\n", n);
+	for (r = 0; r < repeats; r++)
+	{
+		train(&net, t, images, labels, n, 1, batch, seed, secs, &loss, &acc);
+		printf("epoch_seconds %.4f\n", secs[0]);
+		if (secs[0] < best)
+			best = secs[0];
+	}
+	printf("epoch_best %.4f\n", best);
+	printf("rows_per_second %.0f\n", n / best);
+
+	if (epochs > 0)
+	{
+		train(&net, t, images, labels, n, epochs, batch, seed, secs, &loss, &acc);
+		for (i = 0; i < nt; i++)
+			if (net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL) ==
+				test_labels[i])
+				right++;
+		printf("train_loss %.4f\ntrain_accuracy %.4f\n", loss, acc);
+		printf("test_accuracy %.4f\n", (double) right / nt);
+	}
+
+	/* net_predict alone, best of the repeats over the test set */
+	for (r = 0; r < repeats; r++)
+	{
+		volatile int sink = 0;
+
+		t0 = now();
+		for (i = 0; i < nt; i++)
+			sink += net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL);
+		if (now() - t0 < pred_secs)
+			pred_secs = now() - t0;
+	}
+	printf("predict_us %.3f\n", pred_secs / nt * 1e6);
+	return 0;
+}

@@ -1,0 +1,89 @@
+"""train_torch.py: the same model in PyTorch (1 thread), for bench/train.sh.
+
+784 -> Linear(H) relu -> Linear(10), Glorot-uniform weights and zero biases (as Keras and
+src/net.c), Adam(lr 0.001, eps 1e-7), cross-entropy, batch 64, a fresh shuffle each epoch.
+Prints "key value" lines: epoch_seconds per timed run, epoch_best, rows_per_second,
+test_accuracy after EPOCHS epochs.
+
+usage: /usr/bin/python3 train_torch.py DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64]
+"""
+import gzip
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def read_idx(directory, name):
+    path = os.path.join(directory, name)
+    opener = gzip.open if os.path.exists(path + ".gz") else open
+    with opener(path + ".gz" if opener is gzip.open else path, "rb") as f:
+        data = f.read()
+    header = 16 if data[3] == 3 else 8
+    return np.frombuffer(data, dtype=np.uint8, offset=header)
+
+
+def make_model(hidden, seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(hidden, 10))
+    for layer in (model[0], model[2]):
+        torch.nn.init.xavier_uniform_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    return model
+
+
+def train(model, x, y, epochs, batch):
+    opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999), eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n = x.shape[0]
+    secs = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            xb = x[idx].float().div_(255.0)
+            opt.zero_grad()
+            loss = loss_fn(model(xb), y[idx])
+            loss.backward()
+            opt.step()
+        secs.append(time.perf_counter() - t0)
+    return secs
+
+
+def main():
+    directory = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/datasets/fashion-mnist"
+    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    hidden = int(sys.argv[4]) if len(sys.argv) > 4 else 128
+    batch = int(sys.argv[5]) if len(sys.argv) > 5 else 64
+    torch.set_num_threads(1)
+
+    # pixels kept as uint8 and converted per batch, as src/net.c does
+    x = torch.from_numpy(read_idx(directory, "train-images-idx3-ubyte").reshape(-1, 784).copy())
+    y = torch.from_numpy(read_idx(directory, "train-labels-idx1-ubyte").astype(np.int64))
+    tx = torch.from_numpy(read_idx(directory, "t10k-images-idx3-ubyte").reshape(-1, 784).copy())
+    ty = torch.from_numpy(read_idx(directory, "t10k-labels-idx1-ubyte").astype(np.int64))
+    print("rows", x.shape[0])
+
+    best = None
+    for _ in range(repeats):
+        s = train(make_model(hidden, 0), x, y, 1, batch)[0]
+        print("epoch_seconds %.4f" % s)
+        best = s if best is None or s < best else best
+    print("epoch_best %.4f" % best)
+    print("rows_per_second %.0f" % (x.shape[0] / best))
+
+    if epochs > 0:
+        model = make_model(hidden, 0)
+        train(model, x, y, epochs, batch)
+        with torch.no_grad():
+            pred = model(tx.float().div_(255.0)).argmax(1)
+        print("test_accuracy %.4f" % (pred == ty).float().mean().item())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+-- The output plugin mnist_ml on its own, through pg_logical_slot_get_changes.
+-- (The library needs no CREATE EXTENSION to decode; the slot name is unique to this test.)
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk;
+CREATE TABLE cdc_dec_img (id serial PRIMARY KEY, label smallint, pixels bytea);
+CREATE TABLE cdc_dec_other (id int, note text);
+CREATE TABLE cdc_dec_named (digit int, img bytea);
+CREATE TABLE cdc_dec_pk (a int, b text, label int8, pixels bytea, PRIMARY KEY (b, a));
+RESET client_min_messages;
+
+SELECT 'init' FROM pg_create_logical_replication_slot('mnist_ml_regress_decoder', 'mnist_ml');
+
+-- 784 bytes i*j mod 256 for row j
+CREATE FUNCTION cdc_dec_pixels(j int) RETURNS bytea LANGUAGE sql AS
+$$ SELECT string_agg(set_byte('\x00'::bytea, 0, (i * j) % 256), ''::bytea ORDER BY i)
+   FROM generate_series(0, 783) i $$;
+
+INSERT INTO cdc_dec_img (label, pixels) VALUES (7, cdc_dec_pixels(1)), (0, cdc_dec_pixels(2));
+INSERT INTO cdc_dec_other VALUES (1, 'not captured');
+UPDATE cdc_dec_img SET label = 3 WHERE id = 2;
+DELETE FROM cdc_dec_img WHERE id = 1;
+TRUNCATE cdc_dec_other;
+BEGIN;
+INSERT INTO cdc_dec_img (label, pixels) VALUES (5, cdc_dec_pixels(3));
+ROLLBACK;
+
+-- one record per inserted or updated row; deletes, truncate, rollback and other tables: nothing
+SELECT split_part(data, E'\t', 1) AS tbl, split_part(data, E'\t', 2) AS key,
+       length(split_part(data, E'\t', 3)) AS value_len,
+       split_part(data, E'\t', 3) = (SELECT string_agg(get_byte(cdc_dec_pixels(j), i)::text, ',' ORDER BY i)
+                                     FROM generate_series(0, 783) i) AS value_ok,
+       left(split_part(data, E'\t', 3), 24) AS value_start
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL),
+     LATERAL (SELECT CASE split_part(data, E'\t', 2) WHEN '7' THEN 1 ELSE 2 END AS j) k;
+
+-- tables option (globs), column names, transaction records
+INSERT INTO cdc_dec_named VALUES (4, cdc_dec_pixels(1));
+INSERT INTO cdc_dec_img (label, pixels) VALUES (1, cdc_dec_pixels(1));
+SELECT regexp_replace(left(data, 40), '[0-9]+$', 'N') AS data
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL,
+     'tables', 'public.cdc_dec_n*, other.x', 'label-column', 'digit', 'pixels-column', 'img',
+     'include-transaction', 'on');
+
+-- int8 label, composite primary key, no options: every table with pixels and label
+INSERT INTO cdc_dec_pk VALUES (1, 'x', 9, cdc_dec_pixels(1));
+SELECT left(data, 30) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
+
+-- bad rows: a WARNING naming table and LSN, row skipped, decoding goes on
+INSERT INTO cdc_dec_img (label, pixels) VALUES (1, '\x0102'), (NULL, cdc_dec_pixels(1)),
+       (12, cdc_dec_pixels(1)), (2, NULL), (6, cdc_dec_pixels(2));
+\setenv PGDATABASE :DBNAME
+\! psql -X -qAt -c "SELECT left(data, 24) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL)" 2>&1 | sed -E 's#at [0-9A-F]+/[0-9A-F]+#at LSN#'
+
+-- unknown option
+SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
+
+SELECT 'dropped' FROM pg_drop_replication_slot('mnist_ml_regress_decoder');
+DROP TABLE cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk;
+DROP FUNCTION cdc_dec_pixels(int);

@@ -1,0 +1,25 @@
+--
+-- mnist2sql rejects bad input: one line "mnist2sql: FILE: problem", a non-zero exit
+-- status and no output file left behind.  Fixtures: $MNIST_DATA/bad (test/prepare-data).
+-- Paths are relative so the output does not depend on where the data lives.
+--
+-- the good pair, raw and gzip, gives the same SQL: 10 rows
+\! cd "$MNIST_DATA/bad" && mnist2sql --images ok-images-idx3-ubyte --labels ok-labels-idx1-ubyte --table t --copy -o out.sql; echo "exit=$?"; grep -c '^[0-9]' out.sql; rm -f out.sql
+\! cd "$MNIST_DATA/bad" && mnist2sql --images ok-images-idx3-ubyte.gz --labels ok-labels-idx1-ubyte --table t > ../scratch/gz.sql && mnist2sql --images ok-images-idx3-ubyte --labels ok-labels-idx1-ubyte --table t > ../scratch/raw.sql && cmp ../scratch/gz.sql ../scratch/raw.sql && echo "gzip and raw give the same SQL"; rm -f ../scratch/gz.sql ../scratch/raw.sql
+-- each bad image file
+\! cd "$MNIST_DATA/bad" && for f in missing-images-idx3-ubyte empty-images-idx3-ubyte bad-magic-images-idx3-ubyte ok-labels-idx1-ubyte size-32x32-images-idx3-ubyte truncated-header-images-idx3-ubyte truncated-images-idx3-ubyte trailing-images-idx3-ubyte corrupt-images-idx3-ubyte.gz badcrc-images-idx3-ubyte.gz truncated-images-idx3-ubyte.gz; do mnist2sql --images $f --labels ok-labels-idx1-ubyte --table t -o out.sql; echo "exit=$? left: $(ls out.sql* 2>/dev/null | wc -l)"; done
+-- each bad label file
+\! cd "$MNIST_DATA/bad" && for f in missing-labels-idx1-ubyte ok-images-idx3-ubyte mismatch-labels-idx1-ubyte label-12-labels-idx1-ubyte; do mnist2sql --images ok-images-idx3-ubyte --labels $f --table t --copy -o out.sql; echo "exit=$? left: $(ls out.sql* 2>/dev/null | wc -l)"; done
+-- an existing output file is kept as it was when the input is bad
+\! cd "$MNIST_DATA/scratch" && echo keep > kept.sql && mnist2sql --images ../bad/truncated-images-idx3-ubyte --labels ../bad/ok-labels-idx1-ubyte --table t -o kept.sql; echo "exit=$? content: $(cat kept.sql) files: $(ls kept.sql* | wc -l)"; rm -f kept.sql
+-- --dir with a file missing writes neither SQL file
+\! cd "$MNIST_DATA/bad" && mnist2sql --dir partial-dir --copy; echo "exit=$?"; ls partial-dir
+-- usage errors
+\! mnist2sql --images a --labels b; echo "exit=$?"
+\! mnist2sql --images a --labels b --table t --limit -1; echo "exit=$?"
+\! mnist2sql --images a --labels b --table t --bogus; echo "exit=$?"
+\! mnist2sql --images a --labels b --table ''; echo "exit=$?"
+\! mnist2sql --images a --labels b --table 'a234567890123456789012345678901234567890123456789012345678901234'; echo "exit=$?"
+\! mnist2sql --dir x --table t; echo "exit=$?"
+\! mnist2sql --download; echo "exit=$?"
+\! mnist2sql --help | head -3; echo "exit=$?"

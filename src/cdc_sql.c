@@ -1,0 +1,246 @@
+/*
+ * cdc_sql.c
+ *		SQL functions of change data capture: mnist_cdc_status(), mnist_cdc_snapshot(regclass)
+ *		and mnist_cdc_drop_slot().
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "replication/slot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "cdc.h"
+#include "kafka_conf.h"
+#include "mnist_ml.h"
+#include "pixels_csv.h"
+
+PG_FUNCTION_INFO_V1(mnist_cdc_status);
+PG_FUNCTION_INFO_V1(mnist_cdc_snapshot);
+PG_FUNCTION_INFO_V1(mnist_cdc_drop_slot);
+
+/* One row: the worker's shared state and its slot's confirmed position and lag. */
+Datum
+mnist_cdc_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[12];
+	bool		nulls[12];
+	ReplicationSlot *slot;
+	XLogRecPtr	confirmed = InvalidXLogRecPtr;
+	Oid			dboid = InvalidOid;
+	int			slot_pid = 0;
+	CdcShared	copy;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	memset(nulls, 0, sizeof(nulls));
+	memset(&copy, 0, sizeof(copy));
+	if (CdcState)
+	{
+		SpinLockAcquire(&CdcState->mutex);
+		copy = *CdcState;
+		SpinLockRelease(&CdcState->mutex);
+	}
+	else
+		strlcpy(copy.state, "not preloaded", sizeof(copy.state));
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(CDC_SLOT_NAME, false);
+	if (slot)
+	{
+		SpinLockAcquire(&slot->mutex);
+		confirmed = slot->data.confirmed_flush;
+		dboid = slot->data.database;
+		slot_pid = slot->active_pid;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+
+	values[0] = CStringGetTextDatum(CDC_SLOT_NAME);
+	nulls[0] = slot == NULL;
+	values[1] = CStringGetTextDatum(copy.state);
+	values[2] = Int32GetDatum(copy.pid);
+	nulls[2] = copy.pid == 0;
+	values[3] = CStringGetTextDatum(OidIsValid(dboid) ? get_database_name(dboid) : "");
+	nulls[3] = !OidIsValid(dboid) || get_database_name(dboid) == NULL;
+	/* the slot's own position is the truth; the worker's copy may be newer in memory */
+	if (slot_pid != 0 && copy.confirmed_lsn > confirmed)
+		confirmed = copy.confirmed_lsn;
+	values[4] = LSNGetDatum(confirmed);
+	nulls[4] = slot == NULL;
+	values[5] = Int64GetDatum(slot && GetFlushRecPtr(NULL) > confirmed ?
+							  (int64) (GetFlushRecPtr(NULL) - confirmed) : 0);
+	nulls[5] = slot == NULL;
+	values[6] = Int64GetDatum((int64) copy.produced);
+	values[7] = Int64GetDatum((int64) copy.acknowledged);
+	values[8] = Int64GetDatum((int64) copy.failed);
+	values[9] = CStringGetTextDatum(copy.last_error);
+	nulls[9] = copy.last_error[0] == '\0';
+	values[10] = TimestampTzGetDatum(copy.last_error_at);
+	nulls[10] = copy.last_error_at == 0;
+	values[11] = BoolGetDatum(copy.broker_reachable);
+	nulls[11] = copy.pid == 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* Delivery counts of one mnist_cdc_snapshot() call. */
+typedef struct SnapshotDelivery
+{
+	uint64		acked;
+	uint64		failed;
+	rd_kafka_resp_err_t err;
+} SnapshotDelivery;
+
+/* Delivery report: record only. */
+static void
+snapshot_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	SnapshotDelivery *d = opaque;
+
+	if (msg->err)
+	{
+		d->failed++;
+		d->err = msg->err;
+	}
+	else
+		d->acked++;
+}
+
+/* Queue full during a snapshot: serve delivery reports, stay interruptible. */
+static void
+snapshot_wait(CdcProducer *p)
+{
+	rd_kafka_poll(p->rk, 100);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Sends a table's current rows to its topic; returns how many the broker acknowledged. */
+Datum
+mnist_cdc_snapshot(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel;
+	CdcOptions	opts;
+	CdcRelInfo	info;
+	CdcProducer p;
+	SnapshotDelivery delivery;
+	rd_kafka_conf_t *conf;
+	CdcHeaders	h;
+	char		lsn_text[32];
+	char		txid_text[16];
+	char		time_text[32];
+	char		timeout[16];
+	char		errstr[512];
+	volatile uint64 sent = 0;
+	Snapshot	snap = GetActiveSnapshot();
+
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid))));
+	rel = table_open(relid, AccessShareLock);
+	cdc_parse_options(NIL, &opts);
+	memset(&info, 0, sizeof(info));
+	cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+	if (!info.captured)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table %s cannot be captured", info.name),
+				 errdetail("A captured table is a plain table with a bytea column \"pixels\" and an integer column \"label\".")));
+
+	memset(&delivery, 0, sizeof(delivery));
+	conf = mnist_kafka_conf(NULL);
+	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
+	snprintf(timeout, sizeof(timeout), "%d", mnist_kafka_timeout_ms);
+	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
+	mnist_kafka_conf_set(conf, "log.queue", "true");
+	rd_kafka_conf_set_dr_msg_cb(conf, snapshot_dr);
+	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
+	rd_kafka_conf_set_opaque(conf, &delivery);
+
+	memset(&p, 0, sizeof(p));
+	p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (p.rk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create Kafka producer: %s", errstr)));
+	rd_kafka_set_log_queue(p.rk, NULL);
+	p.prefix = mnist_topic_prefix;
+	p.wait = snapshot_wait;
+
+	cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
+	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
+	cdc_time_text(GetCurrentTransactionStartTimestamp(), time_text);
+	h.lsn = lsn_text;
+	h.txid = txid_text;
+	h.commit_time = time_text;
+
+	PG_TRY();
+	{
+		sent = cdc_send_table(&p, rel, &info, snap, &h, NULL);
+		while (rd_kafka_outq_len(p.rk) > 0)
+		{
+			rd_kafka_poll(p.rk, 100);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(p.rk, 0);
+		rd_kafka_destroy(p.rk);
+	}
+	PG_END_TRY();
+	table_close(rel, AccessShareLock);
+
+	if (delivery.failed > 0 || delivery.acked != sent)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Kafka acknowledged " UINT64_FORMAT " of " UINT64_FORMAT " snapshot messages of %s",
+						delivery.acked, sent, info.name),
+				 delivery.err ? errdetail("%s", rd_kafka_err2str(delivery.err)) : 0));
+	PG_RETURN_INT64((int64) sent);
+}
+
+/* Drops the worker's slot (and so the WAL it keeps); the worker must be stopped. */
+Datum
+mnist_cdc_drop_slot(PG_FUNCTION_ARGS)
+{
+	ReplicationSlot *slot;
+	int			active_pid = 0;
+
+	CheckSlotPermissions();
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(CDC_SLOT_NAME, false);
+	if (slot)
+	{
+		SpinLockAcquire(&slot->mutex);
+		active_pid = slot->active_pid;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+
+	if (slot == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("replication slot \"%s\" does not exist", CDC_SLOT_NAME)));
+		PG_RETURN_BOOL(false);
+	}
+	if (active_pid != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("replication slot \"%s\" is in use by process %d", CDC_SLOT_NAME, active_pid),
+				 errhint("Stop change data capture first: set mnist_ml.cdc_tables = '' and reload.")));
+	ReplicationSlotDrop(CDC_SLOT_NAME, true);
+	PG_RETURN_BOOL(true);
+}

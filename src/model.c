@@ -1,0 +1,521 @@
+/*
+ * model.c
+ *		Stored models: the weights bytea format, the mnist_models table and the per-backend
+ *		cache of decoded models.
+ *
+ * The weights format (version 1), all integers and floats little-endian:
+ *
+ *	offset	type		content
+ *	0		char[4]		magic "MNML"
+ *	4		uint32		format version, 1
+ *	8		uint32		inputs, 784
+ *	12		uint32		hidden units H, 1..4096
+ *	16		uint32		outputs, 10
+ *	20		uint32		flags: bit 0 = Adam state follows the parameters (other bits zero)
+ *	24		int64		Adam step count (0 without Adam state)
+ *	32		float32[P]	parameters in net.h order: w1[784*H] (w1[i*H+j]: pixel i -> unit j),
+ *						b1[H], w2[H*10] (w2[j*10+k]: unit j -> logit k), b2[10];
+ *						P = 784*H + H + 10*H + 10
+ *	32+4P	float32[P]	Adam first moments m (only with flag bit 0)
+ *	32+8P	float32[P]	Adam second moments v (only with flag bit 0)
+ *
+ * A weights value is validated whenever it is read: exact length, magic, version, sizes,
+ * flags, and every float finite (v also non-negative); anything else is ERRCODE_DATA_CORRUPTED.
+ *
+ * Cache: decoded models are kept per backend by name.  A statement-level trigger on
+ * mnist_models (mnist_models_changed) sends a relcache invalidation for the table; our relcache
+ * callback bumps a generation counter, so the next mnist_model_get() (after
+ * AcceptInvalidationMessages) re-reads the newest id of that name with a fresh snapshot and
+ * decodes it again only when the id changed.  A replaced model is moved under
+ * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/fmgroids.h"
+#include "utils/syscache.h"
+
+#include "mnist_ml.h"
+#include "model.h"
+
+#define WEIGHTS_MAGIC		"MNML"
+#define WEIGHTS_VERSION		1
+#define WEIGHTS_HEADER		32
+#define WEIGHTS_FLAG_ADAM	0x1
+#define MAX_HIDDEN_UNITS	4096
+
+/* One cached model name. */
+typedef struct CacheEntry
+{
+	struct CacheEntry *next;
+	char	   *name;
+	MnistModel *model;			/* NULL until first loaded */
+	MemoryContext cxt;			/* holds model */
+	uint64		checked_gen;	/* cache_generation when the id was last checked */
+	LocalTransactionId checked_lxid;	/* valid only in this transaction, or Invalid */
+} CacheEntry;
+
+static MemoryContext cache_cxt = NULL;
+static CacheEntry *cache_entries = NULL;
+static uint64 cache_generation = 1;
+static Oid	models_relid = InvalidOid;
+static char *models_qualname = NULL;	/* quoted schema.mnist_models, in cache_cxt */
+
+/* Relcache callback: a change to mnist_models (or a cache reset) makes every entry stale. */
+static void
+models_relcache_cb(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == models_relid)
+	{
+		cache_generation++;
+		models_relid = InvalidOid;
+	}
+}
+
+/*
+ * Schema of the extension (PostgreSQL 15 does not export get_extension_schema()).
+ */
+static Oid
+extension_schema(void)
+{
+	Oid			ext = get_extension_oid("mnist_ml", false);
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "could not find extension mnist_ml");
+	nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/* The OID of mnist_models (in the extension's schema), remembered until invalidated. */
+static Oid
+models_relation(void)
+{
+	if (cache_cxt == NULL)
+	{
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml models",
+										  ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(models_relcache_cb, (Datum) 0);
+	}
+	if (!OidIsValid(models_relid))
+	{
+		Oid			nsp = extension_schema();
+		Oid			relid = get_relname_relid("mnist_models", nsp);
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table mnist_models of extension mnist_ml does not exist")));
+		if (models_qualname)
+			pfree(models_qualname);
+		models_qualname = MemoryContextStrdup(cache_cxt,
+											  quote_qualified_identifier(get_namespace_name(nsp),
+																		 "mnist_models"));
+		models_relid = relid;
+	}
+	return models_relid;
+}
+
+/* Owner of a relation. */
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static inline void
+put_u32(uint8 *p, uint32 v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+static inline uint32
+get_u32(const uint8 *p)
+{
+	return (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) | ((uint32) p[3] << 24);
+}
+
+/* Copies n floats to little-endian bytes. */
+static void
+put_floats(uint8 *dst, const float *src, size_t n)
+{
+#ifdef WORDS_BIGENDIAN
+	for (size_t i = 0; i < n; i++)
+	{
+		uint32		u;
+
+		memcpy(&u, &src[i], 4);
+		put_u32(dst + 4 * i, u);
+	}
+#else
+	memcpy(dst, src, n * sizeof(float));
+#endif
+}
+
+/* Copies n little-endian floats and checks they are finite (and >= 0 when nonneg). */
+static bool
+get_floats(float *dst, const uint8 *src, size_t n, bool nonneg)
+{
+	bool		ok = true;
+
+#ifdef WORDS_BIGENDIAN
+	for (size_t i = 0; i < n; i++)
+	{
+		uint32		u = get_u32(src + 4 * i);
+
+		memcpy(&dst[i], &u, 4);
+	}
+#else
+	memcpy(dst, src, n * sizeof(float));
+#endif
+	for (size_t i = 0; i < n; i++)
+		ok &= isfinite(dst[i]) && !(nonneg && dst[i] < 0.0f);
+	return ok;
+}
+
+bytea *
+mnist_weights_encode(const MnistNet *net)
+{
+	size_t		p = net->n_params;
+	bool		adam = net->adam_m != NULL && net->adam_v != NULL;
+	size_t		len = WEIGHTS_HEADER + p * sizeof(float) * (adam ? 3 : 1);
+	bytea	   *result = (bytea *) palloc(VARHDRSZ + len);
+	uint8	   *d = (uint8 *) VARDATA(result);
+	uint64		step = adam ? (uint64) net->adam_step : 0;
+
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(d, WEIGHTS_MAGIC, 4);
+	put_u32(d + 4, WEIGHTS_VERSION);
+	put_u32(d + 8, NET_INPUTS);
+	put_u32(d + 12, net->n_hidden);
+	put_u32(d + 16, NET_OUTPUTS);
+	put_u32(d + 20, adam ? WEIGHTS_FLAG_ADAM : 0);
+	put_u32(d + 24, (uint32) step);
+	put_u32(d + 28, (uint32) (step >> 32));
+	put_floats(d + WEIGHTS_HEADER, net->params, p);
+	if (adam)
+	{
+		put_floats(d + WEIGHTS_HEADER + p * 4, net->adam_m, p);
+		put_floats(d + WEIGHTS_HEADER + p * 8, net->adam_v, p);
+	}
+	return result;
+}
+
+#define corrupted(...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_DATA_CORRUPTED), \
+			 errmsg("model weights are corrupted"), \
+			 errdetail(__VA_ARGS__)))
+
+void
+mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
+{
+	const uint8 *d = (const uint8 *) VARDATA_ANY(weights);
+	size_t		len = VARSIZE_ANY_EXHDR(weights);
+	uint32		version,
+				inputs,
+				hidden,
+				outputs,
+				flags;
+	int64		step;
+	size_t		p;
+	bool		adam;
+	float	   *params,
+			   *m = NULL,
+			   *v = NULL;
+
+	if (len < WEIGHTS_HEADER)
+		corrupted("The value has %zu bytes, less than the %d-byte header.", len, WEIGHTS_HEADER);
+	if (memcmp(d, WEIGHTS_MAGIC, 4) != 0)
+		corrupted("The value does not start with the magic \"%s\".", WEIGHTS_MAGIC);
+	version = get_u32(d + 4);
+	if (version != WEIGHTS_VERSION)
+		corrupted("Format version %u is not supported (expected %d).", version, WEIGHTS_VERSION);
+	inputs = get_u32(d + 8);
+	hidden = get_u32(d + 12);
+	outputs = get_u32(d + 16);
+	flags = get_u32(d + 20);
+	step = (int64) ((uint64) get_u32(d + 24) | ((uint64) get_u32(d + 28) << 32));
+	if (inputs != NET_INPUTS || outputs != NET_OUTPUTS || hidden < 1 || hidden > MAX_HIDDEN_UNITS)
+		corrupted("Layer sizes %u -> %u -> %u are not %d -> 1..%d -> %d.",
+				  inputs, hidden, outputs, NET_INPUTS, MAX_HIDDEN_UNITS, NET_OUTPUTS);
+	if ((flags & ~WEIGHTS_FLAG_ADAM) != 0)
+		corrupted("Unknown flags 0x%x.", flags);
+	adam = (flags & WEIGHTS_FLAG_ADAM) != 0;
+	if (step < 0 || (!adam && step != 0))
+		corrupted("Invalid Adam step count " INT64_FORMAT ".", step);
+	p = net_param_count(hidden);
+	if (len != WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1))
+		corrupted("The value has %zu bytes; %u hidden units%s need %zu.", len, hidden,
+				  adam ? " with Adam state" : "", WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1));
+
+	params = (float *) palloc(p * sizeof(float));
+	if (!get_floats(params, d + WEIGHTS_HEADER, p, false))
+		corrupted("A parameter is not a finite number.");
+	if (with_adam)
+	{
+		m = (float *) palloc0(p * sizeof(float));
+		v = (float *) palloc0(p * sizeof(float));
+	}
+	if (adam)
+	{
+		/* validate the Adam state even when it is not wanted */
+		float	   *mm = m ? m : (float *) palloc(p * sizeof(float));
+		float	   *vv = v ? v : (float *) palloc(p * sizeof(float));
+
+		if (!get_floats(mm, d + WEIGHTS_HEADER + p * 4, p, false) ||
+			!get_floats(vv, d + WEIGHTS_HEADER + p * 8, p, true))
+			corrupted("An Adam moment is not a finite number.");
+		if (!with_adam)
+		{
+			pfree(mm);
+			pfree(vv);
+		}
+	}
+	net_bind(net, hidden, params, m, v);
+	net->adam_step = with_adam ? step : 0;
+}
+
+/* Error context naming the model being read. */
+static void
+model_error_callback(void *arg)
+{
+	errcontext("reading model \"%s\"", (const char *) arg);
+}
+
+/*
+ * Id of the newest model of that name under snap (InvalidSnapshot: the current one), or 0;
+ * with weights not NULL, also a copy of its weights in mcxt.  Must run inside SPI.
+ */
+static int64
+lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcxt)
+{
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	int64		id;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT id%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
+					 weights ? ", weights" : "", models_qualname);
+	plan = SPI_prepare(sql.data, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading %s failed", models_qualname);
+	if (SPI_processed == 0)
+		return 0;
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (weights)
+	{
+		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		MemoryContext old;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" (id " INT64_FORMAT ") has no weights", name, id)));
+		old = MemoryContextSwitchTo(mcxt);
+		*weights = DatumGetByteaPCopy(w);
+		MemoryContextSwitchTo(old);
+	}
+	return id;
+}
+
+static void
+model_not_found(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" does not exist", name),
+			 errhint("Train one with mnist_train(); stored models are listed in mnist_models.")));
+}
+
+bytea *
+mnist_model_fetch_weights(const char *name, int64 *id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	bytea	   *weights = NULL;
+
+	models_relation();
+	SPI_connect();
+	*id = lookup_model(name, InvalidSnapshot, &weights, caller);
+	if (*id == 0)
+		model_not_found(name);
+	SPI_finish();
+	return weights;
+}
+
+MnistModel *
+mnist_model_get(const char *name)
+{
+	CacheEntry *e;
+	uint64		gen;
+	bool		latest;
+	int64		id;
+	ErrorContextCallback errcb;
+
+	models_relation();
+	AcceptInvalidationMessages();
+	for (e = cache_entries; e != NULL; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			break;
+	if (e != NULL && e->model != NULL && e->checked_gen == cache_generation &&
+		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
+		return e->model;
+
+	models_relation();			/* may have been reset by the invalidation */
+	if (e == NULL)
+	{
+		e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
+		e->name = MemoryContextStrdup(cache_cxt, name);
+		e->next = cache_entries;
+		cache_entries = e;
+	}
+	gen = cache_generation;
+
+	/*
+	 * Read with the latest snapshot, which sees every commit whose invalidation we have
+	 * accepted; where that is impossible (parallel mode, or a transaction snapshot) the answer
+	 * is trusted only until the end of this transaction.
+	 */
+	latest = !IsInParallelMode() && !IsolationUsesXactSnapshot();
+
+	errcb.callback = model_error_callback;
+	errcb.arg = (void *) name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	SPI_connect();
+	id = lookup_model(name, latest ? GetLatestSnapshot() : GetActiveSnapshot(), NULL, NULL);
+	if (id == 0)
+		model_not_found(name);
+	if (e->model == NULL || e->model->id != id)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old;
+		bytea	   *weights = NULL;
+		MnistModel *m;
+
+		lookup_model(name, latest ? GetLatestSnapshot() : GetActiveSnapshot(), &weights, cxt);
+		old = MemoryContextSwitchTo(cxt);
+		m = palloc0(sizeof(MnistModel));
+		m->id = id;
+		m->name = pstrdup(name);
+		mnist_weights_decode(weights, &m->net, false);
+		m->scratch = palloc(net_predict_scratch(m->net.n_hidden) * sizeof(float));
+		pfree(weights);
+		MemoryContextSwitchTo(old);
+
+		/* the previous model may still be in use by a running query */
+		if (e->cxt != NULL)
+			MemoryContextSetParent(e->cxt, TopTransactionContext);
+		MemoryContextSetParent(cxt, cache_cxt);
+		e->cxt = cxt;
+		e->model = m;
+	}
+	SPI_finish();
+	error_context_stack = errcb.previous;
+
+	e->checked_gen = gen;
+	e->checked_lxid = latest ? InvalidLocalTransactionId : MyProc->lxid;
+	return e->model;
+}
+
+int64
+mnist_model_store(const char *name, const char *hyperparameters, const char *metrics,
+				  bytea *weights)
+{
+	Oid			relid = models_relation();
+	Oid			save_userid;
+	int			save_sec;
+	StringInfoData sql;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
+	Datum		values[4];
+	bool		isnull;
+	int64		id;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(hyperparameters);
+	values[2] = CStringGetTextDatum(metrics);
+	values[3] = PointerGetDatum(weights);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s (name, hyperparameters, metrics, weights) "
+					 "VALUES ($1, $2::pg_catalog.jsonb, $3::pg_catalog.jsonb, $4) RETURNING id",
+					 models_qualname);
+
+	/* ordinary users cannot write mnist_models: insert as its owner, this statement only */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(relation_owner(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	SPI_connect();
+	if (SPI_execute_with_args(sql.data, 4, argtypes, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "inserting into %s failed", models_qualname);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return id;
+}
+
+PG_FUNCTION_INFO_V1(mnist_models_changed);
+
+/*
+ * Statement trigger on mnist_models: tells every backend (at commit) to re-check its cached
+ * models.
+ */
+Datum
+mnist_models_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mnist_models_changed() must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,603 @@
+/*
+ * net.c
+ *		The network: 784 -> Dense(H, relu) -> Dense(10) logits, softmax cross-entropy, Adam
+ *		as Keras.  Plain C + CBLAS, no PostgreSQL calls, no allocation: every buffer comes
+ *		from the caller.  Deterministic: the same seed and data give a bit-identical model.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "net.h"
+
+#define ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
+
+/* Training workspace, carved out of the caller's buffer by net_trainer_bind. */
+struct NetTrainer
+{
+	MnistNet   *net;
+	int			max_batch;
+	uint32_t   *row_start;		/* max_batch + 1: image r's pixels are row_*[row_start[r]..] */
+	uint32_t   *row_idx;		/* nonzero pixels of the batch by image: pixel index */
+	float	   *row_val;		/* and value / 255 */
+	uint32_t   *col_start;		/* NET_INPUTS + 1: pixel i's images are col_*[col_start[i]..] */
+	uint32_t   *col_idx;		/* the same nonzero pixels by pixel: image in the batch */
+	float	   *col_val;
+	float	   *hidden;			/* max_batch x H, after relu */
+	float	   *dhidden;		/* max_batch x H, loss gradient before relu */
+	float	   *logits;			/* max_batch x NET_OUTPUTS */
+	float	   *dlogits;		/* max_batch x NET_OUTPUTS */
+	float	   *grad;			/* gradients of b1, w2, b2 (their layout in params) */
+	float	   *grad_row;		/* H: gradient of one w1 row */
+	float	   *zero_row;		/* H zeros: the gradient of a w1 row of zero pixels */
+};
+
+size_t
+net_param_count(int n_hidden)
+{
+	return (size_t) NET_INPUTS * n_hidden + n_hidden +
+		(size_t) n_hidden * NET_OUTPUTS + NET_OUTPUTS;
+}
+
+void
+net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v)
+{
+	net->n_hidden = n_hidden;
+	net->n_params = net_param_count(n_hidden);
+	net->params = params;
+	net->w1 = params;
+	net->b1 = net->w1 + (size_t) NET_INPUTS * n_hidden;
+	net->w2 = net->b1 + n_hidden;
+	net->b2 = net->w2 + (size_t) n_hidden * NET_OUTPUTS;
+	net->adam_m = adam_m;
+	net->adam_v = adam_v;
+	net->adam_step = 0;
+}
+
+/* splitmix64: expands a seed into the xoshiro state. */
+static uint64_t
+splitmix64(uint64_t *x)
+{
+	uint64_t	z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t
+rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256**: the next 64 random bits. */
+static uint64_t
+rng_next(NetRng *rng)
+{
+	uint64_t   *s = rng->s;
+	uint64_t	result = rotl(s[1] * 5, 7) * 9;
+	uint64_t	t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+void
+net_rng_seed(NetRng *rng, uint64_t seed)
+{
+	uint64_t	x = seed;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		rng->s[i] = splitmix64(&x);
+}
+
+/* Uniform integer in [0, bound), unbiased (Lemire's multiply-and-reject). */
+static uint64_t
+rng_below(NetRng *rng, uint64_t bound)
+{
+	unsigned __int128 m = (unsigned __int128) rng_next(rng) * bound;
+	uint64_t	low = (uint64_t) m;
+
+	if (low < bound)
+	{
+		uint64_t	threshold = -bound % bound;
+
+		while (low < threshold)
+		{
+			m = (unsigned __int128) rng_next(rng) * bound;
+			low = (uint64_t) m;
+		}
+	}
+	return (uint64_t) (m >> 64);
+}
+
+void
+net_shuffle(NetRng *rng, uint32_t *idx, size_t n)
+{
+	size_t		i;
+
+	for (i = n; i > 1; i--)
+	{
+		size_t		j = (size_t) rng_below(rng, i);
+		uint32_t	tmp = idx[i - 1];
+
+		idx[i - 1] = idx[j];
+		idx[j] = tmp;
+	}
+}
+
+/* Fills w[0..n-1] uniformly in [-limit, limit) from 24 random bits each. */
+static void
+fill_uniform(NetRng *rng, float *w, size_t n, double limit)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		double		u = (double) (rng_next(rng) >> 40) * (1.0 / 16777216.0);
+
+		w[i] = (float) ((2.0 * u - 1.0) * limit);
+	}
+}
+
+void
+net_init_glorot(MnistNet *net, uint64_t seed)
+{
+	int			h = net->n_hidden;
+	NetRng		rng;
+
+	/* a stream of its own, so init and shuffles with the same seed are unrelated */
+	net_rng_seed(&rng, seed ^ UINT64_C(0x676c6f726f74));
+	fill_uniform(&rng, net->w1, (size_t) NET_INPUTS * h, sqrt(6.0 / (NET_INPUTS + h)));
+	memset(net->b1, 0, sizeof(float) * h);
+	fill_uniform(&rng, net->w2, (size_t) h * NET_OUTPUTS, sqrt(6.0 / (h + NET_OUTPUTS)));
+	memset(net->b2, 0, sizeof(float) * NET_OUTPUTS);
+	if (net->adam_m)
+		memset(net->adam_m, 0, sizeof(float) * net->n_params);
+	if (net->adam_v)
+		memset(net->adam_v, 0, sizeof(float) * net->n_params);
+	net->adam_step = 0;
+}
+
+/*
+ * Sums of scaled rows, the one kernel of both layers' sparse side: for k = 0..count-1 in
+ * order, acc[0..h) += val[k] * rows[idx[k] * h + 0..h).  The first layer's forward pass
+ * (rows = w1, one entry per nonzero pixel) and its weight gradient (rows = the hidden
+ * gradients, one entry per image with that pixel nonzero) both reduce to it, so zero pixels
+ * cost nothing.  Columns go in blocks of a fixed width, which the compiler keeps in vector
+ * registers; each element is summed in the order of idx, so training and net_predict compute
+ * the first layer identically.
+ */
+#ifdef __AVX512F__
+#define CHUNK 128
+#else
+#define CHUNK 64
+#endif
+
+/* One block of width columns (a constant once inlined) of accumulate_rows. */
+static inline __attribute__((always_inline)) void
+accumulate_block(float *restrict acc, const float *restrict rows, size_t h, int width,
+				 const uint32_t *restrict idx, const float *restrict val, int count)
+{
+	float		a[CHUNK];
+	int			j,
+				k;
+
+	memcpy(a, acc, sizeof(float) * width);
+	for (k = 0; k < count; k++)
+	{
+		const float *w = rows + idx[k] * h;
+		float		x = val[k];
+
+#pragma GCC unroll 128
+		for (j = 0; j < width; j++)
+			a[j] += x * w[j];
+	}
+	memcpy(acc, a, sizeof(float) * width);
+}
+
+static void
+accumulate_rows(float *restrict acc, const float *restrict rows, int h,
+				const uint32_t *restrict idx, const float *restrict val, int count)
+{
+	int			j0 = 0;
+
+	for (; j0 + CHUNK <= h; j0 += CHUNK)
+		accumulate_block(acc + j0, rows + j0, h, CHUNK, idx, val, count);
+	for (; j0 + 8 <= h; j0 += 8)
+		accumulate_block(acc + j0, rows + j0, h, 8, idx, val, count);
+	for (; j0 < h; j0++)
+		accumulate_block(acc + j0, rows + j0, h, 1, idx, val, count);
+}
+
+/* Pixel values / 255, as the reference scales them (computed at compile time). */
+#define SCALE1(i)	((float) (i) / 255.0f)
+#define SCALE4(i)	SCALE1(i), SCALE1(i + 1), SCALE1(i + 2), SCALE1(i + 3)
+#define SCALE16(i)	SCALE4(i), SCALE4(i + 4), SCALE4(i + 8), SCALE4(i + 12)
+#define SCALE64(i)	SCALE16(i), SCALE16(i + 16), SCALE16(i + 32), SCALE16(i + 48)
+static const float pixel_scale[256] = {SCALE64(0), SCALE64(64), SCALE64(128), SCALE64(192)};
+
+/*
+ * Nonzero pixels of one image, in pixel order: their indexes and values / 255.  Returns the
+ * count.  Branch-free (half the pixels are zero, at random): idx and val get written up to
+ * the position of the last pixel, so they need NET_INPUTS entries.
+ */
+static int
+sparse_pixels(const uint8_t *pixels, uint32_t *idx, float *val)
+{
+	int			i,
+				count = 0;
+
+	for (i = 0; i < NET_INPUTS; i++)
+	{
+		idx[count] = i;
+		val[count] = pixel_scale[pixels[i]];
+		count += pixels[i] != 0;
+	}
+	return count;
+}
+
+/* First layer of one image: hid = relu(b1 + sum of its nonzero pixels' w1 rows, scaled). */
+static void
+hidden_layer(const MnistNet *net, const uint32_t *idx, const float *val, int count, float *hid)
+{
+	int			h = net->n_hidden,
+				j;
+
+	memcpy(hid, net->b1, sizeof(float) * h);
+	accumulate_rows(hid, net->w1, h, idx, val, count);
+	for (j = 0; j < h; j++)
+		hid[j] = hid[j] > 0.0f ? hid[j] : 0.0f;
+}
+
+/* Keras' Adam for one step: the coefficients shared by every parameter. */
+typedef struct AdamStep
+{
+	float		b1,
+				b2,
+				c1,
+				c2,
+				eps,
+				alpha;
+} AdamStep;
+
+static void
+adam_step_init(AdamStep *a, const NetAdam *adam, int64_t t)
+{
+	a->b1 = adam->beta1;
+	a->b2 = adam->beta2;
+	a->c1 = 1.0f - adam->beta1;
+	a->c2 = 1.0f - adam->beta2;
+	a->eps = adam->epsilon;
+	a->alpha = (float) (adam->learning_rate * sqrt(1.0 - pow(adam->beta2, (double) t)) /
+						(1.0 - pow(adam->beta1, (double) t)));
+}
+
+/* One Adam parameter: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= alpha m / (sqrt(v) + eps). */
+#define ADAM_ONE(a, p, m, v, g, i) \
+	do { \
+		float		mi_ = (a)->b1 * (m)[i] + (a)->c1 * (g)[i]; \
+		float		vi_ = (a)->b2 * (v)[i] + (a)->c2 * (g)[i] * (g)[i]; \
+		(m)[i] = mi_; \
+		(v)[i] = vi_; \
+		(p)[i] -= (a)->alpha * mi_ / (sqrtf(vi_) + (a)->eps); \
+	} while (0)
+
+/* Adam on n parameters with gradient g (fixed-size blocks so that it vectorises). */
+static void
+adam_update(const AdamStep *a, float *restrict p, float *restrict m, float *restrict v,
+			const float *restrict g, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			ADAM_ONE(a, p, m, v, g, i);
+	for (i = i0; i < n; i++)
+		ADAM_ONE(a, p, m, v, g, i);
+}
+
+size_t
+net_trainer_size(int n_hidden, int max_batch)
+{
+	size_t		b = (size_t) max_batch;
+	size_t		h = (size_t) n_hidden;
+
+	return 64 +					/* for aligning the caller's pointer */
+		ALIGN64(sizeof(NetTrainer)) +
+		ALIGN64(sizeof(uint32_t) * (b + 1)) +
+		ALIGN64(sizeof(uint32_t) * (NET_INPUTS + 1)) +
+		2 * ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
+		2 * ALIGN64(sizeof(float) * b * NET_INPUTS) +
+		2 * ALIGN64(sizeof(float) * b * h) +
+		2 * ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
+		ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
+		2 * ALIGN64(sizeof(float) * h);
+}
+
+/* Returns the next 64-byte aligned block of bytes from *p and advances *p. */
+static void *
+carve(char **p, size_t bytes)
+{
+	void	   *r = *p;
+
+	*p += ALIGN64(bytes);
+	return r;
+}
+
+NetTrainer *
+net_trainer_bind(void *mem, MnistNet *net, int max_batch)
+{
+	char	   *p = (char *) ALIGN64((uintptr_t) mem);
+	NetTrainer *t;
+	size_t		b = (size_t) max_batch;
+	size_t		h = (size_t) net->n_hidden;
+
+	t = carve(&p, sizeof(NetTrainer));
+	t->net = net;
+	t->max_batch = max_batch;
+	t->row_start = carve(&p, sizeof(uint32_t) * (b + 1));
+	t->col_start = carve(&p, sizeof(uint32_t) * (NET_INPUTS + 1));
+	t->row_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
+	t->col_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
+	t->row_val = carve(&p, sizeof(float) * b * NET_INPUTS);
+	t->col_val = carve(&p, sizeof(float) * b * NET_INPUTS);
+	t->hidden = carve(&p, sizeof(float) * b * h);
+	t->dhidden = carve(&p, sizeof(float) * b * h);
+	t->logits = carve(&p, sizeof(float) * b * NET_OUTPUTS);
+	t->dlogits = carve(&p, sizeof(float) * b * NET_OUTPUTS);
+	t->grad = carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
+	t->grad_row = carve(&p, sizeof(float) * h);
+	t->zero_row = carve(&p, sizeof(float) * h);
+	memset(t->zero_row, 0, sizeof(float) * h);
+	return t;
+}
+
+/* Index of the largest of the 10 logits (the first on ties). */
+static int
+argmax10(const float *z)
+{
+	int			best = 0;
+	int			k;
+
+	for (k = 1; k < NET_OUTPUTS; k++)
+		if (z[k] > z[best])
+			best = k;
+	return best;
+}
+
+/* Softmax of 10 logits into p, computed in double from z - max(z). */
+static void
+softmax10(const float *z, float *p)
+{
+	float		zmax = z[argmax10(z)];
+	double		sum = 0.0;
+	double		e[NET_OUTPUTS];
+	int			k;
+
+	for (k = 0; k < NET_OUTPUTS; k++)
+	{
+		e[k] = exp((double) z[k] - zmax);
+		sum += e[k];
+	}
+	for (k = 0; k < NET_OUTPUTS; k++)
+		p[k] = (float) (e[k] / sum);
+}
+
+double
+net_cross_entropy(const float *logits, int label)
+{
+	float		zmax = logits[argmax10(logits)];
+	double		sum = 0.0;
+	int			k;
+
+	for (k = 0; k < NET_OUTPUTS; k++)
+		sum += exp((double) logits[k] - zmax);
+	return log(sum) - ((double) logits[label] - zmax);
+}
+
+/*
+ * The batch's nonzero pixels twice: by image (row_*, for the forward pass) and by pixel
+ * (col_*, images in batch order, for the first layer's weight gradient).
+ */
+/* The images of a batch are read in random order: fetch them a few ahead. */
+#define PREFETCH_AHEAD 4
+
+static inline void
+prefetch_image(const uint8_t *image)
+{
+	int			i;
+
+	for (i = 0; i < NET_INPUTS; i += 64)
+		__builtin_prefetch(image + i);
+}
+
+static void
+sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
+{
+	uint32_t	count[NET_INPUTS];
+	uint32_t	total = 0;
+	int			r,
+				i;
+	uint32_t	k;
+
+	memset(count, 0, sizeof(count));
+	for (r = 0; r < n && r < PREFETCH_AHEAD; r++)
+		prefetch_image(images + (size_t) idx[r] * NET_INPUTS);
+	for (r = 0; r < n; r++)
+	{
+		int			c;
+
+		if (r + PREFETCH_AHEAD < n)
+			prefetch_image(images + (size_t) idx[r + PREFETCH_AHEAD] * NET_INPUTS);
+		c = sparse_pixels(images + (size_t) idx[r] * NET_INPUTS,
+						  t->row_idx + total, t->row_val + total);
+		t->row_start[r] = total;
+		for (k = total; k < total + c; k++)
+			count[t->row_idx[k]]++;
+		total += c;
+	}
+	t->row_start[n] = total;
+
+	t->col_start[0] = 0;
+	for (i = 0; i < NET_INPUTS; i++)
+		t->col_start[i + 1] = t->col_start[i] + count[i];
+	memcpy(count, t->col_start, sizeof(count));
+	for (r = 0; r < n; r++)
+	{
+		for (k = t->row_start[r]; k < t->row_start[r + 1]; k++)
+		{
+			uint32_t	dst = count[t->row_idx[k]]++;
+
+			t->col_idx[dst] = r;
+			t->col_val[dst] = t->row_val[k];
+		}
+	}
+}
+
+void
+net_train_batch(NetTrainer *t, const NetAdam *adam,
+				const uint8_t *images, const uint8_t *labels,
+				const uint32_t *idx, int n,
+				double *loss_sum, int64_t *correct)
+{
+	MnistNet   *net = t->net;
+	int			h = net->n_hidden;
+	float	   *gb1 = t->grad;
+	float	   *gw2 = gb1 + h;
+	float	   *gb2 = gw2 + (size_t) h * NET_OUTPUTS;
+	float		inv_n = 1.0f / n;
+	uint32_t   *all = t->row_idx;	/* 0..n-1, for the bias gradient */
+	float	   *ones = t->row_val;
+	AdamStep	step;
+	int			r,
+				i,
+				k;
+
+	/* forward: hidden = relu(x w1 + b1) from the nonzero pixels, logits = hidden w2 + b2 */
+	sparse_batch(t, images, idx, n);
+	for (r = 0; r < n; r++)
+		hidden_layer(net, t->row_idx + t->row_start[r], t->row_val + t->row_start[r],
+					 (int) (t->row_start[r + 1] - t->row_start[r]),
+					 t->hidden + (size_t) r * h);
+	for (r = 0; r < n; r++)
+		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, NET_OUTPUTS, h,
+				1.0f, t->hidden, h, net->w2, NET_OUTPUTS, 1.0f, t->logits, NET_OUTPUTS);
+
+	/* loss, accuracy, dlogits = (softmax - onehot) / n (the loss is the batch mean) */
+	for (r = 0; r < n; r++)
+	{
+		const float *z = t->logits + r * NET_OUTPUTS;
+		float	   *dz = t->dlogits + r * NET_OUTPUTS;
+		int			label = labels[idx[r]];
+
+		*loss_sum += net_cross_entropy(z, label);
+		if (argmax10(z) == label)
+			(*correct)++;
+		softmax10(z, dz);
+		dz[label] -= 1.0f;
+		for (k = 0; k < NET_OUTPUTS; k++)
+			dz[k] *= inv_n;
+	}
+
+	/* backward: second layer, then the hidden gradient through relu */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, NET_OUTPUTS, n,
+				1.0f, t->hidden, h, t->dlogits, NET_OUTPUTS, 0.0f, gw2, NET_OUTPUTS);
+	for (k = 0; k < NET_OUTPUTS; k++)
+	{
+		float		s = 0.0f;
+
+		for (r = 0; r < n; r++)
+			s += t->dlogits[r * NET_OUTPUTS + k];
+		gb2[k] = s;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h, NET_OUTPUTS,
+				1.0f, t->dlogits, NET_OUTPUTS, net->w2, NET_OUTPUTS, 0.0f, t->dhidden, h);
+	for (i = 0; i < n * h; i++)
+		if (t->hidden[i] <= 0.0f)
+			t->dhidden[i] = 0.0f;
+
+	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
+	for (r = 0; r < n; r++)
+	{
+		all[r] = r;
+		ones[r] = 1.0f;
+	}
+	memset(gb1, 0, sizeof(float) * h);
+	accumulate_rows(gb1, t->dhidden, h, all, ones, n);
+
+	/*
+	 * Adam, w1 row by row with its gradient computed on the fly from the images where that
+	 * pixel is nonzero (a zero gradient for the others, whose moments still decay), then b1,
+	 * w2, b2, which follow w1 in params.
+	 */
+	net->adam_step++;
+	adam_step_init(&step, adam, net->adam_step);
+	for (i = 0; i < NET_INPUTS; i++)
+	{
+		uint32_t	c0 = t->col_start[i],
+					c1 = t->col_start[i + 1];
+		size_t		off = (size_t) i * h;
+		const float *g = t->zero_row;
+
+		if (c1 > c0)
+		{
+			memset(t->grad_row, 0, sizeof(float) * h);
+			accumulate_rows(t->grad_row, t->dhidden, h, t->col_idx + c0, t->col_val + c0,
+							(int) (c1 - c0));
+			g = t->grad_row;
+		}
+		adam_update(&step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
+	}
+	{
+		size_t		off = (size_t) NET_INPUTS * h;
+
+		adam_update(&step, net->b1, net->adam_m + off, net->adam_v + off, t->grad,
+					net->n_params - off);
+	}
+}
+
+size_t
+net_predict_scratch(int n_hidden)
+{
+	return (size_t) n_hidden + 2 * NET_INPUTS;
+}
+
+int
+net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
+			float *probs, float *logits)
+{
+	int			h = net->n_hidden;
+	float	   *hid = scratch;
+	float	   *val = scratch + h;
+	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
+	float		z[NET_OUTPUTS];
+	int			j,
+				k;
+
+	hidden_layer(net, idx, val, sparse_pixels(pixels, idx, val), hid);
+	memcpy(z, net->b2, sizeof(z));
+	for (j = 0; j < h; j++)
+	{
+		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
+
+		if (hid[j] != 0.0f)
+			for (k = 0; k < NET_OUTPUTS; k++)
+				z[k] += hid[j] * w[k];
+	}
+	if (logits)
+		memcpy(logits, z, sizeof(z));
+	if (probs)
+		softmax10(z, probs);
+	return argmax10(z);
+}

@@ -1,0 +1,53 @@
+
+-- Stored models and training (src/model.c, src/train.c).
+
+CREATE TABLE mnist_models (
+	id bigserial PRIMARY KEY,
+	name text NOT NULL CHECK (name <> ''),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	hyperparameters jsonb NOT NULL,
+	metrics jsonb NOT NULL,
+	weights bytea NOT NULL
+);
+CREATE INDEX mnist_models_name_id ON mnist_models (name, id);
+
+COMMENT ON TABLE mnist_models IS 'Trained models; the newest (highest id) of a name is the one served. Written only by the training functions.';
+COMMENT ON COLUMN mnist_models.id IS 'Model id, returned by mnist_train.';
+COMMENT ON COLUMN mnist_models.name IS 'Model name, as given to mnist_train and mnist_predict.';
+COMMENT ON COLUMN mnist_models.created_at IS 'When the model was stored.';
+COMMENT ON COLUMN mnist_models.hyperparameters IS 'epochs, batch_size, learning_rate, hidden_units, seed, init_model and the Adam settings.';
+COMMENT ON COLUMN mnist_models.metrics IS 'rows, seconds, final loss and accuracy, per-epoch loss/accuracy/seconds, and the source (table, or topic and offsets).';
+COMMENT ON COLUMN mnist_models.weights IS 'Versioned binary weights: magic MNML, version, layer sizes, flags, little-endian float32 parameters (and Adam state); see the README.';
+
+-- models survive pg_dump
+SELECT pg_catalog.pg_extension_config_dump('mnist_models', '');
+SELECT pg_catalog.pg_extension_config_dump('mnist_models_id_seq', '');
+
+-- everybody may read models; only the functions (running as the owner) write them
+REVOKE ALL ON mnist_models FROM PUBLIC;
+GRANT SELECT ON mnist_models TO PUBLIC;
+
+CREATE FUNCTION mnist_models_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'mnist_models_changed' LANGUAGE C;
+COMMENT ON FUNCTION mnist_models_changed() IS 'Statement trigger on mnist_models: makes every session re-check its cached models at its next statement.';
+
+CREATE TRIGGER mnist_models_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mnist_models
+	FOR EACH STATEMENT EXECUTE FUNCTION mnist_models_changed();
+
+CREATE FUNCTION mnist_train(
+	source regclass,
+	model_name text DEFAULT 'default',
+	epochs int DEFAULT 5,
+	batch_size int DEFAULT 64,
+	learning_rate float8 DEFAULT 0.001,
+	hidden_units int DEFAULT 128,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label',
+	seed bigint DEFAULT 0,
+	init_model text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_train'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET synchronize_seqscans = off;
+COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from a stored model.';

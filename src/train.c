@@ -1,0 +1,294 @@
+/*
+ * train.c
+ *		Training: mnist_train(source regclass, ...) reads a relation into a compact TrainSet
+ *		and mnist_train_and_store() (shared with mnist_train_topic) validates the
+ *		hyperparameters, trains the network of net.c with Adam on shuffled mini-batches,
+ *		reports each epoch, and stores the model row.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "model.h"
+#include "net.h"
+#include "source.h"
+#include "train.h"
+
+#define MAX_EPOCHS			1000
+#define MAX_BATCH_SIZE		65536
+#define MAX_HIDDEN_UNITS	4096
+#define MAX_ROWS			((int64) PG_INT32_MAX)
+
+void
+trainset_init(TrainSet *set)
+{
+	set->n = 0;
+	set->capacity = 1024;
+	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);
+	set->labels = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity);
+}
+
+void
+trainset_add(TrainSet *set, const uint8 *pixels, int label)
+{
+	if (label < 0 || label >= MNIST_CLASSES)
+		elog(ERROR, "label %d is out of range", label);
+	if (set->n == set->capacity)
+	{
+		if (set->n >= MAX_ROWS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many training rows (at most " INT64_FORMAT ")", MAX_ROWS)));
+		set->capacity = Min(set->capacity * 2, MAX_ROWS);
+		set->images = repalloc_huge(set->images, set->capacity * MNIST_PIXELS);
+		set->labels = repalloc_huge(set->labels, set->capacity);
+	}
+	memcpy(set->images + set->n * MNIST_PIXELS, pixels, MNIST_PIXELS);
+	set->labels[set->n++] = (uint8) label;
+}
+
+/* Hyperparameter range checks, done before any work. */
+static void
+validate_options(const TrainOptions *opt)
+{
+	if (opt->model_name == NULL || opt->model_name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must not be empty")));
+	if (opt->epochs < 1 || opt->epochs > MAX_EPOCHS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("epochs must be between 1 and %d, not %d", MAX_EPOCHS, opt->epochs)));
+	if (opt->batch_size < 1 || opt->batch_size > MAX_BATCH_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be between 1 and %d, not %d",
+						MAX_BATCH_SIZE, opt->batch_size)));
+	if (!(opt->learning_rate > 0.0 && opt->learning_rate <= 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("learning_rate must be greater than 0 and at most 1, not %g",
+						opt->learning_rate)));
+	if (opt->hidden_units < 1 || opt->hidden_units > MAX_HIDDEN_UNITS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("hidden_units must be between 1 and %d, not %d",
+						MAX_HIDDEN_UNITS, opt->hidden_units)));
+}
+
+static double
+seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Appends "key": number (shortest exact form) to a JSON object being built. */
+static void
+json_number(StringInfo buf, const char *key, double value)
+{
+	if (buf->data[buf->len - 1] != '{')
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfo(buf, ": %s", float8out_internal(value));
+}
+
+int64
+mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json)
+{
+	int			h = opt->hidden_units;
+	size_t		p = net_param_count(h);
+	MnistNet	net;
+	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
+	NetRng		rng;
+	NetTrainer *trainer;
+	uint32	   *idx;
+	int64		init_id = 0;
+	StringInfoData hyper,
+				metrics,
+				epochs;
+	struct timespec start;
+	double		loss = 0,
+				accuracy = 0;
+	int64		id;
+
+	validate_options(opt);
+	if (set->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no rows to train on"),
+				 errdetail("Source: %s.", source_json)));
+
+	/* fresh Glorot weights, or those of init_model with its Adam state */
+	if (opt->init_model != NULL)
+	{
+		bytea	   *w = mnist_model_fetch_weights(opt->init_model, &init_id);
+
+		mnist_weights_decode(w, &net, true);
+		if (net.n_hidden != h)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("init_model \"%s\" has %d hidden units, not %d",
+							opt->init_model, net.n_hidden, h),
+					 errhint("Pass hidden_units => %d to continue training it.", net.n_hidden)));
+		pfree(w);
+	}
+	else
+	{
+		net_bind(&net, h, MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)),
+				 MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)),
+				 MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)));
+		net_init_glorot(&net, (uint64) opt->seed);
+	}
+
+	trainer = net_trainer_bind((void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext,
+																			 net_trainer_size(h, opt->batch_size) + 64)),
+							   &net, opt->batch_size);
+	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
+	for (int64 i = 0; i < set->n; i++)
+		idx[i] = (uint32) i;
+	net_rng_seed(&rng, (uint64) opt->seed);
+
+	initStringInfo(&epochs);
+	appendStringInfoChar(&epochs, '[');
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (int e = 1; e <= opt->epochs; e++)
+	{
+		struct timespec estart;
+		double		loss_sum = 0,
+					secs;
+		int64		correct = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &estart);
+		net_shuffle(&rng, idx, set->n);
+		for (int64 off = 0; off < set->n; off += opt->batch_size)
+		{
+			CHECK_FOR_INTERRUPTS();
+			net_train_batch(trainer, &adam, set->images, set->labels, idx + off,
+							(int) Min(opt->batch_size, set->n - off), &loss_sum, &correct);
+		}
+		secs = seconds_since(&estart);
+		loss = loss_sum / set->n;
+		accuracy = (double) correct / set->n;
+		if (!isfinite(loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training diverged in epoch %d (loss is not finite)", e),
+					 errhint("Use a smaller learning_rate.")));
+		if (mnist_progress)
+			ereport(NOTICE,
+					(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f rows/s",
+							e, opt->epochs, loss, accuracy, secs, set->n / Max(secs, 1e-9))));
+
+		appendStringInfoString(&epochs, e > 1 ? ", {" : "{");
+		json_number(&epochs, "epoch", e);
+		json_number(&epochs, "loss", loss);
+		json_number(&epochs, "accuracy", accuracy);
+		json_number(&epochs, "seconds", secs);
+		appendStringInfoChar(&epochs, '}');
+	}
+	appendStringInfoChar(&epochs, ']');
+
+	initStringInfo(&hyper);
+	appendStringInfoChar(&hyper, '{');
+	json_number(&hyper, "epochs", opt->epochs);
+	json_number(&hyper, "batch_size", opt->batch_size);
+	json_number(&hyper, "learning_rate", opt->learning_rate);
+	json_number(&hyper, "hidden_units", h);
+	appendStringInfo(&hyper, ", \"seed\": " INT64_FORMAT ", \"init_model\": ", opt->seed);
+	if (opt->init_model)
+		escape_json(&hyper, opt->init_model);
+	else
+		appendStringInfoString(&hyper, "null");
+	appendStringInfoString(&hyper, ", \"optimizer\": \"adam\"");
+	appendStringInfoString(&hyper, ", \"beta1\": 0.9, \"beta2\": 0.999, \"epsilon\": 1e-07");
+	appendStringInfoChar(&hyper, '}');
+
+	initStringInfo(&metrics);
+	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, set->n);
+	json_number(&metrics, "seconds", seconds_since(&start));
+	json_number(&metrics, "loss", loss);
+	json_number(&metrics, "accuracy", accuracy);
+	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", epochs.data, source_json);
+	if (opt->init_model)
+		appendStringInfo(&metrics, ", \"init_model_id\": " INT64_FORMAT, init_id);
+	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT "}", (int64) net.adam_step);
+
+	id = mnist_model_store(opt->model_name, hyper.data, metrics.data,
+						   mnist_weights_encode(&net));
+	return id;
+}
+
+/* SourceRowFn adding a row to a TrainSet. */
+static void
+add_row(void *arg, const uint8 *pixels, int label)
+{
+	trainset_add((TrainSet *) arg, pixels, label);
+}
+
+PG_FUNCTION_INFO_V1(mnist_train);
+
+/*
+ * mnist_train(source regclass, model_name text, epochs int, batch_size int,
+ *			   learning_rate float8, hidden_units int, pixels_column name, label_column name,
+ *			   seed bigint, init_model text) RETURNS bigint
+ */
+Datum
+mnist_train(PG_FUNCTION_ARGS)
+{
+	static const char *const argnames[] = {"source", "model_name", "epochs", "batch_size",
+	"learning_rate", "hidden_units", "pixels_column", "label_column", "seed"};
+	TrainOptions opt;
+	TrainSet	set;
+	Oid			relid;
+	char	   *relname;
+	const char *pixels_column;
+	const char *label_column;
+	StringInfoData source;
+
+	for (int i = 0; i < lengthof(argnames); i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", argnames[i])));
+	relid = PG_GETARG_OID(0);
+	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	opt.epochs = PG_GETARG_INT32(2);
+	opt.batch_size = PG_GETARG_INT32(3);
+	opt.learning_rate = PG_GETARG_FLOAT8(4);
+	opt.hidden_units = PG_GETARG_INT32(5);
+	pixels_column = NameStr(*PG_GETARG_NAME(6));
+	label_column = NameStr(*PG_GETARG_NAME(7));
+	opt.seed = PG_GETARG_INT64(8);
+	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
+	validate_options(&opt);
+
+	relname = source_relation_name(relid);
+	trainset_init(&set);
+	source_scan(relid, pixels_column, label_column, add_row, &set);
+	if (set.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source %s has no rows", relname)));
+
+	initStringInfo(&source);
+	appendStringInfoString(&source, "{\"table\": ");
+	escape_json(&source, relname);
+	appendStringInfoString(&source, ", \"pixels_column\": ");
+	escape_json(&source, pixels_column);
+	appendStringInfoString(&source, ", \"label_column\": ");
+	escape_json(&source, label_column);
+	appendStringInfoChar(&source, '}');
+
+	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data));
+}

@@ -1,0 +1,442 @@
+# test/lib.sh: the mnist_ml test harness, sourced by test/run, demo/run and every
+# test/integration/*.sh (source "$(dirname "$0")/../lib.sh").
+#
+# test/run (or the demo) calls harness_start, which builds and installs the extension, starts
+# the mock Kafka broker (test/mock_broker) and a throwaway PostgreSQL cluster, and exports:
+#   PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres  the cluster (mnist_ml created in postgres)
+#   KAFKA_BOOTSTRAP  host:port of the mock broker
+#   MNIST_DATA       the prepared data directory (test/prepare-data)
+#   PGDATA           the cluster's data directory
+#   TEST_TMP         a scratch directory readable (and writable) by the server
+# Scripts then use: q, broker_create_topic, broker_watermarks, broker_down, broker_up,
+# pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for, kcat_dump,
+# check_topic_intact, at_exit.  A script exits non-zero if any check failed.
+#
+# Sourcing this file installs an EXIT trap (plus INT/TERM): it runs at_exit commands, stops
+# the harness if this shell started it, and turns recorded failures into exit status 1.
+# A script that needs cleanup registers it with at_exit rather than its own trap.
+
+HARNESS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export HARNESS_ROOT
+: "${PG_CONFIG:=pg_config}"
+export PG_CONFIG
+: "${MNIST_DATA:=/var/cache/mnist_ml/data}"
+export MNIST_DATA
+: "${HARNESS_PORT_BASE:=55420}"
+
+# An integration script run on its own has no harness to talk to.
+if [[ $0 == */integration/*.sh ]] && [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+	echo "$0: no harness running: use bash test/run --only $(basename "$0" .sh)" >&2
+	exit 2
+fi
+
+HARNESS_CHECKS_FAILED=0
+HARNESS_CHECKS_PASSED=0
+_harness_started=
+_harness_at_exit=()
+
+# Put the bindir of the PostgreSQL in use first in PATH (psql, pg_ctl, mnist2sql, ...).
+harness_path() {
+	local bindir
+	bindir=$("$PG_CONFIG" --bindir 2>/dev/null) || return 0
+	HARNESS_PG_BINDIR=$bindir
+	export HARNESS_PG_BINDIR
+	case ":$PATH:" in
+	":$bindir:"*) ;;
+	*) PATH="$bindir:$PATH" ;;
+	esac
+	export PATH
+}
+harness_path
+
+# ---------------------------------------------------------------- results
+
+pass() {
+	HARNESS_CHECKS_PASSED=$((HARNESS_CHECKS_PASSED + 1))
+	echo "  ok: $*"
+}
+
+fail() {
+	HARNESS_CHECKS_FAILED=$((HARNESS_CHECKS_FAILED + 1))
+	echo "  FAILED: $*" >&2
+	return 0
+}
+
+# check_eq ACTUAL EXPECTED "msg": pass or fail (returns 1 on failure).
+check_eq() {
+	if [ "$1" == "$2" ]; then
+		pass "$3"
+	else
+		fail "$3: expected '$2', got '$1'"
+		return 1
+	fi
+}
+
+# wait_for "shell condition" TIMEOUT_S "msg": poll the condition (eval'd, output hidden) every
+# 0.5 s; pass when it holds, fail (returns 1) when the time is up.
+wait_for() {
+	local cond=$1 timeout=$2 msg=$3 start=$SECONDS
+	while :; do
+		if eval "$cond" >/dev/null 2>&1; then
+			pass "$msg ($((SECONDS - start)) s)"
+			return 0
+		fi
+		if [ $((SECONDS - start)) -ge "$timeout" ]; then
+			fail "$msg: not true after $timeout s: $cond"
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+# at_exit "command": run the command when the script exits (before the harness stops).
+at_exit() {
+	_harness_at_exit+=("$1")
+}
+
+_harness_exit() {
+	local rc=$? i
+	trap - EXIT
+	for ((i = ${#_harness_at_exit[@]} - 1; i >= 0; i--)); do
+		eval "${_harness_at_exit[i]}" || true
+	done
+	if [ -n "$_harness_started" ]; then
+		[ "$rc" -ne 0 ] && HARNESS_SHOW_LOG=1
+		harness_stop
+	fi
+	if [ "$rc" -eq 0 ] && [ "$HARNESS_CHECKS_FAILED" -gt 0 ]; then
+		echo "$HARNESS_CHECKS_FAILED check(s) failed" >&2
+		rc=1
+	fi
+	exit "$rc"
+}
+trap _harness_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- running as postgres
+
+# Run a command as the postgres user (PostgreSQL refuses to run as root).
+as_postgres() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# q "SQL" [psql options]: run SQL in $PGDATABASE, print unaligned tuples only.
+q() {
+	local sql=$1
+	shift
+	psql -X -qAt -v ON_ERROR_STOP=1 "$@" -c "$sql"
+}
+
+# ---------------------------------------------------------------- the mock broker
+
+# Build test/mock_broker when missing or older than its source.
+harness_build_broker() {
+	local src=$HARNESS_ROOT/test/mock_broker.c bin=$HARNESS_ROOT/test/mock_broker
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+		gcc -O2 -Wall -Wextra -o "$bin" "$src" -lrdkafka || return 1
+	fi
+}
+
+# _broker_cmd "COMMAND": send one command to the broker, print its answer after "ok"/"error";
+# returns 0 on "ok".  Tagged, so concurrent callers each find their own answer.
+_broker_cmd() {
+	local cmd=$1 tag reply i
+	if [ -z "${HARNESS_BROKER_PID:-}" ] || ! kill -0 "$HARNESS_BROKER_PID" 2>/dev/null; then
+		echo "mock broker is not running" >&2
+		return 1
+	fi
+	tag="@$$.${BASHPID}.$RANDOM$RANDOM"
+	# The broker holds the FIFO open read-write, so this open never blocks while it lives.
+	timeout 10 bash -c 'printf "%s\n" "$1" >"$2"' _ "$tag $cmd" "$HARNESS_BROKER_FIFO" || {
+		echo "could not write to the mock broker" >&2
+		return 1
+	}
+	for ((i = 0; i < 600; i++)); do
+		reply=$(grep -m1 -F "$tag " "$HARNESS_BROKER_OUT" 2>/dev/null) && break
+		sleep 0.05
+	done
+	if [ -z "$reply" ]; then
+		echo "mock broker did not answer \"$cmd\"" >&2
+		return 1
+	fi
+	reply=${reply#"$tag "}
+	case $reply in
+	ok) return 0 ;;
+	"ok "*) echo "${reply#ok }" ;;
+	*) echo "mock broker: $cmd: $reply" >&2; return 1 ;;
+	esac
+}
+
+# broker_create_topic NAME PARTITIONS
+broker_create_topic() {
+	_broker_cmd "create $1 $2"
+}
+
+# broker_watermarks TOPIC: prints "P:LOW:HIGH" per partition, space separated.
+broker_watermarks() {
+	_broker_cmd "watermarks $1"
+}
+
+# broker_down / broker_up: all brokers drop their connections and refuse new ones / accept again.
+broker_down() {
+	_broker_cmd down
+}
+
+broker_up() {
+	_broker_cmd up
+}
+
+# kcat_dump TOPIC FILE: every message from the beginning, "partition\toffset\tkey\tvalue" lines.
+kcat_dump() {
+	timeout 300 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$1" -o beginning -e -q \
+		-X allow.auto.create.topics=false -f '%p\t%o\t%k\t%s\n' >"$2"
+}
+
+# check_topic_intact TOPIC: pass unless a partition lost messages (low watermark > 0).
+check_topic_intact() {
+	local wm w lost= total=0
+	if ! wm=$(broker_watermarks "$1"); then
+		fail "topic $1 intact: could not read its watermarks"
+		return 1
+	fi
+	for w in $wm; do
+		IFS=: read -r p lo hi <<<"$w"
+		total=$((total + hi))
+		[ "$lo" = 0 ] || lost+=" partition $p starts at offset $lo;"
+	done
+	if [ -n "$lost" ]; then
+		fail "topic $1 intact: the mock broker dropped messages:$lost"
+		return 1
+	fi
+	pass "topic $1 intact ($total messages)"
+}
+
+# ---------------------------------------------------------------- the cluster
+
+pg_ctl_() {
+	as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" "$@"
+}
+
+# pg_start: start the cluster (new session, so a test's process group can be killed safely).
+pg_start() {
+	if [ "$(id -u)" = 0 ]; then
+		setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
+			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
+	else
+		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 \
+			start >/dev/null
+	fi
+}
+
+# pg_stop_immediate: crash-like stop (no checkpoint, recovery at next start).
+pg_stop_immediate() {
+	pg_ctl_ -m immediate -w stop >/dev/null
+}
+
+# pg_reload: reread postgresql.conf (and ALTER SYSTEM settings).
+pg_reload() {
+	pg_ctl_ reload >/dev/null
+}
+
+_port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# harness_build: make and make install with $PG_CONFIG (output shown only on failure).
+harness_build() {
+	local log
+	log=$(mktemp)
+	echo "harness: building and installing mnist_ml (PG_CONFIG=$PG_CONFIG)"
+	if ! (cd "$HARNESS_ROOT" && make -j2 PG_CONFIG="$PG_CONFIG" && make install PG_CONFIG="$PG_CONFIG") >"$log" 2>&1; then
+		cat "$log"
+		rm -f "$log"
+		echo "harness: build failed" >&2
+		return 1
+	fi
+	grep -E 'warning:' "$log" || true
+	rm -f "$log"
+	harness_path
+	_harness_built=1
+}
+
+# harness_prepare_data: test/prepare-data "$MNIST_DATA" (when it exists).
+harness_prepare_data() {
+	if [ ! -x "$HARNESS_ROOT/test/prepare-data" ]; then
+		echo "harness: test/prepare-data is missing: no data prepared in $MNIST_DATA" >&2
+		return 0
+	fi
+	echo "harness: preparing data in $MNIST_DATA"
+	mkdir -p "$MNIST_DATA"
+	"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA" || return 1
+	chmod -R a+rX "$MNIST_DATA"
+}
+
+# harness_start: build+install (unless done), start the mock broker and the cluster, export env.
+harness_start() {
+	local i port ok
+	[ -n "${_harness_built:-}" ] || harness_build || return 1
+	harness_path
+	_harness_started=1
+
+	HARNESS_DIR=$(mktemp -d /tmp/mnist_ml-harness.XXXXXX) || return 1
+	chmod 755 "$HARNESS_DIR"
+	TEST_TMP=$HARNESS_DIR/tmp
+	mkdir -m 1777 "$TEST_TMP"
+	PGDATA=$HARNESS_DIR/pgdata
+	HARNESS_PG_LOG=$HARNESS_DIR/postgresql.log
+	HARNESS_SOCKET_DIR=$HARNESS_DIR/socket
+	HARNESS_BROKER_FIFO=$HARNESS_DIR/broker.in
+	HARNESS_BROKER_OUT=$HARNESS_DIR/broker.out
+	mkdir "$HARNESS_SOCKET_DIR"
+	touch "$HARNESS_PG_LOG"
+	[ "$(id -u)" = 0 ] && chown postgres: "$HARNESS_SOCKET_DIR" "$HARNESS_PG_LOG"
+	export HARNESS_DIR TEST_TMP PGDATA HARNESS_PG_LOG HARNESS_SOCKET_DIR \
+		HARNESS_BROKER_FIFO HARNESS_BROKER_OUT
+
+	# The broker first: its address goes into postgresql.conf.
+	harness_build_broker || return 1
+	mkfifo "$HARNESS_BROKER_FIFO"
+	"$HARNESS_ROOT/test/mock_broker" <>"$HARNESS_BROKER_FIFO" >"$HARNESS_BROKER_OUT" \
+		2>"$HARNESS_DIR/broker.log" &
+	HARNESS_BROKER_PID=$!
+	export HARNESS_BROKER_PID
+	for ((i = 0; i < 100; i++)); do
+		KAFKA_BOOTSTRAP=$(head -n1 "$HARNESS_BROKER_OUT")
+		[ -n "$KAFKA_BOOTSTRAP" ] && break
+		sleep 0.1
+	done
+	if [ -z "$KAFKA_BOOTSTRAP" ]; then
+		echo "harness: the mock broker did not start" >&2
+		cat "$HARNESS_DIR/broker.log" >&2
+		return 1
+	fi
+	export KAFKA_BOOTSTRAP
+	echo "harness: mock broker at $KAFKA_BOOTSTRAP (pid $HARNESS_BROKER_PID)"
+
+	if [ "$(id -u)" = 0 ]; then
+		mkdir -m 700 "$PGDATA" && chown postgres: "$PGDATA"
+	fi
+	if ! as_postgres "$HARNESS_PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 \
+		--locale=C -N >"$HARNESS_DIR/initdb.log" 2>&1; then
+		cat "$HARNESS_DIR/initdb.log" >&2
+		return 1
+	fi
+	cat >"$PGDATA/pg_hba.conf" <<-EOF
+		local all all trust
+		host all all 127.0.0.1/32 trust
+		local replication all trust
+		host replication all 127.0.0.1/32 trust
+	EOF
+	cat >>"$PGDATA/postgresql.conf" <<-EOF
+
+		# mnist_ml test harness
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$HARNESS_SOCKET_DIR'
+		wal_level = logical
+		max_replication_slots = 20
+		max_wal_senders = 20
+		max_worker_processes = 20
+		max_connections = 60
+		fsync = off
+		full_page_writes = off
+		lc_messages = 'C'
+		log_line_prefix = '%m [%p] %q%a '
+		shared_preload_libraries = 'mnist_ml'
+		mnist_ml.kafka_bootstrap_servers = '$KAFKA_BOOTSTRAP'
+	EOF
+	# PostgreSQL 15.19+ loads output plugins only when listed; older servers lack the setting.
+	if as_postgres "$HARNESS_PG_BINDIR/postgres" -D "$PGDATA" -C output_plugin_libraries \
+		>/dev/null 2>&1; then
+		echo "output_plugin_libraries = 'pgoutput, test_decoding, mnist_ml'" >>"$PGDATA/postgresql.conf"
+	fi
+
+	# A free port from the base; retry if another cluster took it meanwhile.
+	port=$HARNESS_PORT_BASE
+	ok=
+	for ((i = 0; i < 50 && !ok; i++, port++)); do
+		_port_free "$port" || continue
+		echo "port = $port" >>"$PGDATA/postgresql.conf"
+		PGPORT=$port
+		export PGPORT
+		if pg_start; then
+			ok=1
+		else
+			grep -q 'could not bind\|could not create\|already in use' "$HARNESS_PG_LOG" || break
+			sed -i '$d' "$PGDATA/postgresql.conf"
+		fi
+	done
+	if [ -z "$ok" ]; then
+		echo "harness: the cluster did not start" >&2
+		tail -n 30 "$HARNESS_PG_LOG" >&2
+		return 1
+	fi
+	PGHOST=$HARNESS_SOCKET_DIR
+	PGUSER=postgres
+	PGDATABASE=postgres
+	export PGHOST PGUSER PGDATABASE
+	echo "harness: PostgreSQL $(q 'SHOW server_version') on port $PGPORT, socket $PGHOST, data $PGDATA"
+
+	q "CREATE EXTENSION mnist_ml" || return 1
+	for t in tf.public.mnist_train tf.public.mnist_test tf.public.mnist_manual; do
+		broker_create_topic "$t" 16 || return 1
+	done
+	harness_write_env
+}
+
+# Write $HARNESS_DIR/env: sourcing it (then test/lib.sh) reaches a --keep'd harness.
+harness_write_env() {
+	local v
+	for v in PGHOST PGPORT PGUSER PGDATABASE PGDATA KAFKA_BOOTSTRAP MNIST_DATA TEST_TMP PG_CONFIG \
+		HARNESS_DIR HARNESS_PG_LOG HARNESS_SOCKET_DIR HARNESS_BROKER_FIFO HARNESS_BROKER_OUT \
+		HARNESS_BROKER_PID; do
+		printf 'export %s=%q\n' "$v" "${!v}"
+	done >"$HARNESS_DIR/env"
+}
+
+# harness_keep: leave the harness running when this shell exits and say how to reach it.
+harness_keep() {
+	_harness_started=
+	cat <<-EOF
+		harness: the cluster and the broker are left running:
+		  psql:   psql -h $PGHOST -p $PGPORT -U postgres postgres
+		  broker: $KAFKA_BOOTSTRAP (kcat -b $KAFKA_BOOTSTRAP -L)
+		  server log: $HARNESS_PG_LOG
+		  shell:  source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh   (then q, broker_down, ...)
+		  stop:   bash -c 'source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh; harness_stop'
+	EOF
+}
+
+# harness_stop: stop the cluster and the broker, keep the logs in $HARNESS_ROOT/log,
+# remove the temporary directory.  Prints the end of the server log when HARNESS_SHOW_LOG=1.
+harness_stop() {
+	local i logdir=$HARNESS_ROOT/log
+	_harness_started=
+	[ -n "${HARNESS_DIR:-}" ] && [ -d "$HARNESS_DIR" ] || return 0
+	if [ -f "$PGDATA/postmaster.pid" ]; then
+		pg_ctl_ -m fast -w -t 60 stop >/dev/null 2>&1 || pg_ctl_ -m immediate -w stop >/dev/null 2>&1
+	fi
+	if [ -n "${HARNESS_BROKER_PID:-}" ] && kill -0 "$HARNESS_BROKER_PID" 2>/dev/null; then
+		echo quit >"$HARNESS_BROKER_FIFO"
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$HARNESS_BROKER_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$HARNESS_BROKER_PID" 2>/dev/null
+		wait "$HARNESS_BROKER_PID" 2>/dev/null
+	fi
+	mkdir -p "$logdir"
+	cp "$HARNESS_PG_LOG" "$logdir/postgresql.log" 2>/dev/null
+	cp "$HARNESS_DIR/broker.log" "$logdir/mock_broker.log" 2>/dev/null
+	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
+		echo "---- last lines of the server log (all of it: $logdir/postgresql.log)"
+		tail -n 40 "$logdir/postgresql.log"
+		echo "----"
+	fi
+	rm -rf "$HARNESS_DIR"
+	HARNESS_DIR=
+}

@@ -1,0 +1,463 @@
+/*
+ * net_check.c
+ *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
+ *		derivative computed in double precision, learning on a toy problem, determinism,
+ *		net_predict against the trainer's forward pass, softmax, shuffles.
+ *		Prints one line per check and exits non-zero if any failed.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+static int	failures = 0;
+
+static void
+check(int ok, const char *what)
+{
+	printf("%s: %s\n", ok ? "ok" : "FAIL", what);
+	if (!ok)
+		failures++;
+}
+
+/* A trained-or-not net with its own buffers (malloc is fine in a test program). */
+typedef struct TestNet
+{
+	MnistNet	net;
+	void	   *mem;
+	NetTrainer *trainer;
+} TestNet;
+
+static void
+testnet_make(TestNet *tn, int h, int max_batch, uint64_t seed)
+{
+	size_t		np = net_param_count(h);
+
+	/* misalign the trainer buffer on purpose: net_trainer_bind must align it */
+	tn->mem = malloc(net_trainer_size(h, max_batch) + 64);
+	net_bind(&tn->net, h, calloc(np, sizeof(float)), calloc(np, sizeof(float)),
+			 calloc(np, sizeof(float)));
+	net_init_glorot(&tn->net, seed);
+	tn->trainer = net_trainer_bind((char *) tn->mem + 1, &tn->net, max_batch);
+}
+
+static void
+testnet_free(TestNet *tn)
+{
+	free(tn->mem);
+	free(tn->net.params);
+	free(tn->net.adam_m);
+	free(tn->net.adam_v);
+}
+
+/* Mean cross-entropy over a batch, all in double: an independent forward pass. */
+static double
+ref_loss(const MnistNet *net, const uint8_t *images, const uint8_t *labels,
+		 const uint32_t *idx, int n)
+{
+	int			h = net->n_hidden;
+	double		total = 0.0;
+	double	   *hid = malloc(sizeof(double) * h);
+	int			r,
+				i,
+				j,
+				k;
+
+	for (r = 0; r < n; r++)
+	{
+		const uint8_t *px = images + (size_t) idx[r] * NET_INPUTS;
+		double		z[NET_OUTPUTS],
+					zmax,
+					sum = 0.0;
+
+		for (j = 0; j < h; j++)
+		{
+			double		s = net->b1[j];
+
+			for (i = 0; i < NET_INPUTS; i++)
+				s += (px[i] / 255.0) * net->w1[(size_t) i * h + j];
+			hid[j] = s > 0 ? s : 0;
+		}
+		for (k = 0; k < NET_OUTPUTS; k++)
+		{
+			z[k] = net->b2[k];
+			for (j = 0; j < h; j++)
+				z[k] += hid[j] * net->w2[j * NET_OUTPUTS + k];
+		}
+		zmax = z[0];
+		for (k = 1; k < NET_OUTPUTS; k++)
+			zmax = z[k] > zmax ? z[k] : zmax;
+		for (k = 0; k < NET_OUTPUTS; k++)
+			sum += exp(z[k] - zmax);
+		total += log(sum) - (z[labels[idx[r]]] - zmax);
+	}
+	free(hid);
+	return total / n;
+}
+
+/* Simple deterministic generator for test data (independent of net.c's). */
+static uint32_t
+lcg(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s >> 8;
+}
+
+/*
+ * Toy data: class c lights a 6x6 square at a class-specific place, plus noise; about
+ * half the pixels stay zero, as in the real data.
+ */
+static void
+make_toy(uint8_t *images, uint8_t *labels, int n, uint32_t seed)
+{
+	int			r,
+				i;
+
+	for (r = 0; r < n; r++)
+	{
+		uint8_t    *px = images + (size_t) r * NET_INPUTS;
+		int			c = lcg(&seed) % NET_OUTPUTS;
+		int			row0 = 2 + (c / 5) * 12 + lcg(&seed) % 4;
+		int			col0 = 2 + (c % 5) * 5;
+		int			y,
+					x;
+
+		labels[r] = (uint8_t) c;
+		for (i = 0; i < NET_INPUTS; i++)
+			px[i] = (lcg(&seed) % 2) ? (uint8_t) (lcg(&seed) % 90) : 0;
+		for (y = row0; y < row0 + 6; y++)
+			for (x = col0; x < col0 + 6 && x < 28; x++)
+				px[y * 28 + x] = (uint8_t) (160 + lcg(&seed) % 96);
+	}
+}
+
+/*
+ * The gradient the trainer computes, read back from one Adam step with beta1 = beta2 = 0 and
+ * learning_rate = epsilon = 2^20: then each update is g * 2^20 / (|g| + 2^20), which is g to
+ * float precision for |g| far below 2^20 * 2^-24.
+ */
+static void
+check_gradients(void)
+{
+	const int	h = 12,
+				n = 5;
+	TestNet		tn;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t		labels[5];
+	uint32_t	idx[5] = {3, 0, 4, 1, 2};
+	size_t		np = net_param_count(h);
+	float	   *before = malloc(sizeof(float) * np);
+	float	   *grad = malloc(sizeof(float) * np);
+	double		loss_sum = 0.0,
+				worst = 0.0;
+	int64_t		correct = 0;
+	NetAdam		probe = {1048576.0f, 0.0f, 0.0f, 1048576.0f};
+	size_t		p;
+	int			checked = 0,
+				zero_rows_ok = 1,
+				i;
+	char		msg[200];
+
+	make_toy(images, labels, n, 7);
+	/* pixel 0 is zero in every image: its w1 row must get an exactly zero gradient */
+	for (i = 0; i < n; i++)
+		images[(size_t) i * NET_INPUTS] = 0;
+	testnet_make(&tn, h, 8, 42);
+	/* nonzero biases so their gradients matter too */
+	for (i = 0; i < h; i++)
+		tn.net.b1[i] = 0.01f * (i % 5) - 0.02f;
+	for (i = 0; i < NET_OUTPUTS; i++)
+		tn.net.b2[i] = 0.03f * (i % 3);
+	memcpy(before, tn.net.params, sizeof(float) * np);
+
+	net_train_batch(tn.trainer, &probe, images, labels, idx, n, &loss_sum, &correct);
+	for (p = 0; p < np; p++)
+		grad[p] = before[p] - tn.net.params[p];
+	memcpy(tn.net.params, before, sizeof(float) * np);
+
+	snprintf(msg, sizeof(msg), "trainer loss %.6f = double forward %.6f",
+			 loss_sum / n, ref_loss(&tn.net, images, labels, idx, n));
+	check(fabs(loss_sum / n - ref_loss(&tn.net, images, labels, idx, n)) < 1e-5, msg);
+
+	for (i = 0; i < h; i++)
+		if (grad[i] != 0.0f)
+			zero_rows_ok = 0;
+	check(zero_rows_ok, "w1 row of an all-zero pixel gets a zero gradient");
+
+	/* every parameter of a small net: central differences on the double loss */
+	for (p = 0; p < np; p++)
+	{
+		float		saved = tn.net.params[p];
+		const double step = 1e-5;
+		double		lp,
+					lm,
+					num,
+					err;
+
+		tn.net.params[p] = saved + (float) step;
+		lp = ref_loss(&tn.net, images, labels, idx, n);
+		tn.net.params[p] = saved - (float) step;
+		lm = ref_loss(&tn.net, images, labels, idx, n);
+		tn.net.params[p] = saved;
+		num = (lp - lm) / ((double) (saved + (float) step) - (double) (saved - (float) step));
+		err = fabs(num - grad[p]) / (fabs(num) + fabs(grad[p]) + 1e-4);
+		if (err > worst)
+			worst = err;
+		if (err > 1e-2 && getenv("NET_CHECK_DEBUG"))
+			printf("  param %zu: analytic %g numerical %g\n", p, grad[p], num);
+		checked++;
+	}
+	snprintf(msg, sizeof(msg), "analytic vs numerical gradient on %d parameters, worst relative error %.2e",
+			 checked, worst);
+	check(worst < 1e-3, msg);
+
+	testnet_free(&tn);
+	free(images);
+	free(before);
+	free(grad);
+}
+
+/* Trains epochs over the toy set; returns the last epoch's mean loss, stores its accuracy. */
+static double
+train_toy(TestNet *tn, const uint8_t *images, const uint8_t *labels, int n, int batch,
+		  int epochs, uint64_t seed, double *first_loss, double *accuracy)
+{
+	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
+	NetRng		rng;
+	uint32_t   *idx = malloc(sizeof(uint32_t) * n);
+	double		loss = 0.0;
+	int			e,
+				i;
+
+	net_rng_seed(&rng, seed);
+	for (i = 0; i < n; i++)
+		idx[i] = i;
+	for (e = 0; e < epochs; e++)
+	{
+		double		loss_sum = 0.0;
+		int64_t		correct = 0;
+
+		net_shuffle(&rng, idx, n);
+		for (i = 0; i < n; i += batch)
+			net_train_batch(tn->trainer, &adam, images, labels, idx + i,
+							n - i < batch ? n - i : batch, &loss_sum, &correct);
+		loss = loss_sum / n;
+		if (e == 0 && first_loss)
+			*first_loss = loss;
+		if (accuracy)
+			*accuracy = (double) correct / n;
+	}
+	free(idx);
+	return loss;
+}
+
+static void
+check_learning_and_determinism(void)
+{
+	const int	n = 2000,
+				h = 32;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t    *labels = malloc(n);
+	uint8_t    *test_images = malloc((size_t) 500 * NET_INPUTS);
+	uint8_t    *test_labels = malloc(500);
+	TestNet		a,
+				b,
+				c;
+	double		first,
+				last,
+				acc;
+	size_t		np = net_param_count(h);
+	int			i,
+				right = 0;
+	char		msg[200];
+
+	make_toy(images, labels, n, 1);
+	make_toy(test_images, test_labels, 500, 99);
+
+	testnet_make(&a, h, 64, 5);
+	last = train_toy(&a, images, labels, n, 64, 4, 5, &first, &acc);
+	snprintf(msg, sizeof(msg), "toy problem: loss %.4f -> %.4f over 4 epochs, train accuracy %.3f",
+			 first, last, acc);
+	check(last < first * 0.5 && acc > 0.95, msg);
+	{
+		float	   *scratch = malloc(sizeof(float) * net_predict_scratch(h));
+
+		for (i = 0; i < 500; i++)
+			if (net_predict(&a.net, test_images + (size_t) i * NET_INPUTS, scratch, NULL, NULL) == test_labels[i])
+				right++;
+		free(scratch);
+	}
+	snprintf(msg, sizeof(msg), "toy problem: held-out accuracy %.3f", right / 500.0);
+	check(right > 475, msg);
+
+	/* same seed: bit-identical; another seed: different */
+	testnet_make(&b, h, 64, 5);
+	train_toy(&b, images, labels, n, 64, 4, 5, NULL, NULL);
+	check(memcmp(a.net.params, b.net.params, sizeof(float) * np) == 0 &&
+		  memcmp(a.net.adam_m, b.net.adam_m, sizeof(float) * np) == 0 &&
+		  memcmp(a.net.adam_v, b.net.adam_v, sizeof(float) * np) == 0 &&
+		  a.net.adam_step == b.net.adam_step,
+		  "same seed and data: bit-identical parameters and Adam state");
+	testnet_make(&c, h, 64, 6);
+	train_toy(&c, images, labels, n, 64, 4, 6, NULL, NULL);
+	check(memcmp(a.net.params, c.net.params, sizeof(float) * np) != 0,
+		  "another seed: different parameters");
+
+	testnet_free(&a);
+	testnet_free(&b);
+	testnet_free(&c);
+	free(images);
+	free(labels);
+	free(test_images);
+	free(test_labels);
+}
+
+/* net_predict against the loss and accuracy the trainer reports before its update. */
+static void
+check_predict(void)
+{
+	const int	n = 300,
+				h = 128;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t    *labels = malloc(n);
+	uint32_t   *idx = malloc(sizeof(uint32_t) * n);
+	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(h));
+	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
+	TestNet		tn;
+	double		pred_loss = 0.0,
+				loss_sum = 0.0,
+				worst_sum = 0.0;
+	int64_t		pred_correct = 0,
+				correct = 0;
+	int			i,
+				k,
+				probs_ok = 1;
+	char		msg[200];
+
+	make_toy(images, labels, n, 3);
+	testnet_make(&tn, h, 64, 11);
+	for (i = 0; i < n; i++)
+		idx[i] = (uint32_t) ((i * 7) % n);
+	/* a few steps first, so the net is not at its initial state */
+	for (i = 0; i + 64 <= 256; i += 64)
+		net_train_batch(tn.trainer, &adam, images, labels, idx + i, 64, &loss_sum, &correct);
+
+	for (i = 256; i < n; i++)
+	{
+		float		probs[NET_OUTPUTS],
+					logits[NET_OUTPUTS];
+		double		sum = 0.0;
+		int			cls = net_predict(&tn.net, images + (size_t) idx[i] * NET_INPUTS, scratch,
+									  probs, logits);
+
+		for (k = 0; k < NET_OUTPUTS; k++)
+		{
+			sum += probs[k];
+			if (probs[k] < 0.0f || probs[k] > 1.0f || probs[k] > probs[cls])
+				probs_ok = 0;
+		}
+		if (fabs(sum - 1.0) > worst_sum)
+			worst_sum = fabs(sum - 1.0);
+		pred_loss += net_cross_entropy(logits, labels[idx[i]]);
+		if (cls == labels[idx[i]])
+			pred_correct++;
+	}
+	loss_sum = 0.0;
+	correct = 0;
+	net_train_batch(tn.trainer, &adam, images, labels, idx + 256, n - 256, &loss_sum, &correct);
+	snprintf(msg, sizeof(msg), "net_predict loss %.6f, correct %ld = trainer's %.6f, %ld",
+			 pred_loss, (long) pred_correct, loss_sum, (long) correct);
+	check(fabs(pred_loss - loss_sum) < 1e-4 * (1 + loss_sum) && pred_correct == correct, msg);
+	snprintf(msg, sizeof(msg), "probabilities in [0,1], argmax = class, sum within %.1e of 1",
+			 worst_sum);
+	check(probs_ok && worst_sum < 1e-5, msg);
+
+	testnet_free(&tn);
+	free(images);
+	free(labels);
+	free(idx);
+	free(scratch);
+}
+
+static void
+check_shuffle(void)
+{
+	NetRng		a,
+				b;
+	uint32_t	x[1000],
+				y[1000];
+	int			seen[1000] = {0};
+	int			i,
+				perm = 1,
+				moved = 0;
+
+	for (i = 0; i < 1000; i++)
+		x[i] = y[i] = i;
+	net_rng_seed(&a, 123);
+	net_rng_seed(&b, 123);
+	net_shuffle(&a, x, 1000);
+	net_shuffle(&b, y, 1000);
+	for (i = 0; i < 1000; i++)
+	{
+		if (x[i] >= 1000 || seen[x[i]]++)
+			perm = 0;
+		if (x[i] != (uint32_t) i)
+			moved++;
+	}
+	check(perm && moved > 900, "shuffle is a permutation that moves most items");
+	check(memcmp(x, y, sizeof(x)) == 0, "same seed: same shuffle");
+	net_rng_seed(&b, 124);
+	for (i = 0; i < 1000; i++)
+		y[i] = i;
+	net_shuffle(&b, y, 1000);
+	check(memcmp(x, y, sizeof(x)) != 0, "another seed: another shuffle");
+}
+
+static void
+check_init(void)
+{
+	const int	h = 128;
+	TestNet		tn;
+	double		limit1 = sqrt(6.0 / (NET_INPUTS + h)),
+				limit2 = sqrt(6.0 / (h + NET_OUTPUTS)),
+				mean = 0.0;
+	size_t		i,
+				n1 = (size_t) NET_INPUTS * h;
+	int			ok = 1;
+
+	testnet_make(&tn, h, 1, 0);
+	for (i = 0; i < n1; i++)
+	{
+		if (fabs(tn.net.w1[i]) > limit1)
+			ok = 0;
+		mean += tn.net.w1[i];
+	}
+	for (i = 0; i < (size_t) h * NET_OUTPUTS; i++)
+		if (fabs(tn.net.w2[i]) > limit2)
+			ok = 0;
+	for (i = 0; i < (size_t) h; i++)
+		if (tn.net.b1[i] != 0.0f)
+			ok = 0;
+	for (i = 0; i < NET_OUTPUTS; i++)
+		if (tn.net.b2[i] != 0.0f)
+			ok = 0;
+	mean /= n1;
+	check(ok && fabs(mean) < 0.01 * limit1, "Glorot-uniform within limits, zero biases, centred");
+	check(tn.net.w1 == tn.net.params && tn.net.b2 + NET_OUTPUTS == tn.net.params + tn.net.n_params,
+		  "parameter layout w1, b1, w2, b2");
+	testnet_free(&tn);
+}
+
+int
+main(void)
+{
+	check_init();
+	check_shuffle();
+	check_gradients();
+	check_predict();
+	check_learning_and_determinism();
+	printf("%s\n", failures ? "net_check: FAILED" : "net_check: all passed");
+	return failures ? 1 : 0;
+}
