@@ -595,8 +595,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	 * the training set's arrays; holes (bad or missing messages) are squeezed out at the end.
 	 */
 	trainset_init(&set);
-	set.images = palloc_extended(total * MNIST_PIXELS, MCXT_ALLOC_HUGE);
-	set.labels = palloc_extended(total, MCXT_ALLOC_HUGE);
+	set.images = repalloc_huge(set.images, total * MNIST_PIXELS);
+	set.labels = repalloc_huge(set.labels, total);
 	set.capacity = total;
 	valid = palloc_extended(total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 

@@ -1,5 +1,8 @@
 # Helpers of the topic_*.sh and pipeline.sh tests (sourced after ../lib.sh; not a test itself).
 
+# progress NOTICEs stay out of test output (a test that checks one asks for it)
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+
 # topic_messages IMAGES LABELS FIRST COUNT: "label:p0,p1,...,p783" lines of IDX images
 # FIRST..FIRST+COUNT-1, as kcat -K: produces them (key = label, value = CSV pixels).
 topic_messages() {
@@ -29,7 +32,8 @@ psql_out() {
 # topic_model NAME: trains model NAME (2 epochs) on the real train digits, loaded into a
 # schema of its own so that change data capture (public.mnist_*) leaves them alone.
 topic_model() {
-	psql -X -q -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS $1 CASCADE; CREATE SCHEMA $1" \
+	psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+		-c "DROP SCHEMA IF EXISTS $1 CASCADE; CREATE SCHEMA $1" \
 		-c "SET search_path = $1, public" -f "$MNIST_DATA/digits/mnist_train.sql" \
 		-c "SET mnist_ml.progress = off" \
 		-c "SELECT mnist_train('$1.mnist_train', '$1', epochs => 2, seed => 1)" \

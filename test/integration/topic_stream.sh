@@ -11,7 +11,8 @@ topic_messages $D/t10k-images-idx3-ubyte $D/t10k-labels-idx1-ubyte 0 600 > "$TES
 topic_messages $D/t10k-images-idx3-ubyte $D/t10k-labels-idx1-ubyte 600 100 > "$TEST_TMP/$T.b"
 
 # the topic does not exist when the evaluation starts; messages come 4 s later, in two bursts
-psql_out "SELECT rows, accuracy FROM mnist_evaluate_topic('$T', 'topic_stream', 'topic_stream_g1', 5000)" \
+psql_out "SET client_min_messages = notice" \
+	"SELECT rows, accuracy FROM mnist_evaluate_topic('$T', 'topic_stream', 'topic_stream_g1', 5000)" \
 	> "$TEST_TMP/$T.eval" &
 bg=$!
 sleep 4

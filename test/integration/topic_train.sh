@@ -13,7 +13,7 @@ topic_produce $T "$TEST_TMP/$T.txt"
 check_eq "$(topic_count $T)" 8000 "8000 digits produced to $T"
 check_topic_intact $T
 
-q "DROP SCHEMA IF EXISTS topic_train CASCADE; CREATE SCHEMA topic_train"
+q "SET client_min_messages = warning; DROP SCHEMA IF EXISTS topic_train CASCADE; CREATE SCHEMA topic_train"
 psql -X -q -v ON_ERROR_STOP=1 -c "SET search_path = topic_train, public" \
 	-f "$D/mnist_test.sql" >/dev/null || fail "load the test digits"
 
@@ -52,4 +52,4 @@ out=$(psql_out "SET mnist_ml.kafka_timeout_ms = 2000" \
 [[ "$out" == *'could not reach Kafka broker at "127.0.0.1:9"'* ]] && [ $(($(date +%s) - start)) -le 6 ] &&
 	pass "unreachable broker: bounded error naming the servers" || fail "unreachable broker: $out"
 
-q "DROP SCHEMA topic_train CASCADE"
+q "SET client_min_messages = warning; DROP SCHEMA topic_train CASCADE"
