@@ -39,3 +39,24 @@ topic_model() {
 		-c "SELECT mnist_train('$1.mnist_train', '$1', epochs => 2, seed => 1)" \
 		-c "DROP SCHEMA $1 CASCADE" >/dev/null
 }
+
+# topic_total TOPIC: messages in TOPIC by its high watermarks (0 when it does not exist).
+topic_total() {
+	local w total=0
+	for w in $(broker_watermarks "$1" 2>/dev/null); do
+		total=$((total + ${w##*:}))
+	done
+	echo $total
+}
+
+# topic_after TOPIC: "(partition, high)" SQL rows of TOPIC's current high watermarks, so that a
+# query can keep only the messages produced afterwards.
+topic_after() {
+	local w sep= out=
+	for w in $(broker_watermarks "$1"); do
+		IFS=: read -r p lo hi <<<"$w"
+		out+="$sep($p, $hi)"
+		sep=", "
+	done
+	echo "${out:-(-1, 0)}"
+}
