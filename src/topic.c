@@ -33,6 +33,8 @@
 
 /* poll timeout of every wait loop: short, so a cancel is seen at once */
 #define POLL_MS			100
+/* consumer group session timeout: short, so the mock broker rebalances quickly */
+#define SESSION_TIMEOUT_MS 6000
 /* librdkafka log lines kept between two polls */
 #define LOG_SLOTS		16
 
@@ -228,7 +230,7 @@ consumer_create(const char *servers, const char *group_id)
 		/* find a topic created after the call started within a second */
 		mnist_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "500");
 		/* join and rejoin quickly (the mock broker waits a session timeout) */
-		mnist_kafka_conf_set(conf, "session.timeout.ms", "6000");
+		mnist_kafka_conf_set(conf, "session.timeout.ms", CppAsString2(SESSION_TIMEOUT_MS));
 		mnist_kafka_conf_set(conf, "heartbeat.interval.ms", "1000");
 	}
 	else
@@ -797,8 +799,8 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 		{
 			if (seen_assignments == 0)
 			{
-				/* the broker answered; the group must assign within the timeout */
-				if (elapsed_ms(subscribed) >= mnist_kafka_timeout_ms + 6000)
+				/* the broker answered: the group must form within a session timeout more */
+				if (elapsed_ms(subscribed) >= mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
 					ereport(ERROR,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("consumer group \"%s\" got no assignment from \"%s\"",
