@@ -2,6 +2,9 @@
 -- CREATE EXTENSION / DROP EXTENSION: every object the extension creates goes away with it.
 -- Runs in a database of its own, so the extension existing elsewhere does not matter.
 --
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS mnist_ml_extension_test;
+RESET client_min_messages;
 CREATE DATABASE mnist_ml_extension_test;
 \c mnist_ml_extension_test
 -- snapshot of every object in the database's own catalogs (rows with an oid), plus the

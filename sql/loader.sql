@@ -3,6 +3,9 @@
 -- test/prepare-data from the IDX files, without mnist2sql) gives count, label sum, md5 of the
 -- labels and md5 of all pixels in file order; the tables must give the same.
 --
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS loader_digits, loader_fashion CASCADE;
+RESET client_min_messages;
 CREATE SCHEMA loader_digits;
 CREATE SCHEMA loader_fashion;
 -- does table tbl hold, in id order, exactly the labels and pixels stats.sql describes?

@@ -22,4 +22,9 @@
 \! mnist2sql --images a --labels b --table 'a234567890123456789012345678901234567890123456789012345678901234'; echo "exit=$?"
 \! mnist2sql --dir x --table t; echo "exit=$?"
 \! mnist2sql --download; echo "exit=$?"
-\! mnist2sql --help | head -3; echo "exit=$?"
+\! mnist2sql --help | head -1; echo "exit=$?"
+-- --download, with stand-ins for curl: one offline, one serving a local copy of a mirror
+\! cd "$MNIST_DATA/scratch" && PATH="$MNIST_DATA/bad/bin-offline:$PATH" mnist2sql --dir dl --download --copy; echo "exit=$?"; ls dl; rm -rf dl
+\! cd "$MNIST_DATA/scratch" && PATH="$MNIST_DATA/bad/bin-mirror:$PATH" mnist2sql --dir dl --download --copy; echo "exit=$?"; ls dl; grep -c '^[0-9]' dl/mnist_train.sql dl/mnist_test.sql
+-- files already there are not downloaded again
+\! cd "$MNIST_DATA/scratch" && PATH="$MNIST_DATA/bad/bin-offline:$PATH" mnist2sql --dir dl --download; echo "exit=$?"; rm -rf dl

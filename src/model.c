@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -62,7 +63,6 @@
 #define WEIGHTS_VERSION		1
 #define WEIGHTS_HEADER		32
 #define WEIGHTS_FLAG_ADAM	0x1
-#define MAX_HIDDEN_UNITS	4096
 
 /* One cached model name. */
 typedef struct CacheEntry
@@ -276,9 +276,9 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 	outputs = get_u32(d + 16);
 	flags = get_u32(d + 20);
 	step = (int64) ((uint64) get_u32(d + 24) | ((uint64) get_u32(d + 28) << 32));
-	if (inputs != NET_INPUTS || outputs != NET_OUTPUTS || hidden < 1 || hidden > MAX_HIDDEN_UNITS)
+	if (inputs != NET_INPUTS || outputs != NET_OUTPUTS || hidden < 1 || hidden > MNIST_MAX_HIDDEN)
 		corrupted("Layer sizes %u -> %u -> %u are not %d -> 1..%d -> %d.",
-				  inputs, hidden, outputs, NET_INPUTS, MAX_HIDDEN_UNITS, NET_OUTPUTS);
+				  inputs, hidden, outputs, NET_INPUTS, MNIST_MAX_HIDDEN, NET_OUTPUTS);
 	if ((flags & ~WEIGHTS_FLAG_ADAM) != 0)
 		corrupted("Unknown flags 0x%x.", flags);
 	adam = (flags & WEIGHTS_FLAG_ADAM) != 0;
@@ -465,16 +465,40 @@ mnist_model_get(const char *name)
 	return e->model;
 }
 
+/* ERROR unless user may add models of that name (run inside SPI). */
+static void
+check_name_owner(const char *name, Oid user)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	Oid			owner;
+
+	if (SPI_execute_with_args(psprintf("SELECT trained_by FROM %s WHERE name = $1 "
+									   "ORDER BY id LIMIT 1", models_qualname),
+							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading %s failed", models_qualname);
+	if (SPI_processed == 0)
+		return;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull));
+	if (!isnull && !has_privs_of_role(user, owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" belongs to role %s", name, GetUserNameFromId(owner, true)),
+				 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
+}
+
 int64
 mnist_model_store(const char *name, const char *hyperparameters, const char *metrics,
 				  bytea *weights)
 {
 	Oid			relid = models_relation();
+	Oid			user = GetUserId();
 	Oid			save_userid;
 	int			save_sec;
-	StringInfoData sql;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
-	Datum		values[4];
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, OIDOID};
+	Datum		values[5];
 	bool		isnull;
 	int64		id;
 
@@ -482,22 +506,23 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	values[1] = CStringGetTextDatum(hyperparameters);
 	values[2] = CStringGetTextDatum(metrics);
 	values[3] = PointerGetDatum(weights);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "INSERT INTO %s (name, hyperparameters, metrics, weights) "
-					 "VALUES ($1, $2::pg_catalog.jsonb, $3::pg_catalog.jsonb, $4) RETURNING id",
-					 models_qualname);
+	values[4] = ObjectIdGetDatum(user);
 
 	/* ordinary users cannot write mnist_models: insert as its owner, this statement only */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(relation_owner(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	SPI_connect();
-	if (SPI_execute_with_args(sql.data, 4, argtypes, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+	check_name_owner(name, user);
+	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */
+	if (SPI_execute_with_args(psprintf("INSERT INTO %s (name, hyperparameters, metrics, weights, trained_by) "
+									   "VALUES ($1, $2::pg_catalog.jsonb, $3::pg_catalog.jsonb, $4, $5) "
+									   "RETURNING id", models_qualname),
+							  5, argtypes, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into %s failed", models_qualname);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
 	return id;
 }
 

@@ -7,6 +7,8 @@
 
 #include "net.h"
 
+#define MNIST_MAX_HIDDEN	4096	/* largest hidden layer trained or read */
+
 /* A decoded model, as cached per backend. */
 typedef struct MnistModel
 {
@@ -37,7 +39,8 @@ extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);
 
 /*
  * Inserts a model row (as the owner of mnist_models) and returns its id.  hyperparameters
- * and metrics are JSON object texts.
+ * and metrics are JSON object texts.  A name belongs to the role that first stored it: ERROR
+ * unless the current user has the privileges of that role.
  */
 extern int64 mnist_model_store(const char *name, const char *hyperparameters,
 							   const char *metrics, bytea *weights);

@@ -346,6 +346,7 @@ static uint64 ring_tail = 0;	/* next transaction */
 static uint64 cur_seq = 0;		/* transaction being decoded */
 static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
 static XLogRecPtr last_saved_lsn = InvalidXLogRecPtr;
+static TimestampTz last_saved_at = 0;
 static TimestampTz last_wal_at = 0;
 
 /* counters and errors recorded by librdkafka callbacks (plain memory only) */
@@ -514,12 +515,18 @@ service(bool idle)
 
 	ring_advance(idle);
 
-	/* have checkpoints persist the confirmed position now and then */
-	if (confirmed_lsn > last_saved_lsn + 16 * 1024 * 1024 ||
-		(confirmed_lsn > last_saved_lsn && ring_head == ring_tail))
+	/* persist the confirmed position about once a second: fewer duplicates after a crash */
+	if (confirmed_lsn > last_saved_lsn)
 	{
-		ReplicationSlotMarkDirty();
-		last_saved_lsn = confirmed_lsn;
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (TimestampDifferenceExceeds(last_saved_at, now, 1000))
+		{
+			ReplicationSlotMarkDirty();
+			ReplicationSlotSave();
+			last_saved_lsn = confirmed_lsn;
+			last_saved_at = now;
+		}
 	}
 
 	SpinLockAcquire(&CdcState->mutex);

@@ -145,8 +145,8 @@ source_scan(Oid relid, const char *pixels_column, const char *label_column,
 			if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("pixels have %zu bytes, not %d, in %s of %s",
-								(size_t) VARSIZE_ANY_EXHDR(pixels), MNIST_PIXELS,
+						 errmsg("pixels must be %d bytes, not %zu, in %s of %s",
+								MNIST_PIXELS, (size_t) VARSIZE_ANY_EXHDR(pixels),
 								row_description(rowno, tuple, tt->tupdesc), relname)));
 			fn(arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
 			if ((Pointer) pixels != DatumGetPointer(d))

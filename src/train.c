@@ -24,7 +24,6 @@
 
 #define MAX_EPOCHS			1000
 #define MAX_BATCH_SIZE		65536
-#define MAX_HIDDEN_UNITS	4096
 #define MAX_ROWS			((int64) PG_INT32_MAX)
 
 void
@@ -77,11 +76,11 @@ validate_options(const TrainOptions *opt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("learning_rate must be greater than 0 and at most 1, not %g",
 						opt->learning_rate)));
-	if (opt->hidden_units < 1 || opt->hidden_units > MAX_HIDDEN_UNITS)
+	if (opt->hidden_units < 1 || opt->hidden_units > MNIST_MAX_HIDDEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("hidden_units must be between 1 and %d, not %d",
-						MAX_HIDDEN_UNITS, opt->hidden_units)));
+						MNIST_MAX_HIDDEN, opt->hidden_units)));
 }
 
 static double

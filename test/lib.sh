@@ -192,7 +192,12 @@ broker_up() {
 }
 
 # kcat_dump TOPIC FILE: every message from the beginning, "partition\toffset\tkey\tvalue" lines.
+# Fails on a missing topic (kcat alone would have the mock auto-create it, empty).
 kcat_dump() {
+	if ! broker_watermarks "$1" >/dev/null; then
+		: >"$2"
+		return 1
+	fi
 	timeout 300 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$1" -o beginning -e -q \
 		-X allow.auto.create.topics=false -f '%p\t%o\t%k\t%s\n' >"$2"
 }
@@ -264,21 +269,34 @@ harness_build() {
 	_harness_built=1
 }
 
-# harness_prepare_data: test/prepare-data "$MNIST_DATA" (when it exists).
+# harness_install_deps: test/install-deps (missing Debian packages).
+harness_install_deps() {
+	bash "$HARNESS_ROOT/test/install-deps" && harness_path
+}
+
+# harness_prepare_data: test/prepare-data "$MNIST_DATA", one preparer at a time per directory.
 harness_prepare_data() {
 	if [ ! -x "$HARNESS_ROOT/test/prepare-data" ]; then
-		echo "harness: test/prepare-data is missing: no data prepared in $MNIST_DATA" >&2
-		return 0
+		echo "harness: test/prepare-data is missing" >&2
+		return 1
 	fi
 	echo "harness: preparing data in $MNIST_DATA"
-	mkdir -p "$MNIST_DATA"
-	"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA" || return 1
+	mkdir -p "$MNIST_DATA" || return 1
+	(
+		flock 9 || exit 1
+		"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA"
+	) 9>"$MNIST_DATA/.prepare.lock" || return 1
 	chmod -R a+rX "$MNIST_DATA"
+}
+
+# harness_setup: everything before harness_start (packages, build and install, data).
+harness_setup() {
+	harness_install_deps && harness_build && harness_prepare_data
 }
 
 # harness_start: build+install (unless done), start the mock broker and the cluster, export env.
 harness_start() {
-	local i port ok
+	local i port ok logsize t
 	[ -n "${_harness_built:-}" ] || harness_build || return 1
 	harness_path
 	_harness_started=1
@@ -363,10 +381,11 @@ harness_start() {
 		echo "port = $port" >>"$PGDATA/postgresql.conf"
 		PGPORT=$port
 		export PGPORT
+		logsize=$(stat -c %s "$HARNESS_PG_LOG")
 		if pg_start; then
 			ok=1
 		else
-			grep -q 'could not bind\|could not create\|already in use' "$HARNESS_PG_LOG" || break
+			tail -c +$((logsize + 1)) "$HARNESS_PG_LOG" | grep -q 'could not bind' || break
 			sed -i '$d' "$PGDATA/postgresql.conf"
 		fi
 	done
@@ -435,6 +454,10 @@ harness_stop() {
 	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
 		echo "---- last lines of the server log (all of it: $logdir/postgresql.log)"
 		tail -n 40 "$logdir/postgresql.log"
+		if [ -s "$logdir/mock_broker.log" ]; then
+			echo "---- last lines of the mock broker's log"
+			tail -n 10 "$logdir/mock_broker.log"
+		fi
 		echo "----"
 	fi
 	rm -rf "$HARNESS_DIR"

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -102,6 +103,19 @@ cleanup_pending(void)
 	}
 }
 
+/* On SIGINT/SIGTERM/SIGHUP: remove partial output, then die of the signal. */
+static void
+on_signal(int signo)
+{
+	for (int i = 0; i < 2; i++)
+	{
+		if (pending_tmp[i])
+			unlink(pending_tmp[i]);
+	}
+	signal(signo, SIG_DFL);
+	raise(signo);
+}
+
 /* Report "mnist2sql: WHAT: message" on one line, remove partial output, exit 1. */
 static void
 fail(const char *what, const char *fmt,...)
@@ -167,7 +181,8 @@ static void
 help(void)
 {
 	printf("mnist2sql converts MNIST IDX files (raw or gzip) into SQL that creates a table\n"
-		   "and fills it: one row per image, label SMALLINT and pixels BYTEA (784 bytes).\n\n"
+		   "and fills it: one row per image, label SMALLINT and pixels BYTEA (784 bytes),\n"
+		   "in one transaction.  Bad input is reported on one line before anything is written.\n\n"
 		   "Usage:\n"
 		   "  mnist2sql --images FILE --labels FILE --table NAME [--copy] [--limit N] [-o OUT]\n"
 		   "  mnist2sql --dir DIR [--download] [--copy] [--limit N]\n\n"
@@ -486,7 +501,7 @@ write_file(const char *path, int slot, const Dataset *ds, const Output *out)
 	if (fp == NULL)
 	{
 		pending_tmp[slot] = NULL;
-		fail(tmp, "could not create: %s", strerror(errno));
+		fail(path, "could not create %s: %s", tmp, strerror(errno));
 	}
 	setvbuf(fp, NULL, _IOFBF, OUT_BUFSIZE);
 	write_sql(fp, tmp, ds, out);
@@ -679,6 +694,10 @@ main(int argc, char **argv)
 	long		limit = -1;
 	int			c;
 
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1)
 	{
@@ -740,7 +759,8 @@ main(int argc, char **argv)
 		usage_error("--images, --labels and --table are required (or --dir)");
 
 	{
-		Output		out = {table_sql(table), copy, limit};
+		char	   *quoted = table_sql(table);
+		Output		out = {quoted, copy, limit};
 		Dataset		ds;
 
 		load_dataset(images, labels, &ds);
@@ -757,6 +777,7 @@ main(int argc, char **argv)
 				fail("stdout", "could not write: %s", strerror(errno));
 		}
 		free_dataset(&ds);
+		free(quoted);
 	}
 	return 0;
 }

@@ -7,16 +7,19 @@ CREATE TABLE mnist_models (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	hyperparameters jsonb NOT NULL,
 	metrics jsonb NOT NULL,
-	weights bytea NOT NULL
+	weights bytea NOT NULL,
+	trained_by regrole NOT NULL DEFAULT current_user::regrole
 );
 CREATE INDEX mnist_models_name_id ON mnist_models (name, id);
 
 COMMENT ON TABLE mnist_models IS 'Trained models; the newest (highest id) of a name is the one served. Written only by the training functions.';
+COMMENT ON SEQUENCE mnist_models_id_seq IS 'Ids of mnist_models.';
 COMMENT ON COLUMN mnist_models.id IS 'Model id, returned by mnist_train.';
 COMMENT ON COLUMN mnist_models.name IS 'Model name, as given to mnist_train and mnist_predict.';
 COMMENT ON COLUMN mnist_models.created_at IS 'When the model was stored.';
 COMMENT ON COLUMN mnist_models.hyperparameters IS 'epochs, batch_size, learning_rate, hidden_units, seed, init_model and the Adam settings.';
 COMMENT ON COLUMN mnist_models.metrics IS 'rows, seconds, final loss and accuracy, per-epoch loss/accuracy/seconds, and the source (table, or topic and offsets).';
+COMMENT ON COLUMN mnist_models.trained_by IS 'Role that trained the model; a name belongs to the role of its first model.';
 COMMENT ON COLUMN mnist_models.weights IS 'Versioned binary weights: magic MNML, version, layer sizes, flags, little-endian float32 parameters (and Adam state); see the README.';
 
 -- models survive pg_dump

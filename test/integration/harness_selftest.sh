@@ -39,8 +39,31 @@ case $out in
 *"dropped messages"*) pass "check_topic_intact detects a partition the mock truncated" ;;
 *) fail "check_topic_intact missed the truncation: $out" ;;
 esac
-(check_topic_intact no_such_topic) >/dev/null 2>&1 && fail "check_topic_intact passes a missing topic" ||
+kcat_dump harness_selftest.no_such_topic "$TEST_TMP/none" 2>/dev/null && fail "kcat_dump of a missing topic succeeds" ||
+	pass "kcat_dump of a missing topic fails"
+(check_topic_intact harness_selftest.no_such_topic) >/dev/null 2>&1 && fail "check_topic_intact passes a missing topic" ||
 	pass "check_topic_intact fails on a missing topic"
+
+_broker_cmd "bogus" 2>/dev/null && fail "the broker accepts an unknown command" ||
+	pass "the broker rejects an unknown command"
+broker_create_topic harness_selftest.zero 0 2>/dev/null && fail "the broker creates a topic with 0 partitions" ||
+	pass "the broker rejects 0 partitions"
+
+# ---- the check helpers: a script fails exactly when one of its checks failed
+helper() {	# helper "BODY": exit status of a script sourcing lib.sh and running BODY
+	printf 'source %q\n%s\n' "$HARNESS_ROOT/test/lib.sh" "$1" >"$TEST_TMP/helper.sh"
+	bash "$TEST_TMP/helper.sh" >/dev/null 2>&1
+}
+helper 'check_eq 1 1 same; pass fine; wait_for true 1 now' && pass "a script whose checks pass exits 0" ||
+	fail "a script whose checks pass exits non-zero"
+helper 'check_eq 1 2 differ; pass fine' && fail "a failed check_eq does not fail the script" ||
+	pass "a failed check_eq fails the script"
+helper 'fail boom; exit 0' && fail "fail then exit 0 does not fail the script" ||
+	pass "fail then exit 0 still fails the script"
+helper 'wait_for false 1 never' && fail "a timed out wait_for does not fail the script" ||
+	pass "a timed out wait_for fails the script"
+helper "at_exit 'touch \"\$TEST_TMP/at_exit_ran\"'; exit 3"
+check_eq "$?:$([ -f "$TEST_TMP/at_exit_ran" ] && echo ran)" "3:ran" "at_exit runs and the exit status is kept"
 
 # ---- broker_down / broker_up
 broker_down || fail "broker_down"
@@ -73,10 +96,11 @@ done
 check_eq "$(psql -X -qAt -h 127.0.0.1 -c 'SELECT 1')" 1 "the cluster answers over TCP on 127.0.0.1:$PGPORT"
 check_eq "$(psql -X -qAt -d "dbname=postgres replication=database" -c 'IDENTIFY_SYSTEM' | cut -d'|' -f1)" \
 	"$(q "SELECT system_identifier FROM pg_control_system()")" "replication connections are allowed"
-if [ -x "$HARNESS_ROOT/test/prepare-data" ]; then
-	[ -f "$MNIST_DATA/digits/mnist_train.sql" ] && pass "MNIST_DATA $MNIST_DATA is prepared" ||
-		fail "MNIST_DATA $MNIST_DATA has no digits/mnist_train.sql"
-fi
+for f in digits/mnist_train.sql digits/mnist_test.sql fashion/mnist_train.sql fashion/mnist_test.sql \
+	digits/train-images-idx3-ubyte fashion/t10k-labels-idx1-ubyte; do
+	[ -r "$MNIST_DATA/$f" ] || fail "MNIST_DATA has no $f"
+done
+pass "MNIST_DATA $MNIST_DATA is prepared"
 as_postgres touch "$TEST_TMP/written_by_postgres" && pass "TEST_TMP is writable by postgres" ||
 	fail "TEST_TMP is not writable by postgres"
 check_eq "$(command -v psql)" "$("$PG_CONFIG" --bindir)/psql" "psql on PATH is the one of PG_CONFIG"

@@ -1,9 +1,10 @@
 #!/bin/bash
 # net_check: builds test/net_check.c with src/net.c against OpenBLAS (serial) and runs it:
-# gradients, learning, determinism, predict vs trainer.  Needs no PostgreSQL or broker.
+# gradients, learning, determinism, predict vs trainer.  Needs no PostgreSQL or broker, so it
+# also runs on its own: bash test/integration/net_check.sh
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(dirname "$here")"
-if [ -f "$here/lib.sh" ]; then
+if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
 	source "$here/lib.sh"
 fi
 
