@@ -517,24 +517,25 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	StringInfoData source;
 	int64		model_id;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("topic must not be null")));
+	static const char *const argnames[] = {"topic", "model_name", "epochs", "batch_size",
+	"learning_rate", "hidden_units", "seed"};
+
+	/* only init_model and bootstrap_servers may be null */
+	for (int i = 0; i < lengthof(argnames); i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", argnames[i])));
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	memset(&opt, 0, sizeof(opt));
-	opt.model_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	opt.epochs = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
-	opt.batch_size = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
-	opt.learning_rate = PG_ARGISNULL(4) ? 0 : PG_GETARG_FLOAT8(4);
-	opt.hidden_units = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
-	opt.seed = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT64(6);
+	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	opt.epochs = PG_GETARG_INT32(2);
+	opt.batch_size = PG_GETARG_INT32(3);
+	opt.learning_rate = PG_GETARG_FLOAT8(4);
+	opt.hidden_units = PG_GETARG_INT32(5);
+	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	if (opt.model_name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model_name must not be null")));
 
 	start = GetCurrentTimestamp();
 	tc = consumer_create(servers, NULL);
@@ -549,7 +550,6 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	high = palloc0(sizeof(int64) * nparts);
 	base = palloc0(sizeof(int64) * nparts);
 	done = palloc0(sizeof(bool) * nparts);
-	assignment = rd_kafka_topic_partition_list_new(nparts);
 	for (int p = 0; p < nparts; p++)
 	{
 		rd_kafka_resp_err_t err;
@@ -563,30 +563,20 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 				break;
 		}
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			rd_kafka_topic_partition_list_destroy(assignment);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not read the offsets of partition %d of Kafka topic \"%s\": %s",
 							p, topic, rd_kafka_err2str(err))));
-		}
 		base[p] = total;
 		total += high[p] - low[p];
 		done[p] = high[p] <= low[p];
 		if (!done[p])
-		{
-			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
-				RD_KAFKA_OFFSET_BEGINNING;
 			remaining++;
-		}
 	}
 	if (total == 0)
-	{
-		rd_kafka_topic_partition_list_destroy(assignment);
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("Kafka topic \"%s\" has no messages", topic)));
-	}
 	if (mnist_progress)
 		ereport(NOTICE,
 				(errmsg("reading " INT64_FORMAT " messages from %d partitions of topic \"%s\"",
@@ -603,6 +593,11 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	valid = palloc_extended(total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 	rd_kafka_poll_set_consumer(tc->rk);
+	assignment = rd_kafka_topic_partition_list_new(nparts);
+	for (int p = 0; p < nparts; p++)
+		if (!done[p])
+			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
+				RD_KAFKA_OFFSET_BEGINNING;
 	{
 		rd_kafka_resp_err_t err = rd_kafka_assign(tc->rk, assignment);
 
@@ -723,13 +718,15 @@ typedef void (*StreamVisit) (void *arg, const rd_kafka_message_t *msg, int label
 static void
 stream_args(FunctionCallInfo fcinfo, StreamCall *call)
 {
-	for (int i = 0; i < 4; i++)
+	static const char *const argnames[] = {"topic", "model_name", "group_id",
+	"stream_timeout_ms"};
+
+	/* only bootstrap_servers may be null */
+	for (int i = 0; i < lengthof(argnames); i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null",
-							i == 0 ? "topic" : i == 1 ? "model_name" : i == 2 ? "group_id" :
-							"stream_timeout_ms")));
+					 errmsg("%s must not be null", argnames[i])));
 	call->topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	call->model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	call->group_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
