@@ -487,6 +487,24 @@ message_error(const rd_kafka_message_t *msg, const char *topic)
 }
 
 
+/*
+ * ERROR unless name is a legal Kafka topic name: 1 to 249 of [a-zA-Z0-9._-].  (librdkafka would
+ * take a name starting with "^" as a regular expression.)
+ */
+static void
+check_topic_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > 249 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+										"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid Kafka topic name \"%s\"", name),
+				 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens.")));
+}
+
+
 /* ---- mnist_train_topic ---- */
 
 /*
@@ -527,6 +545,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_topic_name(topic);
 	memset(&opt, 0, sizeof(opt));
 	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	opt.epochs = PG_GETARG_INT32(2);
@@ -728,6 +747,7 @@ stream_args(FunctionCallInfo fcinfo, StreamCall *call)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	call->topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_topic_name(call->topic);
 	call->model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	call->group_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	call->stream_timeout_ms = PG_GETARG_INT32(3);
