@@ -4,7 +4,9 @@
 # On Fashion-MNIST (60k train, 10k test; Debian dataset-fashion-mnist), 784 -> 128 relu -> 10,
 # Adam 0.001, batch 64, a fresh shuffle per epoch, one thread everywhere:
 #   C      src/net.c alone (bench/train_bench.c), data in memory
-#   torch  the same model in PyTorch (bench/train_torch.py, torch.set_num_threads(1))
+#   torch  the same model in PyTorch (bench/train_torch.py, torch.set_num_threads(1)): the
+#          baseline is a lean loop (uint8 tensor indexed per batch, as net.c does); the
+#          tutorial way (float dataset, DataLoader(shuffle=True)) is printed too, slower
 #   sql    SELECT mnist_train(...) from a table in a throwaway cluster: the whole call (reading
 #          the 60k rows through SPI, training, storing the model), and the epoch alone as
 #          mnist_train reports it
@@ -127,7 +129,23 @@ sql_train() {
 
 # ---------------------------------------------------------------- one epoch, interleaved rounds
 echo "one epoch of the 60k rows, H=$HIDDEN, batch $BATCH, $ROUNDS rounds (machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
-c_all=() c_cpu=() t_all=() t_cpu=() s_all=() s_cpu=() e_all=()
+# sql_scan: "seconds cpu_seconds" of reading every pixels value of the table once (a floor
+# for what mnist_train spends reading its source)
+sql_scan() {
+	"${psql[@]}" <<-EOF
+		DO \$\$
+		DECLARE
+			t0 timestamptz := clock_timestamp();
+			c0 float8 := bench_cpu();
+			total bigint;
+		BEGIN
+			SELECT sum(length(pixels)) INTO total FROM fashion_train;
+			RAISE NOTICE 'scantime % %', extract(epoch FROM clock_timestamp() - t0), bench_cpu() - c0;
+		END \$\$;
+	EOF
+}
+
+c_all=() c_cpu=() t_all=() t_cpu=() d_all=() d_cpu=() s_all=() s_cpu=() e_all=() r_all=() r_cpu=()
 for r in $(seq "$ROUNDS"); do
 	"$tmp/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
 	c_all+=("$(value epoch_best "$tmp/c.out")")
@@ -135,11 +153,16 @@ for r in $(seq "$ROUNDS"); do
 	/usr/bin/python3 "$root/bench/train_torch.py" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/t.out"
 	t_all+=("$(value epoch_best "$tmp/t.out")")
 	t_cpu+=("$(value epoch_cpu_best "$tmp/t.out")")
+	d_all+=("$(value dataloader_epoch_seconds "$tmp/t.out")")
+	d_cpu+=("$(value dataloader_epoch_cpu_seconds "$tmp/t.out")")
 	if [ -n "$sql_ok" ]; then
 		read -r _ call cpu epoch < <(sql_train bench_epoch 1 2>&1 | grep -o 'sqltime.*')
 		s_all+=("$call")
 		s_cpu+=("$cpu")
 		e_all+=("$epoch")
+		read -r _ call cpu < <(sql_scan 2>&1 | grep -o 'scantime.*')
+		r_all+=("$call")
+		r_cpu+=("$cpu")
 	fi
 done
 
@@ -155,10 +178,12 @@ row() {
 printf '%-34s %8s %8s %8s  %8s %8s   %s\n' "" "wall s" "rows/s" "x torch" "cpu s" "x torch" \
 	"wall s of each round"
 row "PyTorch 1 thread (baseline)" "$t" "$tc" "${t_all[*]}"
+row "PyTorch with a DataLoader" "$(best "${d_all[@]}")" "$(best "${d_cpu[@]}")" "${d_all[*]}"
 row "net.c, data in memory" "$(best "${c_all[@]}")" "$(best "${c_cpu[@]}")" "${c_all[*]}"
 if [ -n "$sql_ok" ]; then
 	row "mnist_train: its epoch" "$(best "${e_all[@]}")" "" "${e_all[*]}"
 	row "mnist_train: whole call (table)" "$(best "${s_all[@]}")" "$(best "${s_cpu[@]}")" "${s_all[*]}"
+	row "(reading the table alone: SELECT)" "$(best "${r_all[@]}")" "$(best "${r_cpu[@]}")" "${r_all[*]}"
 fi
 echo "(best of $ROUNDS interleaved rounds; cpu = the process' CPU time, less sensitive to the" \
 	"other work on a shared machine)"
@@ -179,21 +204,26 @@ fi
 # ---------------------------------------------------------------- prediction
 echo
 echo "prediction, 10k test images (issue 3 wants >= 100,000 rows/s in one backend):"
-printf '  %-32s %.2f us/image\n' "net_predict alone" "$(value predict_us "$tmp/c.out")"
+printf '  %-32s %.2f us/image (CPU time %.2f us)\n' "net_predict alone" "$(value predict_us "$tmp/c.out")" \
+	"$(value predict_cpu_us "$tmp/c.out")"
 if [ -n "$sql_ok" ]; then
 	for r in $(seq "$ROUNDS"); do
 		"${psql[@]}" <<-EOF 2>&1 | grep -o 'predtime.*'
 			DO \$\$
 			DECLARE
 				t0 timestamptz := clock_timestamp();
+				c0 float8 := bench_cpu();
 				n bigint;
 			BEGIN
 				SELECT count(*) INTO n FROM fashion_test WHERE mnist_predict(pixels, 'bench_quality') >= 0;
-				RAISE NOTICE 'predtime %', extract(epoch FROM clock_timestamp() - t0);
+				RAISE NOTICE 'predtime % %', extract(epoch FROM clock_timestamp() - t0), bench_cpu() - c0;
 			END \$\$;
 		EOF
 	done >"$tmp/pred.out"
 	ps=$(best $(awk '{print $2}' "$tmp/pred.out"))
-	printf '  %-32s %.0f rows/s (best of %s: %s s)\n' "SELECT mnist_predict(pixels)" \
-		"$(awk -v s="$ps" 'BEGIN { print 10000 / s }')" "$ROUNDS" "$(awk '{print $2}' "$tmp/pred.out" | tr '\n' ' ')"
+	pc=$(best $(awk '{print $3}' "$tmp/pred.out"))
+	printf '  %-32s %.0f rows/s, by CPU time %.0f rows/s (best of %s: %s s)\n' \
+		"SELECT mnist_predict(pixels)" "$(awk -v s="$ps" 'BEGIN { print 10000 / s }')" \
+		"$(awk -v s="$pc" 'BEGIN { print 10000 / s }')" "$ROUNDS" \
+		"$(awk '{print $2}' "$tmp/pred.out" | tr '\n' ' ')"
 fi

@@ -36,6 +36,18 @@ INSERT INTO wide (pixels) SELECT pixels FROM src ORDER BY id LIMIT 100;
 SELECT count(*) FILTER (WHERE p = mnist_predict(pixels, 'trig')) AS p_equal,
        count(*) FILTER (WHERE q = mnist_predict(pixels)) AS q_equal FROM wide;
 
+-- a partitioned table whose partitions have other column numbers
+CREATE TABLE parted (label smallint, pixels bytea, predicted smallint) PARTITION BY LIST (label);
+CREATE TABLE parted_low (dropped int, label smallint, pixels bytea, predicted smallint);
+ALTER TABLE parted_low DROP COLUMN dropped;
+ALTER TABLE parted ATTACH PARTITION parted_low FOR VALUES IN (0, 1, 2, 3, 4);
+CREATE TABLE parted_high PARTITION OF parted FOR VALUES IN (5, 6, 7, 8, 9);
+CREATE TRIGGER classify BEFORE INSERT ON parted FOR EACH ROW
+	EXECUTE FUNCTION mnist_classify('pixels', 'predicted', 'trig');
+INSERT INTO parted (label, pixels) SELECT label, pixels FROM src ORDER BY id LIMIT 300;
+SELECT count(*) AS rows, count(*) FILTER (WHERE predicted = mnist_predict(pixels, 'trig')) AS equal
+  FROM parted;
+
 -- misuse
 CREATE TABLE bad (pixels bytea, predicted smallint, label text, n int);
 CREATE TRIGGER t BEFORE INSERT ON bad FOR EACH ROW EXECUTE FUNCTION mnist_classify('pixels');

@@ -106,6 +106,15 @@ SELECT mnist_train('small', 'det_c', epochs => 2, seed => 8) AS c \gset
 SELECT (SELECT weights FROM mnist_models WHERE id = :a) = (SELECT weights FROM mnist_models WHERE id = :b) AS same_seed_same_weights,
        (SELECT weights FROM mnist_models WHERE id = :a) <> (SELECT weights FROM mnist_models WHERE id = :c) AS other_seed_other_weights;
 
+-- other shapes and batch sizes
+SELECT mnist_train('small', 'det_h32', epochs => 1, hidden_units => 32, batch_size => 1) AS h32 \gset
+SELECT length(weights) = 32 + 3 * 4 * (784 * 32 + 32 + 32 * 10 + 10) AS h32_size_ok,
+       metrics->'adam_step' AS adam_step
+  FROM mnist_models WHERE id = :h32;
+SELECT mnist_predict(pixels, 'det_h32') BETWEEN 0 AND 9 AS h32_predicts FROM three;
+SELECT mnist_train('small', 'det_big_batch', epochs => 1, batch_size => 5000) > 0 AS one_batch_per_epoch;
+SELECT metrics->'adam_step' AS adam_step FROM mnist_models WHERE name = 'det_big_batch';
+
 -- warm start: continues from det_a's weights and Adam state (2 epochs of 16 batches each)
 SELECT mnist_train('small', 'det_warm', epochs => 1, seed => 7, init_model => 'det_a') AS w \gset
 SELECT hyperparameters->>'init_model' AS init_model,
@@ -135,5 +144,5 @@ SELECT pg_describe_object(classid, objid, objsubid) AS without_comment
    AND classid <> 'pg_type'::regclass
  ORDER BY 1;
 
-DELETE FROM mnist_models WHERE name IN ('train_digits', 'det_a', 'det_b', 'det_c', 'det_warm', 'det_fresh');
+DELETE FROM mnist_models WHERE name IN ('train_digits', 'det_a', 'det_b', 'det_c', 'det_warm', 'det_fresh', 'det_h32', 'det_big_batch');
 DROP SCHEMA train_digits CASCADE;

@@ -41,6 +41,11 @@ SELECT try($$SELECT mnist_train('t', '')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => NULL)$$);
 SELECT try($$SELECT mnist_train(NULL)$$);
 
+-- a read-only transaction is refused before any work
+BEGIN READ ONLY;
+SELECT try($$SELECT mnist_train('t', 'bad')$$);
+ROLLBACK;
+
 -- warm start from an unknown model or one of another shape
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'no_such_model')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'errors_ok', hidden_units => 64)$$);
@@ -49,6 +54,8 @@ SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1, init_model => 'errors_o
 SELECT try($$SELECT mnist_train('no_such_table')$$);
 CREATE TABLE empty (pixels bytea, label smallint);
 SELECT try($$SELECT mnist_train('empty', 'bad')$$);
+SELECT * FROM mnist_evaluate('empty', 'errors_ok');
+SELECT count(*) AS pairs, sum(count) AS total FROM mnist_confusion_matrix('empty', 'errors_ok');
 SELECT try($$SELECT mnist_train('t', 'bad', pixels_column => 'image')$$);
 SELECT try($$SELECT mnist_train('t', 'bad', label_column => 'digit')$$);
 CREATE TABLE wrong_types AS SELECT encode(pixels, 'hex') AS hex, pixels, label::text AS label, label AS ok_label FROM t;
@@ -103,6 +110,15 @@ SELECT clock_timestamp() AS t0 \gset
 SELECT mnist_train('int_labels', 'bad', epochs => 1000);
 RESET statement_timeout;
 SELECT clock_timestamp() - :'t0' < interval '1.3 s' AS stopped_quickly;
+
+-- so does a query cancel (from another session, as soon as the training runs)
+\setenv PGDATABASE :DBNAME
+\setenv PGUSER :USER
+\! (for i in $(seq 100); do sleep 0.1; psql -X -qAt -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT mnist_train(''mnist_train'', ''cancel_me''%'" | grep -q t && break; done) >/dev/null 2>&1 &
+SET statement_timeout = '20s';
+SELECT mnist_train('mnist_train', 'cancel_me', epochs => 1000);
+RESET statement_timeout;
+SELECT count(*) FROM mnist_models WHERE name = 'cancel_me';
 
 -- nothing was stored by any failed call
 SELECT count(*) = :models_before AS nothing_stored, count(*) FILTER (WHERE name = 'bad') AS bad_models

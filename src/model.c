@@ -395,10 +395,11 @@ mnist_model_get(const char *name)
 	uint64		gen;
 	bool		latest;
 	int64		id;
+	Snapshot	snap;
 	ErrorContextCallback errcb;
 
-	models_relation();
 	AcceptInvalidationMessages();
+	models_relation();
 	for (e = cache_entries; e != NULL; e = e->next)
 		if (strcmp(e->name, name) == 0)
 			break;
@@ -406,7 +407,6 @@ mnist_model_get(const char *name)
 		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
 		return e->model;
 
-	models_relation();			/* may have been reset by the invalidation */
 	if (e == NULL)
 	{
 		e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
@@ -422,6 +422,8 @@ mnist_model_get(const char *name)
 	 * is trusted only until the end of this transaction.
 	 */
 	latest = !IsInParallelMode() && !IsolationUsesXactSnapshot();
+	snap = RegisterSnapshot(latest ? GetLatestSnapshot() :
+							ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
 
 	errcb.callback = model_error_callback;
 	errcb.arg = (void *) name;
@@ -429,7 +431,7 @@ mnist_model_get(const char *name)
 	error_context_stack = &errcb;
 
 	SPI_connect();
-	id = lookup_model(name, latest ? GetLatestSnapshot() : GetActiveSnapshot(), NULL, NULL);
+	id = lookup_model(name, snap, NULL, NULL);
 	if (id == 0)
 		model_not_found(name);
 	if (e->model == NULL || e->model->id != id)
@@ -440,7 +442,7 @@ mnist_model_get(const char *name)
 		bytea	   *weights = NULL;
 		MnistModel *m;
 
-		lookup_model(name, latest ? GetLatestSnapshot() : GetActiveSnapshot(), &weights, cxt);
+		lookup_model(name, snap, &weights, cxt);
 		old = MemoryContextSwitchTo(cxt);
 		m = palloc0(sizeof(MnistModel));
 		m->id = id;
@@ -458,6 +460,7 @@ mnist_model_get(const char *name)
 		e->model = m;
 	}
 	SPI_finish();
+	UnregisterSnapshot(snap);
 	error_context_stack = errcb.previous;
 
 	e->checked_gen = gen;

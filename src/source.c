@@ -9,6 +9,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -82,9 +83,11 @@ source_scan(Oid relid, const char *pixels_column, const char *label_column,
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s, %s", quote_identifier(pixels_column),
 					 quote_identifier(label_column));
-	/* an "id" column names a bad row better than its position */
+	/* an "id" column the caller may read names a bad row better than its position */
 	if (id_att != InvalidAttrNumber && strcmp(pixels_column, "id") != 0 &&
-		strcmp(label_column, "id") != 0)
+		strcmp(label_column, "id") != 0 &&
+		(pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		 pg_attribute_aclcheck(relid, id_att, GetUserId(), ACL_SELECT) == ACLCHECK_OK))
 		appendStringInfoString(&sql, ", id::pg_catalog.text");
 	appendStringInfo(&sql, " FROM %s", relname);
 

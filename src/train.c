@@ -12,6 +12,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/json.h"
@@ -54,10 +55,13 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 	set->labels[set->n++] = (uint8) label;
 }
 
-/* Hyperparameter range checks, done before any work. */
-static void
-validate_options(const TrainOptions *opt)
+void
+train_options_validate(const TrainOptions *opt)
 {
+	/* fail now rather than after training when the model cannot be stored */
+	PreventCommandIfReadOnly("mnist_train()");
+	PreventCommandDuringRecovery("mnist_train()");
+
 	if (opt->model_name == NULL || opt->model_name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -92,6 +96,13 @@ seconds_since(const struct timespec *start)
 	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* size bytes aligned to 64, in CurrentMemoryContext (PostgreSQL 15 has no palloc_aligned) */
+static void *
+alloc_aligned64(size_t size)
+{
+	return (void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext, size + 64));
+}
+
 /* Appends "key": number (shortest exact form) to a JSON object being built. */
 static void
 json_number(StringInfo buf, const char *key, double value)
@@ -121,7 +132,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				accuracy = 0;
 	int64		id;
 
-	validate_options(opt);
+	train_options_validate(opt);
 	if (set->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -150,8 +161,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 		net_init_glorot(&net, (uint64) opt->seed);
 	}
 
-	trainer = net_trainer_bind((void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext,
-																			 net_trainer_size(h, opt->batch_size) + 64)),
+	trainer = net_trainer_bind(alloc_aligned64(net_trainer_size(h, opt->batch_size)),
 							   &net, opt->batch_size);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
@@ -254,6 +264,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	const char *pixels_column;
 	const char *label_column;
 	StringInfoData source;
+	struct timespec start;
 
 	for (int i = 0; i < lengthof(argnames); i++)
 		if (PG_ARGISNULL(i))
@@ -270,15 +281,20 @@ mnist_train(PG_FUNCTION_ARGS)
 	label_column = NameStr(*PG_GETARG_NAME(7));
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
-	validate_options(&opt);
+	train_options_validate(&opt);
 
 	relname = source_relation_name(relid);
 	trainset_init(&set);
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source %s has no rows", relname)));
+	if (mnist_progress)
+		ereport(NOTICE,
+				(errmsg("read " INT64_FORMAT " rows of %s in %.2f s",
+						set.n, relname, seconds_since(&start))));
 
 	initStringInfo(&source);
 	appendStringInfoString(&source, "{\"table\": ");

@@ -28,6 +28,12 @@ typedef struct TrainSet
 	int64		capacity;
 } TrainSet;
 
+/*
+ * ERROR unless the hyperparameters are in range (22023) and the transaction can store a model
+ * (not read-only, 25006): call before reading a source.
+ */
+extern void train_options_validate(const TrainOptions *opt);
+
 extern void trainset_init(TrainSet *set);
 extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
 

@@ -10,7 +10,9 @@
 #   TEST_TMP         a scratch directory readable (and writable) by the server
 # Scripts then use: q, broker_create_topic, broker_watermarks, broker_down, broker_up,
 # pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for, kcat_dump,
-# check_topic_intact, at_exit.  A script exits non-zero if any check failed.
+# check_topic_intact, at_exit, as_postgres.  A script exits non-zero if any check failed.
+# Drivers (test/run, demo/run) use: harness_setup (= harness_install_deps, harness_build,
+# harness_prepare_data), harness_start, harness_stop, harness_keep.
 #
 # Sourcing this file installs an EXIT trap (plus INT/TERM): it runs at_exit commands, stops
 # the harness if this shell started it, and turns recorded failures into exit status 1.
@@ -75,14 +77,15 @@ check_eq() {
 # wait_for "shell condition" TIMEOUT_S "msg": poll the condition (eval'd, output hidden) every
 # 0.5 s; pass when it holds, fail (returns 1) when the time is up.
 wait_for() {
-	local cond=$1 timeout=$2 msg=$3 start=$SECONDS
+	# Odd local names: the condition is eval'd here and may use the caller's variables.
+	local _wf_cond=$1 _wf_timeout=$2 _wf_msg=$3 _wf_start=$SECONDS
 	while :; do
-		if eval "$cond" >/dev/null 2>&1; then
-			pass "$msg ($((SECONDS - start)) s)"
+		if eval "$_wf_cond" >/dev/null 2>&1; then
+			pass "$_wf_msg ($((SECONDS - _wf_start)) s)"
 			return 0
 		fi
-		if [ $((SECONDS - start)) -ge "$timeout" ]; then
-			fail "$msg: not true after $timeout s: $cond"
+		if [ $((SECONDS - _wf_start)) -ge "$_wf_timeout" ]; then
+			fail "$_wf_msg: not true after $_wf_timeout s: $_wf_cond"
 			return 1
 		fi
 		sleep 0.5
@@ -156,7 +159,7 @@ _broker_cmd() {
 		echo "could not write to the mock broker" >&2
 		return 1
 	}
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < 1200; i++)); do	# up to 60 s
 		reply=$(grep -m1 -F "$tag " "$HARNESS_BROKER_OUT" 2>/dev/null) && break
 		sleep 0.05
 	done
@@ -204,7 +207,7 @@ kcat_dump() {
 
 # check_topic_intact TOPIC: pass unless a partition lost messages (low watermark > 0).
 check_topic_intact() {
-	local wm w lost= total=0
+	local wm w p lo hi lost='' total=0
 	if ! wm=$(broker_watermarks "$1"); then
 		fail "topic $1 intact: could not read its watermarks"
 		return 1
@@ -274,19 +277,15 @@ harness_install_deps() {
 	bash "$HARNESS_ROOT/test/install-deps" && harness_path
 }
 
-# harness_prepare_data: test/prepare-data "$MNIST_DATA", one preparer at a time per directory.
+# harness_prepare_data: test/prepare-data "$MNIST_DATA" (it locks the directory and skips
+# work already done).
 harness_prepare_data() {
 	if [ ! -x "$HARNESS_ROOT/test/prepare-data" ]; then
 		echo "harness: test/prepare-data is missing" >&2
 		return 1
 	fi
 	echo "harness: preparing data in $MNIST_DATA"
-	mkdir -p "$MNIST_DATA" || return 1
-	(
-		flock 9 || exit 1
-		"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA"
-	) 9>"$MNIST_DATA/.prepare.lock" || return 1
-	chmod -R a+rX "$MNIST_DATA"
+	"$HARNESS_ROOT/test/prepare-data" "$MNIST_DATA"
 }
 
 # harness_setup: everything before harness_start (packages, build and install, data).
@@ -454,11 +453,7 @@ harness_stop() {
 	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
 		echo "---- last lines of the server log (all of it: $logdir/postgresql.log)"
 		tail -n 40 "$logdir/postgresql.log"
-		if [ -s "$logdir/mock_broker.log" ]; then
-			echo "---- last lines of the mock broker's log"
-			tail -n 10 "$logdir/mock_broker.log"
-		fi
-		echo "----"
+		echo "---- (the mock broker's log: $logdir/mock_broker.log)"
 	fi
 	rm -rf "$HARNESS_DIR"
 	HARNESS_DIR=

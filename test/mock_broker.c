@@ -45,12 +45,39 @@
 #define REPLY_MAX 65536
 
 static volatile sig_atomic_t stop_requested = 0;
+static rd_kafka_t *query_client;
 
 static void
 handle_stop_signal(int signo)
 {
 	(void) signo;
 	stop_requested = 1;
+}
+
+/* A producer handle (bootstrap may be NULL) logging at log_level and above. */
+static rd_kafka_t *
+new_handle(const char *bootstrap, const char *log_level)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, "client.id", "mock_broker", errstr,
+						  sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "log_level", log_level, errstr,
+						  sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		(bootstrap != NULL &&
+		 rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
+						   sizeof(errstr)) != RD_KAFKA_CONF_OK))
+	{
+		fprintf(stderr, "mock_broker: %s\n", errstr);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+		fprintf(stderr, "mock_broker: could not create handle: %s\n", errstr);
+	return rk;
 }
 
 /*
@@ -147,8 +174,7 @@ run_command(rd_kafka_mock_cluster_t *mcluster, char *line,
 	}
 	else if (strcmp(argv[0], "watermarks") == 0 && argc == 2)
 	{
-		watermarks(rd_kafka_mock_cluster_handle(mcluster), argv[1],
-				   reply, replylen);
+		watermarks(query_client, argv[1], reply, replylen);
 		return;
 	}
 	else if (strcmp(argv[0], "down") == 0 && argc == 1)
@@ -211,10 +237,8 @@ handle_line(rd_kafka_mock_cluster_t *mcluster, char *line, int *quit)
 int
 main(int argc, char **argv)
 {
-	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	rd_kafka_mock_cluster_t *mcluster;
-	char		errstr[512];
 	char		buf[8192];
 	size_t		used = 0;
 	int			brokers = 1;
@@ -239,25 +263,10 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/*
-	 * The mock cluster lives in (and is run by the threads of) this handle,
-	 * which then also serves as a client of the mock for "watermarks".
-	 */
-	conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "client.id", "mock_broker", errstr,
-						  sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "log_level", "4", errstr,
-						  sizeof(errstr)) != RD_KAFKA_CONF_OK)
-	{
-		fprintf(stderr, "mock_broker: %s\n", errstr);
-		return 1;
-	}
-	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	/* The mock cluster lives in (and is run by the threads of) this handle. */
+	rk = new_handle(NULL, "4");
 	if (rk == NULL)
-	{
-		fprintf(stderr, "mock_broker: could not create handle: %s\n", errstr);
 		return 1;
-	}
 	mcluster = rd_kafka_mock_cluster_new(rk, brokers);
 	if (mcluster == NULL)
 	{
@@ -265,8 +274,10 @@ main(int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
-
-	rd_kafka_brokers_add(rk, rd_kafka_mock_cluster_bootstraps(mcluster));
+	/* A client of the mock for "watermarks"; its errors go into the answers. */
+	query_client = new_handle(rd_kafka_mock_cluster_bootstraps(mcluster), "2");
+	if (query_client == NULL)
+		return 1;
 
 	printf("%s\n", rd_kafka_mock_cluster_bootstraps(mcluster));
 	fflush(stdout);
@@ -317,6 +328,7 @@ main(int argc, char **argv)
 		}
 	}
 
+	rd_kafka_destroy(query_client);
 	rd_kafka_mock_cluster_destroy(mcluster);
 	rd_kafka_destroy(rk);
 	return 0;

@@ -60,6 +60,8 @@ helper 'check_eq 1 2 differ; pass fine' && fail "a failed check_eq does not fail
 	pass "a failed check_eq fails the script"
 helper 'fail boom; exit 0' && fail "fail then exit 0 does not fail the script" ||
 	pass "fail then exit 0 still fails the script"
+helper 'start=5 msg=x; wait_for "[ \$start = 5 ] && [ \$msg = x ]" 2 "sees the caller'"'"'s variables"' &&
+	pass "wait_for conditions see the caller's variables" || fail "wait_for hides the caller's variables"
 helper 'wait_for false 1 never' && fail "a timed out wait_for does not fail the script" ||
 	pass "a timed out wait_for fails the script"
 helper "at_exit 'touch \"\$TEST_TMP/at_exit_ran\"'; exit 3"

@@ -1,0 +1,45 @@
+#!/bin/bash
+# models_dump: stored models survive pg_dump and restore (mnist_models and its sequence are
+# extension configuration), and the restored model predicts exactly as before.
+source "$(dirname "$0")/../lib.sh"
+
+db=models_dump_src
+restored=models_dump_dst
+at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $db' -c 'DROP DATABASE IF EXISTS $restored' >/dev/null 2>&1"
+q "DROP DATABASE IF EXISTS $db"
+q "DROP DATABASE IF EXISTS $restored"
+q "CREATE DATABASE $db"
+q "CREATE DATABASE $restored"
+
+PGDATABASE=$db psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE EXTENSION mnist_ml;
+SET mnist_ml.progress = off;
+\set ECHO none
+\i $MNIST_DATA/digits/mnist_train.sql
+CREATE TABLE small AS SELECT pixels, label FROM mnist_train ORDER BY id LIMIT 1000;
+SELECT mnist_train('small', 'dumped', epochs => 1);
+SELECT mnist_train('small', 'dumped', epochs => 1, seed => 1);
+SQL
+[ $? -eq 0 ] || fail "training in $db failed"
+
+src() { PGDATABASE=$db q "$1"; }
+dst() { PGDATABASE=$restored q "$1"; }
+
+pg_dump -d "$db" -f "$TEST_TMP/models_dump.sql" || fail "pg_dump failed"
+psql -X -q -v ON_ERROR_STOP=1 -d "$restored" -f "$TEST_TMP/models_dump.sql" >/dev/null ||
+	fail "restore failed"
+
+check_eq "$(dst "SELECT count(*) FROM mnist_models")" 2 "both models restored"
+check_eq "$(dst "SELECT md5(string_agg(weights, ''::bytea ORDER BY id)) FROM mnist_models")" \
+	"$(src "SELECT md5(string_agg(weights, ''::bytea ORDER BY id)) FROM mnist_models")" \
+	"weights restored byte for byte"
+check_eq "$(dst "SELECT string_agg(id || name || hyperparameters::text || metrics::text || trained_by::text, ',' ORDER BY id) FROM mnist_models")" \
+	"$(src "SELECT string_agg(id || name || hyperparameters::text || metrics::text || trained_by::text, ',' ORDER BY id) FROM mnist_models")" \
+	"ids, names, hyperparameters, metrics and roles restored"
+check_eq "$(dst "SELECT md5(string_agg(mnist_predict_proba(pixels, 'dumped')::text, ',' ORDER BY id)) FROM mnist_train WHERE id <= 200")" \
+	"$(src "SELECT md5(string_agg(mnist_predict_proba(pixels, 'dumped')::text, ',' ORDER BY id)) FROM mnist_train WHERE id <= 200")" \
+	"the restored model predicts as the original"
+# the sequence came along: a new model gets a fresh id
+dst "SET mnist_ml.progress = off; SELECT mnist_train('small', 'after_restore', epochs => 1)" >/dev/null
+check_eq "$(dst "SELECT id > (SELECT max(id) FROM mnist_models WHERE name = 'dumped') FROM mnist_models WHERE name = 'after_restore'")" \
+	t "the id sequence continues after restore"
