@@ -3,6 +3,7 @@ CREATE EXTENSION IF NOT EXISTS mnist_ml;
 \set VERBOSITY terse
 SELECT mnist_train_topic(NULL);
 SELECT mnist_train_topic('t', epochs => NULL);
+SELECT mnist_train_topic('t', epochs => 0);
 SELECT * FROM mnist_evaluate_topic('t', group_id => NULL);
 SELECT * FROM mnist_evaluate_topic('t', group_id => '');
 SELECT * FROM mnist_evaluate_topic('t', stream_timeout_ms => -1);

@@ -555,6 +555,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	train_options_validate(&opt);	/* before reading the topic */
 
 	start = GetCurrentTimestamp();
 	tc = consumer_create(servers, NULL);
