@@ -565,6 +565,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("Kafka topic \"%s\" does not exist", topic)));
 
+	elog(DEBUG1, "topic \"%s\": broker answered after " INT64_FORMAT " ms", topic, elapsed_ms(start));
+
 	/* the watermarks when the call starts bound what it reads */
 	low = palloc0(sizeof(int64) * nparts);
 	high = palloc0(sizeof(int64) * nparts);
@@ -597,6 +599,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("Kafka topic \"%s\" has no messages", topic)));
+	elog(DEBUG1, "topic \"%s\": watermarks after " INT64_FORMAT " ms", topic, elapsed_ms(start));
 	if (mnist_progress)
 		ereport(NOTICE,
 				(errmsg("reading " INT64_FORMAT " messages from %d partitions of topic \"%s\"",
@@ -616,8 +619,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	assignment = rd_kafka_topic_partition_list_new(nparts);
 	for (int p = 0; p < nparts; p++)
 		if (!done[p])
-			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
-				RD_KAFKA_OFFSET_BEGINNING;
+			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset = low[p];
 	{
 		rd_kafka_resp_err_t err = rd_kafka_assign(tc->rk, assignment);
 
@@ -679,7 +681,9 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	elog(DEBUG1, "topic \"%s\": last message after " INT64_FORMAT " ms", topic, elapsed_ms(start));
 	consumer_close(tc);
+	elog(DEBUG1, "topic \"%s\": consumer closed after " INT64_FORMAT " ms", topic, elapsed_ms(start));
 
 	/* squeeze out holes, keeping (partition, offset) order */
 	for (int64 i = 0; i < total; i++)
