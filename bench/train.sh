@@ -12,7 +12,7 @@
 #          mnist_train reports it
 # Each is timed for one epoch, ROUNDS times, interleaved (the machine is shared: best of the
 # rounds counts, all are printed); then the test accuracy after EPOCHS epochs of each, and
-# mnist_predict's rate over the 10k test rows.
+# mnist_predict's rate over the test rows.  FASHION_DIR may name other IDX data (the digits).
 #
 # usage: bash bench/train.sh [--no-sql]
 # env:   ROUNDS (3), EPOCHS (5), HIDDEN (128), BATCH (64), FASHION_DIR, PG_CONFIG (pg_config),
@@ -104,8 +104,9 @@ if [ -n "$with_sql" ]; then
 			FROM split_part(pg_read_file('/proc/self/stat'), ') ', 2) AS s
 		\$\$;
 	EOF
+	test_rows=$("${psql[@]}" -c 'SELECT count(*) FROM fashion_test')
 	echo "cluster on port $PORT: fashion_train $("${psql[@]}" -c 'SELECT count(*) FROM fashion_train') rows," \
-		"fashion_test $("${psql[@]}" -c 'SELECT count(*) FROM fashion_test') rows"
+		"fashion_test $test_rows rows"
 	sql_ok=1
 fi
 
@@ -128,7 +129,7 @@ sql_train() {
 }
 
 # ---------------------------------------------------------------- one epoch, interleaved rounds
-echo "one epoch of the 60k rows, H=$HIDDEN, batch $BATCH, $ROUNDS rounds (machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
+echo "one epoch of $DATA, H=$HIDDEN, batch $BATCH, $ROUNDS rounds (machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 # sql_scan: "seconds cpu_seconds" of reading every pixels value of the table once (a floor
 # for what mnist_train spends reading its source)
 sql_scan() {
@@ -166,14 +167,15 @@ for r in $(seq "$ROUNDS"); do
 	fi
 done
 
+rows=$(value rows "$tmp/c.out")
 best() { printf '%s\n' "$@" | sort -g | head -1; }
 t=$(best "${t_all[@]}")
 tc=$(best "${t_cpu[@]}")
 # row LABEL WALL CPU ROUNDS: seconds, rows/s and ratio to PyTorch, by wall clock and by CPU time
 row() {
-	awk -v l="$1" -v w="$2" -v c="$3" -v t="$t" -v tc="$tc" -v all="$4" 'BEGIN {
+	awk -v l="$1" -v w="$2" -v c="$3" -v t="$t" -v tc="$tc" -v all="$4" -v n="$rows" 'BEGIN {
 		cpu = c == "" ? sprintf("%8s %8s", "-", "-") : sprintf("%8.3f %8.2f", c, c / tc);
-		printf "%-34s %8.3f %8.0f %8.2f  %s   %s\n", l, w, 60000 / w, w / t, cpu, all }'
+		printf "%-34s %8.3f %8.0f %8.2f  %s   %s\n", l, w, n / w, w / t, cpu, all }'
 }
 printf '%-34s %8s %8s %8s  %8s %8s   %s\n' "" "wall s" "rows/s" "x torch" "cpu s" "x torch" \
 	"wall s of each round"
@@ -203,7 +205,7 @@ fi
 
 # ---------------------------------------------------------------- prediction
 echo
-echo "prediction, 10k test images (issue 3 wants >= 100,000 rows/s in one backend):"
+echo "prediction, the test images (issue 3 wants >= 100,000 rows/s in one backend):"
 printf '  %-32s %.2f us/image (CPU time %.2f us)\n' "net_predict alone" "$(value predict_us "$tmp/c.out")" \
 	"$(value predict_cpu_us "$tmp/c.out")"
 if [ -n "$sql_ok" ]; then
@@ -223,7 +225,7 @@ if [ -n "$sql_ok" ]; then
 	ps=$(best $(awk '{print $2}' "$tmp/pred.out"))
 	pc=$(best $(awk '{print $3}' "$tmp/pred.out"))
 	printf '  %-32s %.0f rows/s, by CPU time %.0f rows/s (best of %s: %s s)\n' \
-		"SELECT mnist_predict(pixels)" "$(awk -v s="$ps" 'BEGIN { print 10000 / s }')" \
-		"$(awk -v s="$pc" 'BEGIN { print 10000 / s }')" "$ROUNDS" \
+		"SELECT mnist_predict(pixels)" "$(awk -v s="$ps" -v n="$test_rows" 'BEGIN { print n / s }')" \
+		"$(awk -v s="$pc" -v n="$test_rows" 'BEGIN { print n / s }')" "$ROUNDS" \
 		"$(awk '{print $2}' "$tmp/pred.out" | tr '\n' ' ')"
 fi

@@ -433,9 +433,12 @@ argmax10(const float *z)
 	return best;
 }
 
-/* Softmax of 10 logits into p, computed in double from z - max(z). */
-static void
-softmax10(const float *z, float *p)
+/*
+ * log(sum(exp(z))) of 10 logits, computed stably in double from z - max(z); when p is not
+ * NULL, also the softmax probabilities.
+ */
+static double
+log_sum_exp10(const float *z, float *p)
 {
 	float		zmax = z[argmax10(z)];
 	double		sum = 0.0;
@@ -447,20 +450,16 @@ softmax10(const float *z, float *p)
 		e[k] = exp((double) z[k] - zmax);
 		sum += e[k];
 	}
-	for (k = 0; k < NET_OUTPUTS; k++)
-		p[k] = (float) (e[k] / sum);
+	if (p)
+		for (k = 0; k < NET_OUTPUTS; k++)
+			p[k] = (float) (e[k] / sum);
+	return log(sum) + zmax;
 }
 
 double
 net_cross_entropy(const float *logits, int label)
 {
-	float		zmax = logits[argmax10(logits)];
-	double		sum = 0.0;
-	int			k;
-
-	for (k = 0; k < NET_OUTPUTS; k++)
-		sum += exp((double) logits[k] - zmax);
-	return log(sum) - ((double) logits[label] - zmax);
+	return log_sum_exp10(logits, NULL) - logits[label];
 }
 
 /* The images of a batch are read in random order: fetch them a few ahead. */
@@ -586,10 +585,9 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 		float	   *dz = t->dlogits + r * NET_OUTPUTS;
 		int			label = labels[idx[r]];
 
-		*loss_sum += net_cross_entropy(z, label);
+		*loss_sum += log_sum_exp10(z, dz) - z[label];
 		if (argmax10(z) == label)
 			(*correct)++;
-		softmax10(z, dz);
 		dz[label] -= 1.0f;
 		for (k = 0; k < NET_OUTPUTS; k++)
 			dz[k] *= inv_n;
@@ -664,22 +662,31 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	float	   *hid = scratch;
 	float	   *val = scratch + h;
 	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
-	float		z[NET_OUTPUTS];
+	float		acc[NET_OUTPUTS],
+				z[NET_OUTPUTS];
 	int			j,
 				k;
 
 	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
-	memcpy(z, net->b2, sizeof(z));
+
+	/* the second layer in registers (acc is never addressed as a whole) */
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		acc[k] = net->b2[k];
 	for (j = 0; j < h; j++)
 	{
 		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
 
+#pragma GCC unroll 10
 		for (k = 0; k < NET_OUTPUTS; k++)
-			z[k] += hid[j] * w[k];
+			acc[k] += hid[j] * w[k];
 	}
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		z[k] = acc[k];
 	if (logits)
 		memcpy(logits, z, sizeof(z));
 	if (probs)
-		softmax10(z, probs);
+		log_sum_exp10(z, probs);
 	return argmax10(z);
 }
