@@ -1,6 +1,7 @@
 #!/bin/bash
 # Broker down when a streaming call starts: a bounded ERROR naming the servers.  Cancel in the
-# middle of a stream: the backend lives on with no librdkafka thread left, nothing committed.
+# middle of a stream, or statement_timeout in mnist_train_topic: the backend lives on with no
+# librdkafka thread left, nothing committed or stored.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/topic_lib.sh"
 
@@ -48,3 +49,16 @@ out=$(cat "$TEST_TMP/$T.cancel")
 [[ "$out" == *'alive 1'* ]] && pass "cancel: the session goes on" || fail "session after cancel: $out"
 check_eq "$(q "SELECT rows FROM mnist_evaluate_topic('$T', 'topic_faults', 'topic_faults_g1', 2000)")" 200 \
 	"cancel committed nothing: the group reads all 200 messages again"
+
+# statement_timeout stops mnist_train_topic (reading or training) and frees the consumer; the
+# same session then trains normally
+out=$(psql -X -qAt -c "SET mnist_ml.progress = off" -c "SET statement_timeout = '120ms'" \
+	-c "SELECT mnist_train_topic('$T', 'topic_faults_t', epochs => 200)" \
+	-c "SELECT 'threads ' || count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task') t" \
+	-c "RESET statement_timeout" \
+	-c "SELECT 'trained ' || (mnist_train_topic('$T', 'topic_faults_t', epochs => 1) > 0)" 2>&1)
+[[ "$out" == *'canceling statement due to statement timeout'* ]] && pass "statement_timeout stops mnist_train_topic" ||
+	fail "statement_timeout: $out"
+[[ "$out" == *'threads 1'* ]] && pass "no librdkafka thread left after the timeout" || fail "threads after timeout: $out"
+[[ "$out" == *'trained t'* ]] && pass "the session trains from the topic afterwards" || fail "train after timeout: $out"
+check_eq "$(q "SELECT count(*) FROM mnist_models WHERE name = 'topic_faults_t'")" 1 "the cancelled call stored no model"
