@@ -1,0 +1,19 @@
+-- Topic functions: argument checks and an unreachable broker (no broker needed).
+CREATE EXTENSION IF NOT EXISTS mnist_ml;
+\set VERBOSITY terse
+SELECT mnist_train_topic(NULL);
+SELECT mnist_train_topic('t', epochs => NULL);
+SELECT mnist_train_topic('t', epochs => 0);
+SELECT * FROM mnist_evaluate_topic('t', group_id => NULL);
+SELECT * FROM mnist_evaluate_topic('t', group_id => '');
+SELECT * FROM mnist_evaluate_topic('t', stream_timeout_ms => -1);
+SELECT * FROM mnist_predict_topic('t', 'topic_args_no_such_model');
+SELECT mnist_train_topic('^tf\..*');
+SELECT * FROM mnist_evaluate_topic('');
+SELECT * FROM mnist_predict_topic('a topic');
+SET mnist_ml.kafka_timeout_ms = 300;
+SELECT mnist_train_topic('t', bootstrap_servers => '127.0.0.1:9');
+RESET mnist_ml.kafka_timeout_ms;
+-- every topic function is documented
+SELECT proname, obj_description(oid, 'pg_proc') IS NOT NULL AS commented
+FROM pg_proc WHERE proname LIKE 'mnist\_%\_topic' ORDER BY proname;
