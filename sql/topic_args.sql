@@ -1,5 +1,7 @@
 -- Topic functions: argument checks and an unreachable broker (no broker needed).
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS mnist_ml;
+RESET client_min_messages;
 \set VERBOSITY terse
 SELECT mnist_train_topic(NULL);
 SELECT mnist_train_topic('t', epochs => NULL);
