@@ -1,21 +1,22 @@
 /*
  * source.c
  *		Reads labelled images from a relation for training and evaluation: a read-only SPI
- *		cursor over "SELECT pixels, label FROM rel" with quoted identifiers, run as the caller,
- *		fetched in chunks, every row validated with an error naming the row.
+ *		query "SELECT pixels, label FROM rel" with quoted identifiers, run as the caller, its
+ *		rows received straight from the executor, every row validated with an error naming it.
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "source.h"
-
-#define FETCH_ROWS 1000
 
 char *
 source_relation_name(Oid relid)
@@ -27,6 +28,23 @@ source_relation_name(Oid relid)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+int64
+source_estimated_rows(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int64		rows = 0;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		float4		reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
+
+		if (reltuples > 0)
+			rows = (int64) reltuples;
+		ReleaseSysCache(tuple);
+	}
+	return rows;
 }
 
 void
@@ -55,30 +73,127 @@ check_column_type(TupleDesc desc, int attno, const char *relname, const Oid *all
 					format_type_be(TupleDescAttr(desc, attno - 1)->atttypid), expected)));
 }
 
+/* The state of one scan: rows arrive straight from the executor, with no tuple copies. */
+typedef struct SourceReceiver
+{
+	DestReceiver pub;
+	const char *relname;
+	Oid			label_type;
+	bool		has_id;			/* column 3 is the source's id, to name bad rows */
+	Oid			id_output;		/* its output function */
+	int64		rowno;
+	SourceRowFn fn;
+	void	   *arg;
+} SourceReceiver;
+
 /* "row N" or "row N (id X)" for error messages. */
 static char *
-row_description(int64 rowno, HeapTuple tuple, TupleDesc desc)
+row_description(SourceReceiver *r, TupleTableSlot *slot)
 {
-	char	   *id = desc->natts >= 3 ? SPI_getvalue(tuple, desc, 3) : NULL;
+	if (r->has_id && !slot->tts_isnull[2])
+		return psprintf("row " INT64_FORMAT " (id %s)", r->rowno,
+						OidOutputFunctionCall(r->id_output, slot->tts_values[2]));
+	return psprintf("row " INT64_FORMAT, r->rowno);
+}
 
-	if (id != NULL)
-		return psprintf("row " INT64_FORMAT " (id %s)", rowno, id);
-	return psprintf("row " INT64_FORMAT, rowno);
+/* Checks the result columns once, before the first row. */
+static void
+source_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	static const Oid pixel_types[] = {BYTEAOID, InvalidOid};
+	static const Oid label_types[] = {INT2OID, INT4OID, INT8OID, InvalidOid};
+	SourceReceiver *r = (SourceReceiver *) self;
+
+	check_column_type(desc, 1, r->relname, pixel_types, "bytea");
+	check_column_type(desc, 2, r->relname, label_types, "smallint, integer or bigint");
+	r->label_type = getBaseType(TupleDescAttr(desc, 1)->atttypid);
+	if (r->has_id)
+	{
+		bool		varlena;
+
+		getTypeOutputInfo(TupleDescAttr(desc, 2)->atttypid, &r->id_output, &varlena);
+	}
+}
+
+/* Validates one row and hands it to the caller's function. */
+static bool
+source_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	SourceReceiver *r = (SourceReceiver *) self;
+	Datum		d;
+	bytea	   *pixels;
+	int64		label;
+
+	r->rowno++;
+	if ((r->rowno & 1023) == 0)
+		CHECK_FOR_INTERRUPTS();
+	slot_getsomeattrs(slot, r->has_id ? 3 : 2);
+
+	if (slot->tts_isnull[1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("label is null in %s of %s", row_description(r, slot), r->relname)));
+	d = slot->tts_values[1];
+	if (r->label_type == INT8OID)
+		label = DatumGetInt64(d);
+	else if (r->label_type == INT4OID)
+		label = DatumGetInt32(d);
+	else
+		label = DatumGetInt16(d);
+	if (label < 0 || label >= MNIST_CLASSES)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("label " INT64_FORMAT " is out of range 0..%d in %s of %s",
+						label, MNIST_CLASSES - 1, row_description(r, slot), r->relname)));
+
+	if (slot->tts_isnull[0])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pixels are null in %s of %s", row_description(r, slot), r->relname)));
+	d = slot->tts_values[0];
+	pixels = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pixels must be %d bytes, not %zu, in %s of %s",
+						MNIST_PIXELS, (size_t) VARSIZE_ANY_EXHDR(pixels),
+						row_description(r, slot), r->relname)));
+	r->fn(r->arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
+	if ((Pointer) pixels != DatumGetPointer(d))
+		pfree(pixels);
+	return true;
+}
+
+static void
+source_shutdown(DestReceiver *self)
+{
+}
+
+static void
+source_destroy(DestReceiver *self)
+{
 }
 
 int64
 source_scan(Oid relid, const char *pixels_column, const char *label_column,
 			SourceRowFn fn, void *arg)
 {
-	static const Oid pixel_types[] = {BYTEAOID, InvalidOid};
-	static const Oid label_types[] = {INT2OID, INT4OID, INT8OID, InvalidOid};
 	char	   *relname = source_relation_name(relid);
 	AttrNumber	id_att = get_attnum(relid, "id");
 	StringInfoData sql;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	int64		rowno = 0;
-	Oid			label_type;
+	SPIExecuteOptions options;
+	SourceReceiver r;
+	int			rc;
+
+	memset(&r, 0, sizeof(r));
+	r.pub.receiveSlot = source_receive;
+	r.pub.rStartup = source_startup;
+	r.pub.rShutdown = source_shutdown;
+	r.pub.rDestroy = source_destroy;
+	r.pub.mydest = DestNone;
+	r.relname = relname;
+	r.fn = fn;
+	r.arg = arg;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s, %s", quote_identifier(pixels_column),
@@ -88,76 +203,23 @@ source_scan(Oid relid, const char *pixels_column, const char *label_column,
 		strcmp(label_column, "id") != 0 &&
 		(pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
 		 pg_attribute_aclcheck(relid, id_att, GetUserId(), ACL_SELECT) == ACLCHECK_OK))
-		appendStringInfoString(&sql, ", id::pg_catalog.text");
+	{
+		appendStringInfoString(&sql, ", id");
+		r.has_id = true;
+	}
 	appendStringInfo(&sql, " FROM %s", relname);
 
+	/* rows go straight from the executor to source_receive: no tuple table, no copies */
+	memset(&options, 0, sizeof(options));
+	options.read_only = true;
+	options.dest = &r.pub;
+
 	SPI_connect();
-	plan = SPI_prepare_cursor(sql.data, 0, NULL, 0);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql.data,
-			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	check_column_type(portal->tupDesc, 1, relname, pixel_types, "bytea");
-	check_column_type(portal->tupDesc, 2, relname, label_types, "smallint, integer or bigint");
-	label_type = getBaseType(TupleDescAttr(portal->tupDesc, 1)->atttypid);
-
-	for (;;)
-	{
-		SPITupleTable *tt;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		tt = SPI_tuptable;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tuple = tt->vals[i];
-			bool		isnull;
-			Datum		d;
-			bytea	   *pixels;
-			int64		label;
-
-			rowno++;
-			d = SPI_getbinval(tuple, tt->tupdesc, 2, &isnull);
-			if (isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("label is null in %s of %s",
-								row_description(rowno, tuple, tt->tupdesc), relname)));
-			if (label_type == INT8OID)
-				label = DatumGetInt64(d);
-			else if (label_type == INT4OID)
-				label = DatumGetInt32(d);
-			else
-				label = DatumGetInt16(d);
-			if (label < 0 || label >= MNIST_CLASSES)
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("label " INT64_FORMAT " is out of range 0..%d in %s of %s",
-								label, MNIST_CLASSES - 1,
-								row_description(rowno, tuple, tt->tupdesc), relname)));
-
-			d = SPI_getbinval(tuple, tt->tupdesc, 1, &isnull);
-			if (isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("pixels are null in %s of %s",
-								row_description(rowno, tuple, tt->tupdesc), relname)));
-			pixels = DatumGetByteaPP(d);
-			if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("pixels must be %d bytes, not %zu, in %s of %s",
-								MNIST_PIXELS, (size_t) VARSIZE_ANY_EXHDR(pixels),
-								row_description(rowno, tuple, tt->tupdesc), relname)));
-			fn(arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
-			if ((Pointer) pixels != DatumGetPointer(d))
-				pfree(pixels);
-		}
-		SPI_freetuptable(tt);
-	}
-	SPI_cursor_close(portal);
+	rc = SPI_execute_extended(sql.data, &options);
+	/* SPI reports a SELECT whose rows go to a DestNone receiver as SPI_OK_UTILITY */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute_extended failed for \"%s\": %s", sql.data,
+			 SPI_result_code_string(rc));
 	SPI_finish();
-	return rowno;
+	return r.rowno;
 }

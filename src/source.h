@@ -21,6 +21,9 @@ extern char *source_relation_name(Oid relid);
 extern int64 source_scan(Oid relid, const char *pixels_column, const char *label_column,
 						 SourceRowFn fn, void *arg);
 
+/* The planner's estimate of a relation's rows (pg_class.reltuples; 0 when unknown). */
+extern int64 source_estimated_rows(Oid relid);
+
 /* The standard error for pixels of the wrong length. */
 extern void source_bad_pixels_length(size_t len);
 

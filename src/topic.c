@@ -609,10 +609,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	 * Each message goes to its place in (partition, offset) order as it arrives, straight into
 	 * the training set's arrays; holes (bad or missing messages) are squeezed out at the end.
 	 */
-	trainset_init(&set);
-	set.images = repalloc_huge(set.images, total * MNIST_PIXELS);
-	set.labels = repalloc_huge(set.labels, total);
-	set.capacity = total;
+	trainset_init(&set, total);
 	valid = palloc_extended(total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 	rd_kafka_poll_set_consumer(tc->rk);

@@ -28,10 +28,10 @@
 #define MAX_ROWS			((int64) PG_INT32_MAX)
 
 void
-trainset_init(TrainSet *set)
+trainset_init(TrainSet *set, int64 expected_rows)
 {
 	set->n = 0;
-	set->capacity = 1024;
+	set->capacity = Min(Max(expected_rows, 1024), MAX_ROWS);
 	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);
 	set->labels = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity);
 }
@@ -284,7 +284,8 @@ mnist_train(PG_FUNCTION_ARGS)
 	train_options_validate(&opt);
 
 	relname = source_relation_name(relid);
-	trainset_init(&set);
+	/* sized from the planner's estimate: growing by copies costs as much as reading */
+	trainset_init(&set, source_estimated_rows(relid));
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)

@@ -34,7 +34,8 @@ typedef struct TrainSet
  */
 extern void train_options_validate(const TrainOptions *opt);
 
-extern void trainset_init(TrainSet *set);
+/* An empty set with room for expected_rows (it grows beyond if needed). */
+extern void trainset_init(TrainSet *set, int64 expected_rows);
 extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
 /*
