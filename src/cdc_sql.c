@@ -159,7 +159,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 				 errdetail("A captured table is a plain table with a bytea column \"pixels\" and an integer column \"label\".")));
 
 	memset(&delivery, 0, sizeof(delivery));
-	conf = mnist_kafka_conf(NULL);
+	conf = mnist_kafka_conf(NULL, NULL);
 	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
 	snprintf(timeout, sizeof(timeout), "%d", mnist_kafka_timeout_ms);
 	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);

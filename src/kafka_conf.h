@@ -9,17 +9,21 @@
 #include <librdkafka/rdkafka.h>
 
 /*
- * A new librdkafka configuration for servers (NULL: mnist_ml.kafka_bootstrap_servers) with
- * mnist_ml.kafka_properties applied.  When the caller names servers other than the configured
+ * A new librdkafka configuration for servers (NULL: mnist_ml.kafka_bootstrap_servers): the
+ * caller's defaults (a properties string, or NULL), then mnist_ml.kafka_properties, then
+ * mnist_ml.kafka_properties_file, so the user's settings win.  When the caller names servers other than the configured
  * ones, security properties (security.protocol, sasl.*, ssl.*) are left out so configured
  * secrets never reach them.  ERROR when no servers are known or a property is rejected.
  */
-extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers);
+extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers, const char *defaults);
 
 /* Sets one property, ERROR naming the key (never the value) when librdkafka rejects it. */
 extern void mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
 
 /* True when a property's value must never be shown or logged. */
 extern bool mnist_kafka_property_is_secret(const char *key);
+
+/* SHOW hook of mnist_ml.kafka_properties: the pairs with secret values masked. */
+extern const char *mnist_kafka_properties_show(void);
 
 #endif							/* MNIST_KAFKA_CONF_H */

@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "kafka_conf.h"
 #include "mnist_ml.h"
 
 PG_MODULE_MAGIC;
@@ -21,6 +22,7 @@ bool		mnist_strict_messages = false;
 int			mnist_kafka_timeout_ms = 10000;
 char	   *mnist_kafka_bootstrap_servers = NULL;
 char	   *mnist_kafka_properties = NULL;
+char	   *mnist_kafka_properties_file = NULL;
 char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
@@ -53,6 +55,12 @@ _PG_init(void)
 	DefineCustomStringVariable("mnist_ml.kafka_properties",
 							   "Extra librdkafka properties as key=value pairs separated by commas or spaces (acks, compression, SASL/SSL).",
 							   NULL, &mnist_kafka_properties, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL,
+							   mnist_kafka_properties_show);
+
+	DefineCustomStringVariable("mnist_ml.kafka_properties_file",
+							   "File of extra librdkafka properties, one key=value per line: the place for secrets, which are never logged.",
+							   NULL, &mnist_kafka_properties_file, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("mnist_ml.cdc_tables",

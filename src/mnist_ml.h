@@ -15,6 +15,7 @@ extern bool mnist_strict_messages;	/* mnist_ml.strict_messages: bad topic messag
 extern int	mnist_kafka_timeout_ms;	/* mnist_ml.kafka_timeout_ms: bounded wait for a broker */
 extern char *mnist_kafka_bootstrap_servers;	/* mnist_ml.kafka_bootstrap_servers */
 extern char *mnist_kafka_properties;	/* mnist_ml.kafka_properties: key=value librdkafka pairs */
+extern char *mnist_kafka_properties_file;	/* mnist_ml.kafka_properties_file: one per line */
 extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables */
 extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */

@@ -333,6 +333,7 @@ typedef struct WorkerSettings
 	char	   *database;
 	char	   *prefix;
 	char	   *properties;
+	char	   *properties_file;
 } WorkerSettings;
 
 static WorkerSettings running;
@@ -488,7 +489,8 @@ check_settings(void)
 		strcmp(running.tables, mnist_cdc_tables) != 0 ||
 		strcmp(running.database, mnist_cdc_database) != 0 ||
 		strcmp(running.prefix, mnist_topic_prefix) != 0 ||
-		strcmp(running.properties, mnist_kafka_properties) != 0)
+		strcmp(running.properties, mnist_kafka_properties) != 0 ||
+		strcmp(running.properties_file, mnist_kafka_properties_file) != 0)
 	{
 		ereport(LOG,
 				(errmsg("mnist_ml change data capture settings changed, restarting the worker")));
@@ -725,19 +727,16 @@ worker_plugin_options(void)
 static void
 create_producer(void)
 {
-	rd_kafka_conf_t *conf = mnist_kafka_conf(NULL);
+	/* defaults the user's properties may override: low latency, a bounded queue */
+	rd_kafka_conf_t *conf = mnist_kafka_conf(NULL,
+											 "client.id=mnist_ml-cdc linger.ms=5 "
+											 "queue.buffering.max.messages=20000 "
+											 "queue.buffering.max.kbytes=65536");
 	char		errstr[512];
 
-	mnist_kafka_conf_set(conf, "client.id", "mnist_ml-cdc");
+	/* never drop a message, never duplicate one inside a session */
 	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
 	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
-	if (strstr(running.properties, "linger.ms") == NULL &&
-		strstr(running.properties, "queue.buffering.max.ms") == NULL)
-		mnist_kafka_conf_set(conf, "linger.ms", "5");
-	if (strstr(running.properties, "queue.buffering.max.messages") == NULL)
-		mnist_kafka_conf_set(conf, "queue.buffering.max.messages", "20000");
-	if (strstr(running.properties, "queue.buffering.max.kbytes") == NULL)
-		mnist_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
 	mnist_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
 	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
@@ -941,6 +940,7 @@ cdc_worker_main(Datum arg)
 	running.database = pstrdup(mnist_cdc_database);
 	running.prefix = pstrdup(mnist_topic_prefix);
 	running.properties = pstrdup(mnist_kafka_properties);
+	running.properties_file = pstrdup(mnist_kafka_properties_file);
 
 	cdc_set_state("connecting");
 	BackgroundWorkerInitializeConnection(running.database, NULL, 0);

@@ -219,7 +219,7 @@ consumer_create(const char *servers, const char *group_id)
 		release_callback_registered = true;
 	}
 
-	conf = mnist_kafka_conf(servers);
+	conf = mnist_kafka_conf(servers, NULL);
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
 	mnist_kafka_conf_set(conf, "auto.offset.reset", "earliest");
 	mnist_kafka_conf_set(conf, "allow.auto.create.topics", "false");

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Kafka settings: mnist_ml.kafka_properties is applied with secret values masked in SHOW;
+# mnist_ml.kafka_properties_file is applied too, its secrets never reach the server log, and
+# security properties are not sent to servers the caller names.
+source "$(dirname "$0")/../lib.sh"
+
+F=$TEST_TMP/kafka_settings.properties
+at_exit 'q "ALTER SYSTEM RESET mnist_ml.kafka_properties" >/dev/null; q "ALTER SYSTEM RESET mnist_ml.kafka_properties_file" >/dev/null; q "SELECT pg_reload_conf()" >/dev/null'
+
+# SHOW masks secrets, keeps the rest
+q "ALTER SYSTEM SET mnist_ml.kafka_properties = 'linger.ms=7 sasl.password=\"Hunter 2\" client.id=\"x,y\"'" >/dev/null
+pg_reload
+wait_for '[ "$(q "SHOW mnist_ml.kafka_properties")" != "" ]' 10 "kafka_properties reloaded"
+shown=$(q "SHOW mnist_ml.kafka_properties")
+check_eq "$shown" 'linger.ms=7 sasl.password=******** client.id="x,y"' "SHOW masks the password"
+q "ALTER SYSTEM RESET mnist_ml.kafka_properties" >/dev/null
+
+# the file is read: a secret in it stays out of the log, an unknown key is named
+secret=S3cr3t-$RANDOM$RANDOM
+printf '# librdkafka properties\nsasl.password = %s\nno.such.property = 1\n' "$secret" >"$F"
+chmod 644 "$F"
+q "ALTER SYSTEM SET mnist_ml.kafka_properties_file = '$F'" >/dev/null
+pg_reload
+wait_for '[ "$(q "SHOW mnist_ml.kafka_properties_file")" = "$F" ]' 10 "kafka_properties_file reloaded"
+out=$(psql -X -qAt -c "SELECT mnist_train_topic('tf.public.mnist_train')" 2>&1)
+[[ "$out" == *'invalid Kafka property "no.such.property"'* ]] &&
+	pass "the file's properties are applied" || fail "file not applied: $out"
+
+# security properties go to the configured servers only
+printf 'security.protocol = bogus\n' >"$F"
+out=$(psql -X -qAt -c "SELECT mnist_train_topic('tf.public.mnist_train')" 2>&1)
+[[ "$out" == *'invalid Kafka property "security.protocol"'* ]] &&
+	pass "security.protocol from the file reaches the configured servers" || fail "configured: $out"
+out=$(psql -X -qAt -c "SET mnist_ml.kafka_timeout_ms = 1000" \
+	-c "SELECT mnist_train_topic('tf.public.mnist_train', bootstrap_servers => '127.0.0.1:9')" 2>&1)
+[[ "$out" == *'could not reach Kafka broker at "127.0.0.1:9"'* ]] &&
+	pass "security properties are not sent to servers the caller names" || fail "foreign: $out"
+
+printf 'no equals sign here\n' >"$F"
+out=$(psql -X -qAt -c "SELECT mnist_train_topic('tf.public.mnist_train')" 2>&1)
+[[ "$out" == *"line 1 of mnist_ml.kafka_properties_file"* ]] &&
+	pass "a malformed file line is reported" || fail "malformed: $out"
+
+if grep -q -- "$secret" "$HARNESS_PG_LOG" "$TEST_TMP"/*.log 2>/dev/null; then
+	fail "the secret from the file appears in the server log"
+else
+	pass "the secret from the file is not in the server log"
+fi
