@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
@@ -247,6 +248,12 @@ mnist_kafka_conf(const char *servers, const char *defaults)
 	bool		foreign = servers != NULL && strcmp(servers, configured) != 0;
 	rd_kafka_conf_t *conf;
 
+	/* outbound connections to servers of the caller's choosing are for superusers */
+	if (foreign && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers may name Kafka servers other than mnist_ml.kafka_bootstrap_servers"),
+				 errhint("Pass bootstrap_servers => NULL to use the configured servers.")));
 	if (servers == NULL)
 		servers = configured;
 	if (servers[0] == '\0')

@@ -13,7 +13,8 @@
  * caller's defaults (a properties string, or NULL), then mnist_ml.kafka_properties, then
  * mnist_ml.kafka_properties_file, so the user's settings win.  When the caller names servers other than the configured
  * ones, security properties (security.protocol, sasl.*, ssl.*) are left out so configured
- * secrets never reach them.  ERROR when no servers are known or a property is rejected.
+ * secrets never reach them; only superusers may name such servers.  ERROR when no servers
+ * are known or a property is rejected.
  */
 extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers, const char *defaults);
 

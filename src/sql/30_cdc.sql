@@ -29,3 +29,5 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION mnist_cdc_drop_slot() IS
 'Drops the change data capture slot mnist_ml_cdc and the WAL it retains; stop CDC first (mnist_ml.cdc_tables = ''''). A later start takes a new initial snapshot.';
 REVOKE ALL ON FUNCTION mnist_cdc_drop_slot() FROM PUBLIC;
+-- publishing to the captured topics is for operators (GRANT EXECUTE to allow others)
+REVOKE ALL ON FUNCTION mnist_cdc_snapshot(regclass) FROM PUBLIC;

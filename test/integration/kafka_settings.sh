@@ -1,7 +1,8 @@
 #!/bin/bash
 # Kafka settings: mnist_ml.kafka_properties is applied with secret values masked in SHOW;
 # mnist_ml.kafka_properties_file is applied too, its secrets never reach the server log, and
-# security properties are not sent to servers the caller names.
+# security properties are not sent to servers the caller names, and only superusers may name
+# such servers or publish an ad hoc snapshot.
 source "$(dirname "$0")/../lib.sh"
 
 F=$TEST_TMP/kafka_settings.properties
@@ -46,3 +47,14 @@ if grep -q -- "$secret" "$HARNESS_PG_LOG" "$TEST_TMP"/*.log 2>/dev/null; then
 else
 	pass "the secret from the file is not in the server log"
 fi
+
+# only superusers may send the server to Kafka servers of their choosing
+q "DROP ROLE IF EXISTS kafka_settings_user; CREATE ROLE kafka_settings_user LOGIN" >/dev/null
+at_exit 'q "DROP ROLE IF EXISTS kafka_settings_user" >/dev/null'
+out=$(psql -X -qAt -U kafka_settings_user \
+	-c "SELECT mnist_train_topic('tf.public.mnist_train', bootstrap_servers => '127.0.0.1:9')" 2>&1)
+[[ "$out" == *"only superusers may name Kafka servers"* ]] &&
+	pass "a non-superuser cannot name other Kafka servers" || fail "non-superuser, foreign servers: $out"
+out=$(psql -X -qAt -U kafka_settings_user -c "SELECT mnist_cdc_snapshot('mnist_models')" 2>&1)
+[[ "$out" == *"permission denied for function mnist_cdc_snapshot"* ]] &&
+	pass "mnist_cdc_snapshot is not granted to PUBLIC" || fail "snapshot as non-superuser: $out"
