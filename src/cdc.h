@@ -113,6 +113,9 @@ typedef struct CdcHeaders
 	int			pk_len;			/* 0: no primary key header */
 } CdcHeaders;
 
+/* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */
+extern void cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
+							   void (*wait) (CdcProducer *p));
 extern rd_kafka_topic_t *cdc_topic(CdcProducer *p, const char *name, int len);
 extern void cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);

@@ -140,7 +140,6 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	char		txid_text[16];
 	char		time_text[32];
 	char		timeout[16];
-	char		errstr[512];
 	volatile uint64 sent = 0;
 	Snapshot	snap = GetActiveSnapshot();
 
@@ -160,23 +159,11 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 
 	memset(&delivery, 0, sizeof(delivery));
 	conf = mnist_kafka_conf(NULL, NULL);
-	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
 	snprintf(timeout, sizeof(timeout), "%d", mnist_kafka_timeout_ms);
 	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
-	mnist_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_dr_msg_cb(conf, snapshot_dr);
-	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
 	rd_kafka_conf_set_opaque(conf, &delivery);
-
-	memset(&p, 0, sizeof(p));
-	p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (p.rk == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create Kafka producer: %s", errstr)));
-	rd_kafka_set_log_queue(p.rk, NULL);
-	p.prefix = mnist_topic_prefix;
-	p.wait = snapshot_wait;
+	cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait);
 
 	cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
 	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);

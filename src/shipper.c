@@ -723,6 +723,34 @@ worker_plugin_options(void)
 					  makeDefElem("shipper", (Node *) makeString("on"), -1));
 }
 
+/*
+ * Creates p's librdkafka handle from conf (consumed): idempotent, logging through log.queue
+ * (served by rd_kafka_poll in this thread).  The caller sets its callbacks and timeouts first.
+ */
+void
+cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
+				   void (*wait) (CdcProducer *p))
+{
+	char		errstr[512];
+
+	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
+	mnist_kafka_conf_set(conf, "log.queue", "true");
+	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
+
+	memset(p, 0, sizeof(*p));
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (p->rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create Kafka producer: %s", errstr)));
+	}
+	rd_kafka_set_log_queue(p->rk, NULL);
+	p->prefix = prefix;
+	p->wait = wait;
+}
+
 /* Creates the librdkafka producer of the worker. */
 static void
 create_producer(void)
@@ -732,25 +760,12 @@ create_producer(void)
 											 "client.id=mnist_ml-cdc linger.ms=5 "
 											 "queue.buffering.max.messages=20000 "
 											 "queue.buffering.max.kbytes=65536");
-	char		errstr[512];
 
-	/* never drop a message, never duplicate one inside a session */
-	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
+	/* never drop a message, however long the outage */
 	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
-	mnist_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
 	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
-	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
-
-	memset(&producer, 0, sizeof(producer));
-	producer.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (producer.rk == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create Kafka producer: %s", errstr)));
-	rd_kafka_set_log_queue(producer.rk, NULL);
-	producer.prefix = running.prefix;
-	producer.wait = worker_queue_wait;
+	cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait);
 }
 
 /*
