@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "net.h"
 
@@ -232,9 +235,12 @@ static const float pixel_scale[256] = {SCALE64(0), SCALE64(64), SCALE64(128), SC
 
 /*
  * Nonzero pixels from..to-1 of one image, in pixel order: their indexes and values / 255.
- * Returns the count.  Eight pixels at a time are skipped when all are zero (most of a digit's
- * are); within a block the scan is branch-free (pixels are zero at random), so idx and val
- * get written up to the position of the last pixel: they need to - from entries.
+ * Returns the count.  With AVX-512, sixteen pixels at a time are compacted in registers
+ * (vcompress, then a store of just the nonzero lanes; the division is IEEE, so the values
+ * equal pixel_scale's).  Otherwise eight pixels at a time are skipped when all are zero (most
+ * of a digit's are), and within a block the scan is branch-free (pixels are zero at random),
+ * so idx and val get written up to the position of the last pixel: they need to - from
+ * entries.
  */
 #define SPARSE_ONE(i) \
 	do { idx[count] = (i); val[count] = pixel_scale[pixels[i]]; count += pixels[i] != 0; } while (0)
@@ -242,10 +248,30 @@ static const float pixel_scale[256] = {SCALE64(0), SCALE64(64), SCALE64(128), SC
 static int
 sparse_pixels(const uint8_t *pixels, int from, int to, uint32_t *idx, float *val)
 {
-	int			i,
+	int			i = from,
 				count = 0;
 
-	for (i = from; i + 8 <= to; i += 8)
+#ifdef __AVX512F__
+	const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m512 v255 = _mm512_set1_ps(255.0f);
+
+	for (; i + 16 <= to; i += 16)
+	{
+		__m512i		p = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (pixels + i)));
+		__mmask16	nz = _mm512_test_epi32_mask(p, p);
+		__mmask16	first;
+
+		if (nz == 0)
+			continue;
+		first = (__mmask16) ((1u << __builtin_popcount(nz)) - 1);
+		_mm512_mask_storeu_epi32(idx + count, first,
+								 _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(i))));
+		_mm512_mask_storeu_ps(val + count, first,
+							  _mm512_maskz_compress_ps(nz, _mm512_div_ps(_mm512_cvtepi32_ps(p), v255)));
+		count += __builtin_popcount(nz);
+	}
+#else
+	for (; i + 8 <= to; i += 8)
 	{
 		uint64_t	block;
 
@@ -255,6 +281,7 @@ sparse_pixels(const uint8_t *pixels, int from, int to, uint32_t *idx, float *val
 		for (int j = i; j < i + 8; j++)
 			SPARSE_ONE(j);
 	}
+#endif
 	for (; i < to; i++)
 		SPARSE_ONE(i);
 	return count;
@@ -672,28 +699,39 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	float	   *hid = scratch;
 	float	   *val = scratch + h;
 	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
-	float		acc[NET_OUTPUTS],
+	float		acc[4][NET_OUTPUTS],
 				z[NET_OUTPUTS];
 	int			j,
 				k;
 
 	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
 
-	/* the second layer in registers (acc is never addressed as a whole) */
-#pragma GCC unroll 10
-	for (k = 0; k < NET_OUTPUTS; k++)
-		acc[k] = net->b2[k];
-	for (j = 0; j < h; j++)
+	/*
+	 * the second layer in registers (acc is never addressed as a whole), in four interleaved
+	 * sums so that the additions do not wait on each other
+	 */
+#pragma GCC unroll 40
+	for (k = 0; k < 4 * NET_OUTPUTS; k++)
+		acc[k / NET_OUTPUTS][k % NET_OUTPUTS] = 0.0f;
+	for (j = 0; j + 4 <= h; j += 4)
+	{
+		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
+
+#pragma GCC unroll 40
+		for (k = 0; k < 4 * NET_OUTPUTS; k++)
+			acc[k / NET_OUTPUTS][k % NET_OUTPUTS] += hid[j + k / NET_OUTPUTS] * w[k];
+	}
+	for (; j < h; j++)
 	{
 		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
 
 #pragma GCC unroll 10
 		for (k = 0; k < NET_OUTPUTS; k++)
-			acc[k] += hid[j] * w[k];
+			acc[0][k] += hid[j] * w[k];
 	}
 #pragma GCC unroll 10
 	for (k = 0; k < NET_OUTPUTS; k++)
-		z[k] = acc[k];
+		z[k] = net->b2[k] + ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]));
 	if (logits)
 		memcpy(logits, z, sizeof(z));
 	if (probs)
