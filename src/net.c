@@ -737,39 +737,28 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	float	   *hid = scratch;
 	float	   *val = scratch + h;
 	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
-	float		acc[4][NET_OUTPUTS],
+	float		acc[NET_OUTPUTS],
 				z[NET_OUTPUTS];
 	int			j,
 				k;
 
 	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
 
-	/*
-	 * the second layer in registers (acc is never addressed as a whole), in four interleaved
-	 * sums so that the additions do not wait on each other
-	 */
-#pragma GCC unroll 40
-	for (k = 0; k < 4 * NET_OUTPUTS; k++)
-		acc[k / NET_OUTPUTS][k % NET_OUTPUTS] = 0.0f;
-	for (j = 0; j + 4 <= h; j += 4)
-	{
-		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
-
-#pragma GCC unroll 40
-		for (k = 0; k < 4 * NET_OUTPUTS; k++)
-			acc[k / NET_OUTPUTS][k % NET_OUTPUTS] += hid[j + k / NET_OUTPUTS] * w[k];
-	}
-	for (; j < h; j++)
+	/* the second layer in registers (acc is never addressed as a whole) */
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		acc[k] = net->b2[k];
+	for (j = 0; j < h; j++)
 	{
 		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
 
 #pragma GCC unroll 10
 		for (k = 0; k < NET_OUTPUTS; k++)
-			acc[0][k] += hid[j] * w[k];
+			acc[k] += hid[j] * w[k];
 	}
 #pragma GCC unroll 10
 	for (k = 0; k < NET_OUTPUTS; k++)
-		z[k] = net->b2[k] + ((acc[0][k] + acc[1][k]) + (acc[2][k] + acc[3][k]));
+		z[k] = acc[k];
 	if (logits)
 		memcpy(logits, z, sizeof(z));
 	if (probs)
