@@ -50,6 +50,15 @@ typedef struct TopicConsumer
 	/* written by callbacks (in this thread, during polls), read after polls */
 	int			assignments;	/* assignment events so far */
 	int			assigned;		/* partitions in the current assignment */
+
+	/*
+	 * Streaming: the next offset of each partition this call has read, -1 where it read
+	 * nothing.  A partition assigned again after a rebalance resumes there (the group has no
+	 * committed offset for it yet), and the final commit commits exactly these.
+	 */
+	int64	   *positions;
+	int			npositions;
+
 	rd_kafka_resp_err_t last_err;
 	bool		fatal;
 	char		last_error[256];
@@ -115,6 +124,13 @@ topic_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
+		for (int i = 0; i < partitions->cnt; i++)
+		{
+			int32		p = partitions->elems[i].partition;
+
+			if (p >= 0 && p < tc->npositions && tc->positions[p] >= 0)
+				partitions->elems[i].offset = tc->positions[p];
+		}
 		if (cooperative)
 			error = rd_kafka_incremental_assign(rk, partitions);
 		else
@@ -159,6 +175,8 @@ consumer_destroy(TopicConsumer *tc)
 		rd_kafka_queue_destroy(tc->queue);
 	if (tc->rk)
 		rd_kafka_destroy_flags(tc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (tc->positions)
+		pfree(tc->positions);
 	pfree(tc);
 }
 
@@ -200,6 +218,21 @@ static int64
 elapsed_ms(TimestampTz start)
 {
 	return (GetCurrentTimestamp() - start) / 1000;
+}
+
+/* Makes room for the positions of partitions 0 .. n - 1 (new ones: nothing read). */
+static void
+consumer_grow_positions(TopicConsumer *tc, int n)
+{
+	int			size = Max(n, 2 * tc->npositions);
+
+	if (tc->positions == NULL)
+		tc->positions = MemoryContextAlloc(TopMemoryContext, size * sizeof(int64));
+	else
+		tc->positions = repalloc(tc->positions, size * sizeof(int64));
+	for (int p = tc->npositions; p < size; p++)
+		tc->positions[p] = -1;
+	tc->npositions = size;
 }
 
 /*
@@ -340,45 +373,100 @@ consumer_wait_broker(TopicConsumer *tc, const char *servers, const char *topic)
 	}
 }
 
-/* Commits the stored offsets and waits for the answer; ERROR when the commit fails. */
+/* Commit errors that a rebalance or a coordinator change explains: worth retrying. */
+static bool
+commit_error_is_retriable(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+		case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION:
+		case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
+		case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+		case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+		case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+		case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__TRANSPORT:
+		case RD_KAFKA_RESP_ERR__WAIT_COORD:
+		case RD_KAFKA_RESP_ERR__STATE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* Sends one commit of the positions read and waits for its answer (bounded by deadline). */
+static rd_kafka_resp_err_t
+consumer_commit_once(TopicConsumer *tc, const char *topic, TimestampTz start)
+{
+	rd_kafka_topic_partition_list_t *offsets;
+	rd_kafka_resp_err_t err;
+
+	offsets = rd_kafka_topic_partition_list_new(tc->npositions);
+	for (int p = 0; p < tc->npositions; p++)
+		if (tc->positions[p] >= 0)
+			rd_kafka_topic_partition_list_add(offsets, topic, p)->offset = tc->positions[p];
+	/* librdkafka copies the list */
+	err = rd_kafka_commit_queue(tc->rk, offsets, tc->queue, NULL, NULL);
+	rd_kafka_topic_partition_list_destroy(offsets);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return err;
+
+	for (;;)
+	{
+		rd_kafka_event_t *ev;
+
+		CHECK_FOR_INTERRUPTS();
+		ev = rd_kafka_queue_poll(tc->queue, POLL_MS);
+		if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
+		{
+			const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
+
+			err = rd_kafka_event_error(ev);
+			for (int i = 0; done && err == RD_KAFKA_RESP_ERR_NO_ERROR && i < done->cnt; i++)
+				err = done->elems[i].err;
+			rd_kafka_event_destroy(ev);
+			return err;
+		}
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		if (elapsed_ms(start) >= mnist_kafka_timeout_ms)
+			return RD_KAFKA_RESP_ERR__TIMED_OUT;
+	}
+}
+
+/*
+ * Commits the positions this call read.  What a rebalance explains is retried (polling, so
+ * that the group can settle; a message polled then is not read, and comes again next call)
+ * for at most mnist_ml.kafka_timeout_ms; ERROR when the commit fails.
+ */
 static void
-consumer_commit(TopicConsumer *tc)
+consumer_commit(TopicConsumer *tc, const char *topic)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	rd_kafka_resp_err_t err;
+	bool		any = false;
 
+	for (int p = 0; p < tc->npositions; p++)
+		any |= tc->positions[p] >= 0;
+	if (!any)
+		return;
 	if (tc->queue == NULL)
 		tc->queue = rd_kafka_queue_new(tc->rk);
-	err = rd_kafka_commit_queue(tc->rk, NULL, tc->queue, NULL, NULL);
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	for (;;)
 	{
-		for (;;)
-		{
-			rd_kafka_event_t *ev;
-
-			CHECK_FOR_INTERRUPTS();
-			ev = rd_kafka_queue_poll(tc->queue, POLL_MS);
-			if (ev)
-			{
-				bool		done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
-
-				if (done)
-					err = rd_kafka_event_error(ev);
-				rd_kafka_event_destroy(ev);
-				if (done)
-					break;
-			}
-			if (elapsed_ms(start) >= mnist_kafka_timeout_ms)
-			{
-				err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-				break;
-			}
-		}
+		err = consumer_commit_once(tc, topic, start);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR || !commit_error_is_retriable(err) ||
+			elapsed_ms(start) >= mnist_kafka_timeout_ms)
+			break;
+		elog(DEBUG1, "retrying the commit of consumer group offsets: %s", rd_kafka_err2str(err));
+		consumer_poll(tc);
 	}
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not commit consumer group offsets: %s", rd_kafka_err2str(err))));
+				 errmsg("could not commit consumer group offsets of topic \"%s\": %s",
+						topic, rd_kafka_err2str(err))));
 }
 
 /* Leaves the group (bounded wait) and destroys the consumer: the successful path. */
@@ -477,13 +565,38 @@ decode_message(const rd_kafka_message_t *msg, const char *topic, uint8 *pixels, 
 	return false;
 }
 
-/* ERROR for a consumer error message that is not part of normal operation. */
+/*
+ * A consumer error event.  librdkafka recovers from most by itself (a topic not created yet,
+ * a partition leader moving, a rebalance): those are recorded, for the detail of a later
+ * timeout, and the wait goes on.  Only what retrying cannot fix is an ERROR.
+ */
 static void
-message_error(const rd_kafka_message_t *msg, const char *topic)
+consumer_message_error(TopicConsumer *tc, const rd_kafka_message_t *msg, const char *topic)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("could not consume topic \"%s\": %s", topic, rd_kafka_message_errstr(msg))));
+	switch (msg->err)
+	{
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR__SSL:
+		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+		case RD_KAFKA_RESP_ERR_INVALID_GROUP_ID:
+		case RD_KAFKA_RESP_ERR__FATAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not consume topic \"%s\": %s",
+							topic, rd_kafka_message_errstr(msg))));
+			break;
+		case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+			break;
+		default:
+			tc->last_err = msg->err;
+			strlcpy(tc->last_error, rd_kafka_message_errstr(msg), sizeof(tc->last_error));
+			elog(DEBUG1, "Kafka consumer of topic \"%s\": %s", topic, tc->last_error);
+			break;
+	}
 }
 
 
@@ -645,10 +758,13 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 						 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
 			continue;
 		}
-		last_progress = GetCurrentTimestamp();
 		p = msg->partition;
 		if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-			message_error(msg, topic);
+		{
+			consumer_message_error(tc, msg, topic);
+			continue;
+		}
+		last_progress = GetCurrentTimestamp();
 		if (p < 0 || p >= nparts || done[p])
 			continue;
 		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -834,15 +950,14 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 
 		if (msg->err)
 		{
-			/* a topic that does not exist yet, or the end of a partition: keep waiting */
-			if (msg->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
-				msg->err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC &&
-				msg->err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
-				msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				message_error(msg, call->topic);
+			/* a topic that does not exist yet, say: keep waiting */
+			consumer_message_error(tc, msg, call->topic);
 			continue;
 		}
 
+		if (msg->partition >= tc->npositions)
+			consumer_grow_positions(tc, msg->partition + 1);
+		tc->positions[msg->partition] = msg->offset + 1;
 		last_activity = GetCurrentTimestamp();
 		if (decode_message(msg, call->topic, pixels, &label, &bad))
 		{
@@ -860,7 +975,7 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 		}
 	}
 
-	consumer_commit(tc);
+	consumer_commit(tc, call->topic);
 	consumer_close(tc);
 	report_bad_messages(&bad, call->topic);
 	return visited;

@@ -430,7 +430,7 @@ harness_keep() {
 }
 
 # harness_stop: stop the cluster and the broker, keep the logs in $HARNESS_ROOT/log,
-# remove the temporary directory.  Prints the end of the server log when HARNESS_SHOW_LOG=1.
+# remove the temporary directory.  Prints the server log's last errors when HARNESS_SHOW_LOG=1.
 harness_stop() {
 	local i logdir=$HARNESS_ROOT/log
 	_harness_started=
@@ -451,8 +451,8 @@ harness_stop() {
 	cp "$HARNESS_PG_LOG" "$logdir/postgresql.log" 2>/dev/null
 	cp "$HARNESS_DIR/broker.log" "$logdir/mock_broker.log" 2>/dev/null
 	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
-		echo "---- last lines of the server log (all of it: $logdir/postgresql.log)"
-		tail -n 40 "$logdir/postgresql.log"
+		echo "---- the server log's last errors and warnings (all of it: $logdir/postgresql.log)"
+		grep -E ' (ERROR|FATAL|PANIC|WARNING|DETAIL|HINT|STATEMENT): ' "$logdir/postgresql.log" | tail -n 40
 		echo "---- (the mock broker's log: $logdir/mock_broker.log)"
 	fi
 	rm -rf "$HARNESS_DIR"

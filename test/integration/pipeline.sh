@@ -38,6 +38,7 @@ kill -0 $bg 2>/dev/null && pass "the evaluation is waiting for messages" || fail
 psql -X -q -v ON_ERROR_STOP=1 -f "$D/mnist_test.sql" >/dev/null || fail "load mnist_test"
 wait $bg
 res=$(grep -E '^[0-9]+\|' "$TEST_TMP/pipeline.eval")
+[ -n "$res" ] || sed 's/^/    eval: /' "$TEST_TMP/pipeline.eval" >&2
 check_eq "${res%%|*}" $((base_test + 2000)) "the evaluation saw the 2000 test rows inserted while it waited"
 acc=${res#*|}
 check_eq "$(awk -v a="$acc" 'BEGIN { print (a >= 0.9) ? "t" : "f" }')" t "streamed accuracy $acc >= 0.9"
