@@ -158,8 +158,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "train_bench: image and label counts differ\n");
 		return 1;
 	}
-	net_bind(&net, hidden, malloc(sizeof(float) * np), malloc(sizeof(float) * np),
-			 malloc(sizeof(float) * np));
+	/* weight rows on cache lines, as the extension allocates them */
+	net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
+			 malloc(sizeof(float) * np), malloc(sizeof(float) * np));
 	t = net_trainer_bind(malloc(net_trainer_size(hidden, batch)), &net, batch);
 
 	printf("rows %zu\n", n);

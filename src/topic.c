@@ -49,6 +49,8 @@ typedef struct TopicConsumer
 
 	/* written by callbacks (in this thread, during polls), read after polls */
 	int			assignments;	/* assignment events so far */
+	int			revocations;	/* revocation events so far */
+	bool		revoked;		/* revoked, and the next assignment has not come yet */
 	int			assigned;		/* partitions in the current assignment */
 
 	/*
@@ -137,9 +139,12 @@ topic_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_assign(rk, partitions);
 		tc->assigned = cooperative ? tc->assigned + partitions->cnt : partitions->cnt;
 		tc->assignments++;
+		tc->revoked = false;
 	}
 	else
 	{
+		tc->revocations++;
+		tc->revoked = true;
 		if (cooperative)
 			error = rd_kafka_incremental_unassign(rk, partitions);
 		else
@@ -395,7 +400,10 @@ commit_error_is_retriable(rd_kafka_resp_err_t err)
 	}
 }
 
-/* Sends one commit of the positions read and waits for its answer (bounded by deadline). */
+/*
+ * Sends one commit of the positions read and waits for its answer (until kafka_timeout_ms
+ * after start).  Messages polled meanwhile are not read: they come again in the next call.
+ */
 static rd_kafka_resp_err_t
 consumer_commit_once(TopicConsumer *tc, const char *topic, TimestampTz start)
 {
@@ -414,10 +422,8 @@ consumer_commit_once(TopicConsumer *tc, const char *topic, TimestampTz start)
 
 	for (;;)
 	{
-		rd_kafka_event_t *ev;
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(tc->queue, 0);
 
-		CHECK_FOR_INTERRUPTS();
-		ev = rd_kafka_queue_poll(tc->queue, POLL_MS);
 		if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT)
 		{
 			const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
@@ -432,13 +438,14 @@ consumer_commit_once(TopicConsumer *tc, const char *topic, TimestampTz start)
 			rd_kafka_event_destroy(ev);
 		if (elapsed_ms(start) >= mnist_kafka_timeout_ms)
 			return RD_KAFKA_RESP_ERR__TIMED_OUT;
+		/* serve the group meanwhile: librdkafka holds a commit back during a rebalance */
+		consumer_poll(tc);
 	}
 }
 
 /*
- * Commits the positions this call read.  What a rebalance explains is retried (polling, so
- * that the group can settle; a message polled then is not read, and comes again next call)
- * for at most mnist_ml.kafka_timeout_ms; ERROR when the commit fails.
+ * Commits the positions this call read.  What a rebalance explains is retried, for at most
+ * mnist_ml.kafka_timeout_ms in all; ERROR when the commit fails.
  */
 static void
 consumer_commit(TopicConsumer *tc, const char *topic)
@@ -893,9 +900,10 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 	rd_kafka_resp_err_t err;
 	BadMessages bad = {0};
 	uint8		pixels[MNIST_PIXELS];
-	int			seen_assignments = 0;
+	int			seen_assignments = 0,
+				seen_revocations = 0;
 	int64		visited = 0;
-	TimestampTz subscribed,
+	TimestampTz waiting_since,
 				last_activity = 0,
 				last_notice = 0;
 
@@ -912,13 +920,18 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not subscribe to Kafka topic \"%s\": %s",
 						call->topic, rd_kafka_err2str(err))));
-	subscribed = GetCurrentTimestamp();
+	waiting_since = GetCurrentTimestamp();
 
 	for (;;)
 	{
 		rd_kafka_message_t *msg = consumer_poll(tc);
 		int			label;
 
+		if (tc->revocations != seen_revocations)
+		{
+			seen_revocations = tc->revocations;
+			waiting_since = GetCurrentTimestamp();
+		}
 		if (tc->assignments != seen_assignments)
 		{
 			seen_assignments = tc->assignments;
@@ -935,7 +948,7 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 			if (seen_assignments == 0)
 			{
 				/* the broker answered: the group must form within a session timeout more */
-				if (elapsed_ms(subscribed) >= mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
+				if (elapsed_ms(waiting_since) >= mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
 					ereport(ERROR,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("consumer group \"%s\" got no assignment from \"%s\"",
@@ -943,6 +956,9 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 									call->servers ? call->servers : mnist_kafka_bootstrap_servers),
 							 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
 			}
+			else if (tc->revoked &&
+					 elapsed_ms(waiting_since) < mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
+				;				/* rebalancing: the stream waits for the partitions to come back */
 			else if (elapsed_ms(last_activity) >= call->stream_timeout_ms)
 				break;
 			continue;

@@ -155,9 +155,8 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	}
 	else
 	{
-		net_bind(&net, h, MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)),
-				 MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)),
-				 MemoryContextAllocHuge(CurrentMemoryContext, p * sizeof(float)));
+		net_bind(&net, h, alloc_aligned64(p * sizeof(float)), alloc_aligned64(p * sizeof(float)),
+				 alloc_aligned64(p * sizeof(float)));
 		net_init_glorot(&net, (uint64) opt->seed);
 	}
 

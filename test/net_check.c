@@ -2,7 +2,7 @@
  * net_check.c
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
- *		net_predict against the trainer's forward pass, softmax, shuffles.
+ *		net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling.
  *		Prints one line per check and exits non-zero if any failed.
  */
 #include <math.h>
@@ -450,6 +450,38 @@ check_init(void)
 	testnet_free(&tn);
 }
 
+/* Pixel scaling: an image with value p at pixel i reaches the net as exactly (float) p / 255. */
+static void
+check_scaling(void)
+{
+	TestNet		tn;
+	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(1));
+	uint8_t		image[NET_INPUTS];
+	int			ok = 1;
+
+	/* one hidden unit reading every pixel with weight 1; logit 0 = that unit */
+	testnet_make(&tn, 1, 1, 0);
+	memset(tn.net.params, 0, sizeof(float) * tn.net.n_params);
+	for (int i = 0; i < NET_INPUTS; i++)
+		tn.net.w1[i] = 1.0f;
+	tn.net.w2[0] = 1.0f;
+	for (int i = 0; i < NET_INPUTS; i += 13)	/* every SIMD lane and the tail */
+		for (int p = 0; p < 256; p++)
+		{
+			float		logits[NET_OUTPUTS],
+						want = (float) p / 255.0f;
+
+			memset(image, 0, sizeof(image));
+			image[i] = (uint8_t) p;
+			net_predict(&tn.net, image, scratch, NULL, logits);
+			if (memcmp(&logits[0], &want, sizeof(float)) != 0)
+				ok = 0;
+		}
+	check(ok, "every pixel value p at every position scales to exactly (float) p / 255");
+	testnet_free(&tn);
+	free(scratch);
+}
+
 int
 main(void)
 {
@@ -458,6 +490,7 @@ main(void)
 	check_gradients();
 	check_predict();
 	check_learning_and_determinism();
+	check_scaling();
 	printf("%s\n", failures ? "net_check: FAILED" : "net_check: all passed");
 	return failures ? 1 : 0;
 }
