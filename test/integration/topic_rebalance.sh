@@ -22,13 +22,15 @@ psql_out "SET client_min_messages = notice" \
 	"CREATE TABLE topic_rebalance_pred AS
 	 SELECT * FROM mnist_predict_topic('$T', 'topic_rebalance', '$G', 15000)" > "$TEST_TMP/$T.out" &
 bg=$!
-sleep 5		# the group formed (the mock broker waits 3 s) and the first 400 were read
+# the group formed (the mock broker waits 3 s) and the first 400 are read
+wait_for "grep -q 'assigned 4 partitions' '$TEST_TMP/$T.out'" 30 "the first call has the 4 partitions"
+sleep 1
 # a second member: the group rebalances (the mock waits 5 s for members to rejoin), the
 # second call gets half the partitions, reads its share of the next 400 and leaves
 psql_out "CREATE TABLE topic_rebalance_pred2 AS
 	 SELECT * FROM mnist_predict_topic('$T', 'topic_rebalance', '$G', 4000)" > "$TEST_TMP/$T.out2" &
 bg2=$!
-sleep 7
+wait_for "grep -q 'assigned 2 partitions' '$TEST_TMP/$T.out'" 30 "the first call is down to 2 partitions"
 topic_produce $T "$TEST_TMP/$T.b"
 wait $bg2	# the second member commits and leaves: the first call gets every partition back
 wait $bg
