@@ -175,11 +175,10 @@ get_u32(const uint8 *p)
 	return (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) | ((uint32) p[3] << 24);
 }
 
-/* palloc'd memory starting on a cache line (the vector loops read whole weight rows). */
-static void *
-palloc_cacheline(Size size)
+void *
+mnist_alloc_aligned64(Size size)
 {
-	return (void *) TYPEALIGN(PG_CACHE_LINE_SIZE, palloc(size + PG_CACHE_LINE_SIZE - 1));
+	return (void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext, size + 63));
 }
 
 /* Copies n floats to little-endian bytes. */
@@ -296,7 +295,7 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 		corrupted("The value has %zu bytes; %u hidden units%s need %zu.", len, hidden,
 				  adam ? " with Adam state" : "", WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1));
 
-	params = (float *) palloc_cacheline(p * sizeof(float));
+	params = (float *) mnist_alloc_aligned64(p * sizeof(float));
 	if (!get_floats(params, d + WEIGHTS_HEADER, p, false))
 		corrupted("A parameter is not a finite number.");
 	if (with_adam)

@@ -25,6 +25,12 @@ typedef struct MnistModel
  */
 extern MnistModel *mnist_model_get(const char *name);
 
+/*
+ * size bytes starting on a 64-byte cache line, in CurrentMemoryContext (PostgreSQL 15 has no
+ * palloc_aligned; the vector loops read whole weight rows, which must not straddle lines).
+ */
+extern void *mnist_alloc_aligned64(Size size);
+
 /* The weights bytea of a net (with its Adam state when net->adam_m is not NULL). */
 extern bytea *mnist_weights_encode(const MnistNet *net);
 

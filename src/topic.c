@@ -61,7 +61,6 @@ typedef struct TopicConsumer
 	int64	   *positions;
 	int			npositions;
 
-	rd_kafka_resp_err_t last_err;
 	bool		fatal;
 	char		last_error[256];
 	int			nlogs;
@@ -94,7 +93,6 @@ topic_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	TopicConsumer *tc = (TopicConsumer *) opaque;
 
-	tc->last_err = (rd_kafka_resp_err_t) err;
 	strlcpy(tc->last_error, reason, sizeof(tc->last_error));
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		tc->fatal = true;
@@ -153,7 +151,6 @@ topic_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	if (error)
 	{
-		tc->last_err = rd_kafka_error_code(error);
 		strlcpy(tc->last_error, rd_kafka_error_string(error), sizeof(tc->last_error));
 		rd_kafka_error_destroy(error);
 	}
@@ -410,12 +407,13 @@ consumer_commit_once(TopicConsumer *tc, const char *topic, TimestampTz start)
 	rd_kafka_topic_partition_list_t *offsets;
 	rd_kafka_resp_err_t err;
 
-	offsets = rd_kafka_topic_partition_list_new(tc->npositions);
+	offsets = rd_kafka_topic_partition_list_new(Max(tc->npositions, 1));
 	for (int p = 0; p < tc->npositions; p++)
 		if (tc->positions[p] >= 0)
 			rd_kafka_topic_partition_list_add(offsets, topic, p)->offset = tc->positions[p];
-	/* librdkafka copies the list */
-	err = rd_kafka_commit_queue(tc->rk, offsets, tc->queue, NULL, NULL);
+	/* nothing read, nothing to commit; else librdkafka copies the list */
+	err = offsets->cnt == 0 ? RD_KAFKA_RESP_ERR__NO_OFFSET :
+		rd_kafka_commit_queue(tc->rk, offsets, tc->queue, NULL, NULL);
 	rd_kafka_topic_partition_list_destroy(offsets);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return err;
@@ -452,12 +450,7 @@ consumer_commit(TopicConsumer *tc, const char *topic)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	rd_kafka_resp_err_t err;
-	bool		any = false;
 
-	for (int p = 0; p < tc->npositions; p++)
-		any |= tc->positions[p] >= 0;
-	if (!any)
-		return;
 	if (tc->queue == NULL)
 		tc->queue = rd_kafka_queue_new(tc->rk);
 	for (;;)
@@ -469,7 +462,7 @@ consumer_commit(TopicConsumer *tc, const char *topic)
 		elog(DEBUG1, "retrying the commit of consumer group offsets: %s", rd_kafka_err2str(err));
 		consumer_poll(tc);
 	}
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not commit consumer group offsets of topic \"%s\": %s",
@@ -599,7 +592,6 @@ consumer_message_error(TopicConsumer *tc, const rd_kafka_message_t *msg, const c
 		case RD_KAFKA_RESP_ERR__PARTITION_EOF:
 			break;
 		default:
-			tc->last_err = msg->err;
 			strlcpy(tc->last_error, rd_kafka_message_errstr(msg), sizeof(tc->last_error));
 			elog(DEBUG1, "Kafka consumer of topic \"%s\": %s", topic, tc->last_error);
 			break;

@@ -96,13 +96,6 @@ seconds_since(const struct timespec *start)
 	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* size bytes aligned to 64, in CurrentMemoryContext (PostgreSQL 15 has no palloc_aligned) */
-static void *
-alloc_aligned64(size_t size)
-{
-	return (void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext, size + 64));
-}
-
 /* Appends "key": number (shortest exact form) to a JSON object being built. */
 static void
 json_number(StringInfo buf, const char *key, double value)
@@ -155,12 +148,13 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	}
 	else
 	{
-		net_bind(&net, h, alloc_aligned64(p * sizeof(float)), alloc_aligned64(p * sizeof(float)),
-				 alloc_aligned64(p * sizeof(float)));
+		net_bind(&net, h, mnist_alloc_aligned64(p * sizeof(float)),
+				 mnist_alloc_aligned64(p * sizeof(float)),
+				 mnist_alloc_aligned64(p * sizeof(float)));
 		net_init_glorot(&net, (uint64) opt->seed);
 	}
 
-	trainer = net_trainer_bind(alloc_aligned64(net_trainer_size(h, opt->batch_size)),
+	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
 							   &net, opt->batch_size);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)

@@ -465,7 +465,7 @@ check_scaling(void)
 	for (int i = 0; i < NET_INPUTS; i++)
 		tn.net.w1[i] = 1.0f;
 	tn.net.w2[0] = 1.0f;
-	for (int i = 0; i < NET_INPUTS; i += 13)	/* every SIMD lane and the tail */
+	for (int i = 0; i < NET_INPUTS; i += 13)	/* 13 is prime to 8 and 16: every vector lane */
 		for (int p = 0; p < 256; p++)
 		{
 			float		logits[NET_OUTPUTS],
@@ -477,7 +477,7 @@ check_scaling(void)
 			if (memcmp(&logits[0], &want, sizeof(float)) != 0)
 				ok = 0;
 		}
-	check(ok, "every pixel value p at every position scales to exactly (float) p / 255");
+	check(ok, "every pixel value p, in every vector lane, scales to exactly (float) p / 255");
 	testnet_free(&tn);
 	free(scratch);
 }
