@@ -37,3 +37,6 @@ $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 
 tools/mnist2sql: tools/mnist2sql.c
 	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+
+# Every object depends on the project's headers (PGXS tracks no header dependencies here).
+$(OBJS): $(wildcard src/*.h)

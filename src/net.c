@@ -4,6 +4,7 @@
  *		as Keras.  Plain C + CBLAS, no PostgreSQL calls, no allocation: every buffer comes
  *		from the caller.  Deterministic: the same seed and data give a bit-identical model.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@
 #endif
 
 #include "net.h"
+
+/* The screen (see net_screen_build) needs AVX-512 with 16-bit dot products (VNNI). */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define NET_SCREEN 1
+#endif
 
 #define Min(a, b)	((a) < (b) ? (a) : (b))
 #define ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
@@ -61,6 +67,7 @@ net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_
 	net->adam_m = adam_m;
 	net->adam_v = adam_v;
 	net->adam_step = 0;
+	net->screen = NULL;
 }
 
 /* splitmix64: expands a seed into the xoshiro state. */
@@ -723,10 +730,342 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 	}
 }
 
+/*
+ * The screen.  net_predict's first layer sums, per hidden unit j, b1[j] and the w1 rows of the
+ * nonzero pixels scaled by p / 255, in float.  The screen sums the same in integers:
+ * w1[i][j] / 255 ~ scale[j] * q[i][j] with q in -SCREEN_QMAX..SCREEN_QMAX (a scale per unit),
+ * so S[j] = sum p[i] q[i][j] is exact (|S| <= 255 * 784 * 8191 < 2^31) and reads half the
+ * bytes of float weights.  Pixels go in pairs: a lane multiplies (p[2g], p[2g+1]) by
+ * (q[2g][j], q[2g+1][j]) and adds both products (one vpdpwssd for 16 units), and pairs of
+ * zero pixels are skipped.  hidden = relu(S * scale + b1) and the logits are float.  On
+ * digits it decides all but about 0.5% of images, in about 60% of net_predict's time.
+ *
+ * Why its answer is net_predict's.  With u = 2^-24, gamma(m) = m u / (1 - m u), P = sum p[i]
+ * and n the nonzero pixels, against the real-valued b1[j] + sum p[i] w1[i][j] / 255:
+ *  - the screen's hidden value is off by at most P rho[j] (rho[j] = max over i of
+ *    |scale[j] q[i][j] - w1[i][j] / 255|, measured when the screen is built), plus
+ *    gamma(3) (P Q[j] + |b1[j]|) for its three roundings (Q[j] = scale[j] max |q[i][j]|);
+ *  - net_predict's float sum is off by at most gamma(2n + 1) (P W[j] + |b1[j]|)
+ *    (W[j] = max |w1[i][j]| / 255; a rounding per product, per addition and per p / 255);
+ *  - relu does not widen a difference, so their sum e[j] bounds the difference of the two
+ *    hidden values; through the second layer that is sum e[j] |w2[j][k]|, linear in P, with
+ *    coefficients summed once when the screen is built (err_*);
+ *  - each second layer rounds by at most gamma(2 width + 2) (|b2[k]| + sum hidden |w2[j][k]|),
+ *    where net_predict's hidden values are at most the screen's plus e[j], and sum hidden
+ *    |w2[j][k]| <= G max |w2[.][k]| (G: the sum of the screen's hidden values).
+ * If the screen's best logit t beats every other k by more than bound[t] + bound[k] (bounds
+ * taken 1% wider, for the double arithmetic that computes them), net_predict's logit t is
+ * strictly the largest, and the class is t.  Otherwise the screen answers -1.
+ */
+#define SCREEN_PAIRS (NET_INPUTS / 2)
+#define SCREEN_QMAX 8191
+#define SCREEN_WIDTH(h) (((size_t) (h) + 15) & ~(size_t) 15)	/* units rounded up to 16 */
+#define SCREEN_BLOCK 8			/* vectors of units summed in registers at a time */
+
+struct NetScreen
+{
+	int			width;			/* SCREEN_WIDTH(n_hidden) */
+	int16_t    *q;				/* [SCREEN_PAIRS][width][2]: q[2g][j], q[2g+1][j] */
+	float	   *scale;			/* [width] */
+	float	   *b1;				/* [width] */
+	float	   *w2;				/* [width][16]: w2[j][k], zero for k >= NET_OUTPUTS */
+	float		b2[16];
+	double		err_rho[NET_OUTPUTS];	/* sum rho[j] |w2[j][k]| */
+	double		err_w[NET_OUTPUTS]; /* sum W[j] |w2[j][k]| */
+	double		err_q[NET_OUTPUTS]; /* sum Q[j] |w2[j][k]| */
+	double		err_b[NET_OUTPUTS]; /* sum |b1[j]| |w2[j][k]| */
+	double		w2_max[NET_OUTPUTS];	/* max |w2[j][k]| */
+	double		gamma_b;		/* gamma(3) */
+	double		gamma_c;		/* gamma(2 width + 2) */
+};
+
+#ifdef NET_SCREEN
+
+#define SV_LANES		16		/* units per vector */
+typedef float screen_f16 __attribute__((vector_size(64)));	/* 16 floats */
+typedef int32_t screen_i16 __attribute__((vector_size(64)));	/* 16 int32 */
+
+/* gamma(m) = m u / (1 - m u), u = 2^-24: the relative error bound of m float roundings */
+static double
+gamma_n(int m)
+{
+	const double u = 1.0 / 16777216.0;
+
+	return m * u / (1.0 - m * u);
+}
+
+size_t
+net_screen_size(int n_hidden)
+{
+	size_t		w = SCREEN_WIDTH(n_hidden);
+
+	return ALIGN64(sizeof(NetScreen)) + ALIGN64(sizeof(int16_t) * SCREEN_PAIRS * w * 2) +
+		2 * ALIGN64(sizeof(float) * w) + ALIGN64(sizeof(float) * w * 16);
+}
+
+const NetScreen *
+net_screen_build(const MnistNet *net, void *mem)
+{
+	char	   *p = mem;
+	int			h = net->n_hidden;
+	size_t		w = SCREEN_WIDTH(h);
+	NetScreen  *s = carve(&p, sizeof(NetScreen));
+	int			i,
+				j,
+				k;
+
+	memset(s, 0, sizeof(NetScreen));
+	s->width = (int) w;
+	s->q = carve(&p, sizeof(int16_t) * SCREEN_PAIRS * w * 2);
+	s->scale = carve(&p, sizeof(float) * w);
+	s->b1 = carve(&p, sizeof(float) * w);
+	s->w2 = carve(&p, sizeof(float) * w * 16);
+	memset(s->q, 0, sizeof(int16_t) * SCREEN_PAIRS * w * 2);
+	memset(s->scale, 0, sizeof(float) * w);
+	memset(s->b1, 0, sizeof(float) * w);
+	memset(s->w2, 0, sizeof(float) * w * 16);
+	memcpy(s->b2, net->b2, sizeof(float) * NET_OUTPUTS);
+	s->gamma_b = gamma_n(3);
+	s->gamma_c = gamma_n(2 * (int) w + 2);
+
+	for (j = 0; j < h; j++)
+	{
+		double		wmax = 0.0,
+					rho = 0.0,
+					qmax = 0.0;
+		float		scale;
+
+		for (i = 0; i < NET_INPUTS; i++)
+			wmax = fmax(wmax, fabs(net->w1[(size_t) i * h + j]));
+		scale = (float) (wmax / (255.0 * SCREEN_QMAX));
+		if (!(scale >= FLT_MIN))
+			scale = 0.0f;		/* all zero (or tiny): q = 0, rho = W */
+		for (i = 0; i < NET_INPUTS; i++)
+		{
+			double		x = net->w1[(size_t) i * h + j] / 255.0;
+			double		q = scale > 0.0f ? rint(x / scale) : 0.0;
+
+			q = fmin(fmax(q, -SCREEN_QMAX), SCREEN_QMAX);
+			s->q[((size_t) (i / 2) * w + j) * 2 + (i & 1)] = (int16_t) q;
+			rho = fmax(rho, fabs((double) scale * q - x));
+			qmax = fmax(qmax, fabs(q));
+		}
+		s->scale[j] = scale;
+		s->b1[j] = net->b1[j];
+		for (k = 0; k < NET_OUTPUTS; k++)
+		{
+			double		a = fabs(net->w2[(size_t) j * NET_OUTPUTS + k]);
+
+			s->w2[(size_t) j * 16 + k] = net->w2[(size_t) j * NET_OUTPUTS + k];
+			s->err_rho[k] += rho * a;
+			s->err_w[k] += wmax / 255.0 * a;
+			s->err_q[k] += scale * qmax * a;
+			s->err_b[k] += fabs(net->b1[j]) * a;
+			s->w2_max[k] = fmax(s->w2_max[k], a);
+		}
+	}
+	return s;
+}
+
+/*
+ * The nonzero pixel pairs of an image: their numbers (pixels 2g, 2g+1) and values
+ * (p[2g] | p[2g+1] << 16, as two 16-bit lanes).  Returns the count; sets *psum to the sum of
+ * the pixels and *nonzero to the number of nonzero pixels.
+ */
+static int
+screen_pairs(const uint8_t *pixels, uint32_t *pair, uint32_t *pval, int64_t *psum,
+			 int *nonzero)
+{
+	int			g,
+				count = 0,
+				nz_pixels = 0;
+
+	const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m512i ones = _mm512_set1_epi16(1);
+	__m512i		sum = _mm512_setzero_si512();
+
+	/* 16 pairs at a time; the last 8 with a masked load */
+	for (g = 0; g < SCREEN_PAIRS; g += 16)
+	{
+		__mmask32	bytes = g + 16 <= SCREEN_PAIRS ? ~(__mmask32) 0 :
+			(__mmask32) ((1u << (2 * (SCREEN_PAIRS - g))) - 1);
+		__m512i		v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(bytes, pixels + 2 * g));
+		__mmask16	nz = _mm512_test_epi32_mask(v, v);
+		__mmask16	first;
+
+		sum = _mm512_add_epi32(sum, _mm512_madd_epi16(v, ones));
+		if (nz == 0)
+			continue;
+		nz_pixels += __builtin_popcount(_mm512_test_epi16_mask(v, v));
+		first = (__mmask16) ((1u << __builtin_popcount(nz)) - 1);
+		_mm512_mask_storeu_epi32(pval + count, first, _mm512_maskz_compress_epi32(nz, v));
+		_mm512_mask_storeu_epi32(pair + count, first,
+								 _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(g))));
+		count += __builtin_popcount(nz);
+	}
+	*psum = _mm512_reduce_add_epi32(sum);
+	*nonzero = nz_pixels;
+	return count;
+}
+
+/* sum[0..nvec * SV_LANES) = the integer first layer of units q's rows start at. */
+static inline __attribute__((always_inline)) void
+screen_block(int32_t *sum, const int16_t *q, size_t stride, int nvec,
+			 const uint32_t *pair, const uint32_t *pval, int count)
+{
+	__m512i		a[SCREEN_BLOCK];
+	int			k,
+				v;
+
+#pragma GCC unroll 8
+	for (v = 0; v < nvec; v++)
+		a[v] = _mm512_setzero_si512();
+	for (k = 0; k < count; k++)
+	{
+		const __m512i *row = (const __m512i *) (q + pair[k] * stride);
+		__m512i		p = _mm512_set1_epi32((int) pval[k]);
+
+#pragma GCC unroll 8
+		for (v = 0; v < nvec; v++)
+			a[v] = _mm512_dpwssd_epi32(a[v], p, _mm512_load_si512(row + v));
+	}
+#pragma GCC unroll 8
+	for (v = 0; v < nvec; v++)
+		_mm512_storeu_si512(sum + v * SV_LANES, a[v]);
+}
+
+/* hid = relu(sum * scale + b1), n elements (a multiple of 16; scale and b1 aligned) */
+static void
+screen_hidden(float *hid, const int32_t *sum, const float *scale, const float *b1, int n)
+{
+	int			j;
+
+	for (j = 0; j < n; j += 16)
+	{
+		screen_i16	si;
+		screen_f16	a;
+
+		memcpy(&si, sum + j, sizeof(si));
+		a = __builtin_convertvector(si, screen_f16) * *(const screen_f16 *) (scale + j) +
+			*(const screen_f16 *) (b1 + j);
+		si = (screen_i16) a & (screen_i16) (a > 0.0f);
+		memcpy(hid + j, &si, sizeof(si));
+	}
+}
+
+int
+net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+{
+	const NetScreen *s = net->screen;
+	int			w,
+				count,
+				nonzero,
+				j,
+				k,
+				t;
+	int32_t    *sum;
+	float	   *hid;
+	uint32_t   *pair,
+			   *pval;
+	int64_t		psum;
+	screen_f16	acc[4],
+				g16 = {0};
+	float		z[16],
+				g = 0.0f;
+	double		P,
+				ga,
+				gb,
+				gc,
+				bound[NET_OUTPUTS];
+
+	if (s == NULL)
+		return -1;
+	w = s->width;
+	sum = (int32_t *) scratch;
+	hid = scratch + w;
+	pair = (uint32_t *) (scratch + 2 * w);
+	pval = pair + SCREEN_PAIRS;
+	count = screen_pairs(pixels, pair, pval, &psum, &nonzero);
+
+	/* the integer first layer, SCREEN_BLOCK vectors of units at a time */
+	for (j = 0; j + SCREEN_BLOCK * SV_LANES <= w; j += SCREEN_BLOCK * SV_LANES)
+		screen_block(sum + j, s->q + 2 * j, 2 * (size_t) w, SCREEN_BLOCK, pair, pval, count);
+	for (; j < w; j += SV_LANES)
+		screen_block(sum + j, s->q + 2 * j, 2 * (size_t) w, 1, pair, pval, count);
+
+	screen_hidden(hid, sum, s->scale, s->b1, w);
+
+	/* the second layer, in four partial sums of 16 lanes (10 used) */
+	memset(acc, 0, sizeof(acc));
+	memcpy(&acc[0], s->b2, sizeof(screen_f16));
+	for (j = 0; j < w; j += 4)
+	{
+		const screen_f16 *w2 = (const screen_f16 *) (s->w2 + (size_t) j * 16);
+
+		acc[0] += hid[j] * w2[0];
+		acc[1] += hid[j + 1] * w2[1];
+		acc[2] += hid[j + 2] * w2[2];
+		acc[3] += hid[j + 3] * w2[3];
+	}
+	acc[0] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+	memcpy(z, &acc[0], sizeof(z));
+	for (j = 0; j < w; j += 16)
+	{
+		screen_f16	h16;
+
+		memcpy(&h16, hid + j, sizeof(h16));
+		g16 += h16;
+	}
+	for (j = 0; j < 16; j++)
+		g += g16[j];
+
+	/* the bounds, and the decision */
+	P = (double) psum;
+	ga = gamma_n(2 * nonzero + 1);
+	gb = s->gamma_b;
+	gc = s->gamma_c;
+	for (k = 0; k < NET_OUTPUTS; k++)
+	{
+		double		e = P * s->err_rho[k] + ga * (P * s->err_w[k] + s->err_b[k]) +
+			gb * (P * s->err_q[k] + s->err_b[k]);
+
+		bound[k] = 1.01 * ((1.0 + gc) * e +
+						   2.0 * gc * (fabs(s->b2[k]) + 1.001 * g * s->w2_max[k]));
+	}
+	t = argmax10(z);
+	for (k = 0; k < NET_OUTPUTS; k++)
+		if (k != t && !((double) z[t] - (double) z[k] > bound[t] + bound[k]))
+			return -1;
+	return t;
+}
+
+#else							/* no screen in this build */
+
+size_t
+net_screen_size(int n_hidden)
+{
+	return 0;
+}
+
+const NetScreen *
+net_screen_build(const MnistNet *net, void *mem)
+{
+	return NULL;
+}
+
+int
+net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+{
+	return -1;
+}
+
+#endif
+
 size_t
 net_predict_scratch(int n_hidden)
 {
-	return (size_t) n_hidden + 2 * NET_INPUTS;
+	/* net_predict: hidden, values, indexes; the screen: sums, hidden, pairs, pair values */
+	return 2 * SCREEN_WIDTH(n_hidden) + 2 * NET_INPUTS;
 }
 
 int
@@ -742,6 +1081,12 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 	int			j,
 				k;
 
+	if (net->screen != NULL && probs == NULL && logits == NULL)
+	{
+		k = net_screen_classify(net, pixels, scratch);
+		if (k >= 0)
+			return k;
+	}
 	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
 
 	/* the second layer in registers (acc is never addressed as a whole) */

@@ -35,6 +35,7 @@ typedef struct MnistNet
 	float	   *adam_m;			/* n_params floats, or NULL when not training */
 	float	   *adam_v;
 	int64_t		adam_step;
+	const struct NetScreen *screen; /* net_screen_build()'s, or NULL (net_bind sets NULL) */
 } MnistNet;
 
 /* Hyperparameters of one training step (Keras defaults: 0.001, 0.9, 0.999, 1e-7). */
@@ -92,6 +93,24 @@ extern size_t net_predict_scratch(int n_hidden);
  */
 extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 						float *probs, float *logits);
+
+/*
+ * The screen: the first layer again in 16-bit integers, which settles most argmax
+ * predictions in a fraction of the time, and says when it cannot (then net_predict computes
+ * exactly).  net_screen_size() is the bytes to allocate (aligned to 64) for a hidden layer of
+ * n_hidden units, 0 where this build has no vector code for it (then there is no screen).
+ * net_screen_build() fills that memory from net's parameters, which must not change after.
+ */
+typedef struct NetScreen NetScreen;
+extern size_t net_screen_size(int n_hidden);
+extern const NetScreen *net_screen_build(const MnistNet *net, void *mem);
+
+/*
+ * The argmax class of one image as net_predict computes it without a screen, or -1 when the
+ * screen cannot tell (the two best logits are too close for its error bound).  net_predict
+ * uses it when net->screen is set and only the class is wanted.
+ */
+extern int	net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
 
 /* Cross-entropy of logits (10) against a label, computed stably (log-sum-exp). */
 extern double net_cross_entropy(const float *logits, int label);

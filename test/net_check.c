@@ -2,7 +2,8 @@
  * net_check.c
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
- *		net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling.
+ *		net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
+ *		and the prediction screen against the exact class.
  *		Prints one line per check and exits non-zero if any failed.
  */
 #include <math.h>
@@ -482,6 +483,186 @@ check_scaling(void)
 	free(scratch);
 }
 
+/*
+ * Runs the screen of net over n images against net_predict without it: counts the images it
+ * decided and those where its class differs from the exact argmax (must be none).
+ */
+static void
+screen_run(MnistNet *net, const uint8_t *images, int n, long *decided, long *wrong)
+{
+	size_t		size = net_screen_size(net->n_hidden);
+	void	   *mem = aligned_alloc(64, (size + 63) & ~(size_t) 63);
+	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(net->n_hidden));
+	const NetScreen *screen = net_screen_build(net, mem);
+
+	for (int r = 0; r < n; r++)
+	{
+		const uint8_t *image = images + (size_t) r * NET_INPUTS;
+		int			exact,
+					k;
+
+		net->screen = NULL;
+		exact = net_predict(net, image, scratch, NULL, NULL);
+		net->screen = screen;
+		k = net_screen_classify(net, image, scratch);
+		if (k >= 0)
+			(*decided)++;
+		if (k >= 0 && k != exact)
+			(*wrong)++;
+		/* and net_predict with the screen is the exact class, decided or not */
+		if (net_predict(net, image, scratch, NULL, NULL) != exact)
+			(*wrong)++;
+	}
+	net->screen = NULL;
+	free(mem);
+	free(scratch);
+}
+
+/* Random weights of magnitude about scale, with a few 100 times larger. */
+static void
+fill_random(float *w, size_t n, double scale, uint32_t *seed)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		double		x = ((double) (lcg(seed) % 20001) - 10000.0) / 10000.0 * scale;
+
+		w[i] = (float) (lcg(seed) % 50 == 0 ? x * 100.0 : x);
+	}
+}
+
+/*
+ * The screen (the first layer in 16-bit integers): wherever it decides, its class is
+ * net_predict's exact argmax; it decides most images of a trained net; it never decides a
+ * tie; random nets of every scale and width with extreme images never make it disagree.
+ */
+static void
+check_screen(void)
+{
+	const int	n = 600,
+				h = 128;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t    *labels = malloc(n);
+	uint8_t    *odd = malloc((size_t) 64 * NET_INPUTS);
+	TestNet		tn;
+	long		decided = 0,
+				wrong = 0,
+				stress_decided = 0,
+				stress_wrong = 0,
+				stress_images = 0;
+	uint32_t	seed = 99;
+	char		msg[200];
+
+	if (net_screen_size(h) == 0)
+	{
+		printf("skip: this build has no screen (it needs AVX-512 with VNNI)\n");
+		free(images);
+		free(labels);
+		free(odd);
+		return;
+	}
+	make_toy(images, labels, n, 5);
+	testnet_make(&tn, h, 64, 21);
+	train_toy(&tn, images, labels, n, 64, 3, 1, NULL, NULL);
+	screen_run(&tn.net, images, n, &decided, &wrong);
+	snprintf(msg, sizeof(msg), "screen of a trained net: decided %ld of %d images, %ld differ from the exact class",
+			 decided, n, wrong);
+	check(wrong == 0 && decided >= n * 9 / 10, msg);
+
+	/* every logit the same function: the exact logits tie, the screen must not decide */
+	for (int j = 0; j < h; j++)
+		for (int k = 1; k < NET_OUTPUTS; k++)
+			tn.net.w2[j * NET_OUTPUTS + k] = tn.net.w2[j * NET_OUTPUTS];
+	for (int k = 1; k < NET_OUTPUTS; k++)
+		tn.net.b2[k] = tn.net.b2[0];
+	decided = wrong = 0;
+	screen_run(&tn.net, images, n, &decided, &wrong);
+	snprintf(msg, sizeof(msg), "screen on tied logits: decided %ld of %d images (must be 0)", decided, n);
+	check(decided == 0 && wrong == 0, msg);
+
+	/* logits apart by a few float roundings: decided or not, never a different class */
+	for (int j = 0; j < h; j++)
+		for (int k = 1; k < NET_OUTPUTS; k++)
+			tn.net.w2[j * NET_OUTPUTS + k] = tn.net.w2[j * NET_OUTPUTS] * (1.0f + k * 1e-6f);
+	decided = wrong = 0;
+	screen_run(&tn.net, images, n, &decided, &wrong);
+	snprintf(msg, sizeof(msg), "screen on nearly tied logits: %ld differ from the exact class", wrong);
+	check(wrong == 0, msg);
+	testnet_free(&tn);
+
+	/*
+	 * The worst case of the integer weights: one unit whose weights all round down by about
+	 * half a step, an image of 100 pixels at 255, so the screen's hidden value falls short by
+	 * about 100 * 255 * 0.49 steps (more than the float roundings can); logit 1 is a constant
+	 * set just around the exact logit 0.
+	 */
+	{
+		MnistNet	net;
+		float	   *params = calloc(net_param_count(1), sizeof(float));
+		float	   *scratch = malloc(sizeof(float) * net_predict_scratch(1));
+		float		logits[NET_OUTPUTS];
+
+		net_bind(&net, 1, params, NULL, NULL);
+		net.w1[0] = 1.0f;
+		for (int i = 1; i < NET_INPUTS; i++)
+			net.w1[i] = 1000.49f / 8191.0f;
+		net.w2[0] = 1.0f;
+		for (int k = 1; k < NET_OUTPUTS; k++)
+			net.b2[k] = -1e6f;
+		memset(odd, 0, NET_INPUTS);
+		memset(odd, 255, 100);
+		net_predict(&net, odd, scratch, NULL, logits);
+		decided = wrong = 0;
+		for (int d = -40; d <= 40; d++)
+		{
+			net.b2[1] = logits[0] + d * 0.0003f;
+			screen_run(&net, odd, 1, &decided, &wrong);
+		}
+		snprintf(msg, sizeof(msg), "screen at its worst rounding: decided %ld of 81 margins, %ld differ from the exact class",
+				 decided, wrong);
+		check(wrong == 0 && decided > 0, msg);
+		free(params);
+		free(scratch);
+	}
+
+	/*
+	 * Random nets: widths that are and are not multiples of the vector width, weights from
+	 * 1e-3 to 1e3 with outliers, large biases; images: toy ones, all 255, all 0, one pixel
+	 * anywhere, random dense.
+	 */
+	for (int trial = 0; trial < 60; trial++)
+	{
+		int			hh = 1 + (int) (lcg(&seed) % 300);
+		double		scale = pow(10.0, (double) (lcg(&seed) % 7) - 3.0);
+		MnistNet	net;
+		float	   *params = malloc(sizeof(float) * net_param_count(hh));
+
+		net_bind(&net, hh, params, NULL, NULL);
+		fill_random(net.w1, (size_t) NET_INPUTS * hh, scale, &seed);
+		fill_random(net.b1, hh, scale * 50.0, &seed);
+		fill_random(net.w2, (size_t) hh * NET_OUTPUTS, 1.0, &seed);
+		fill_random(net.b2, NET_OUTPUTS, scale * 10.0, &seed);
+		memset(odd, 0, (size_t) 64 * NET_INPUTS);
+		memset(odd, 255, NET_INPUTS);
+		for (int r = 2; r < 32; r++)
+			odd[(size_t) r * NET_INPUTS + lcg(&seed) % NET_INPUTS] = (uint8_t) (1 + lcg(&seed) % 255);
+		for (int r = 32; r < 64; r++)
+			for (int i = 0; i < NET_INPUTS; i++)
+				odd[(size_t) r * NET_INPUTS + i] = (uint8_t) lcg(&seed);
+		screen_run(&net, odd, 64, &stress_decided, &stress_wrong);
+		screen_run(&net, images + (size_t) (trial % 10) * 60 * NET_INPUTS, 60,
+				   &stress_decided, &stress_wrong);
+		stress_images += 124;
+		free(params);
+	}
+	snprintf(msg, sizeof(msg), "screen on 60 random nets: decided %ld of %ld images, %ld differ from the exact class",
+			 stress_decided, stress_images, stress_wrong);
+	check(stress_wrong == 0 && stress_decided > stress_images / 2, msg);
+
+	free(images);
+	free(labels);
+	free(odd);
+}
+
 int
 main(void)
 {
@@ -491,6 +672,7 @@ main(void)
 	check_predict();
 	check_learning_and_determinism();
 	check_scaling();
+	check_screen();
 	printf("%s\n", failures ? "net_check: FAILED" : "net_check: all passed");
 	return failures ? 1 : 0;
 }
