@@ -102,6 +102,7 @@ extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratc
  * net_screen_build() fills that memory from net's parameters, which must not change after.
  */
 typedef struct NetScreen NetScreen;
+#define NET_SCREEN_QMAX 32000	/* the screen's integer weights: |q| <= 32000 per unit's max */
 extern size_t net_screen_size(int n_hidden);
 extern const NetScreen *net_screen_build(const MnistNet *net, void *mem);
 

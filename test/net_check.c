@@ -590,35 +590,38 @@ check_screen(void)
 	testnet_free(&tn);
 
 	/*
-	 * The worst case of the integer weights: one unit whose weights all round down by about
-	 * half a step, an image of 100 pixels at 255, so the screen's hidden value falls short by
-	 * about 100 * 255 * 0.49 steps (more than the float roundings can); logit 1 is a constant
-	 * set just around the exact logit 0.
+	 * The worst cases of the integer weights: one unit, weight 1 at pixel 0 (setting the
+	 * scale: w / 255 = q / 32000 / 255 ... see net.c) and at pixels 1..30 a weight whose q is
+	 * 256 * 30 + 125.49: the high byte (stage 1) leaves 125.49 steps out, the 16-bit q (stage
+	 * 2) 0.49, all of the same sign; an image of those 31 pixels at 255.  Logit 1 is a
+	 * constant swept around the exact logit 0, by steps of 1/20 of each stage's rounding.
 	 */
+	for (int stage = 0; stage < 2; stage++)
 	{
 		MnistNet	net;
 		float	   *params = calloc(net_param_count(1), sizeof(float));
 		float	   *scratch = malloc(sizeof(float) * net_predict_scratch(1));
 		float		logits[NET_OUTPUTS];
+		double		off = 30 * (stage == 0 ? 125.49 : 0.49) / NET_SCREEN_QMAX;
 
 		net_bind(&net, 1, params, NULL, NULL);
 		net.w1[0] = 1.0f;
-		for (int i = 1; i < NET_INPUTS; i++)
-			net.w1[i] = 1000.49f / 8191.0f;
+		for (int i = 1; i <= 30; i++)
+			net.w1[i] = (float) ((256.0 * 30 + 125.49) / NET_SCREEN_QMAX);
 		net.w2[0] = 1.0f;
 		for (int k = 1; k < NET_OUTPUTS; k++)
 			net.b2[k] = -1e6f;
 		memset(odd, 0, NET_INPUTS);
-		memset(odd, 255, 100);
+		memset(odd, 255, 31);
 		net_predict(&net, odd, scratch, NULL, logits);
 		decided = wrong = 0;
 		for (int d = -40; d <= 40; d++)
 		{
-			net.b2[1] = logits[0] + d * 0.0003f;
+			net.b2[1] = (float) (logits[0] + d * off / 20);
 			screen_run(&net, odd, 1, &decided, &wrong);
 		}
-		snprintf(msg, sizeof(msg), "screen at its worst rounding: decided %ld of 81 margins, %ld differ from the exact class",
-				 decided, wrong);
+		snprintf(msg, sizeof(msg), "screen at stage %d's worst rounding: decided %ld of 81 margins, %ld differ from the exact class",
+				 stage + 1, decided, wrong);
 		check(wrong == 0 && decided > 0, msg);
 		free(params);
 		free(scratch);
