@@ -56,7 +56,7 @@ fi
 blas=/usr/lib/x86_64-linux-gnu/openblas-serial
 cc -O2 -fno-strict-aliasing -fwrapv -fexcess-precision=standard -fno-math-errno -march=native \
 	-Wall -Wextra -I/usr/include/x86_64-linux-gnu/openblas-serial -I"$root/src" \
-	-o "$tmp/train_bench" "$root/bench/train_bench.c" "$root/src/net.c" \
+	-o "$tmp/train_bench" "$root/bench/train_bench.c" "$root/src/net.c" "$root/src/screen.c" \
 	-L"$blas" -Wl,-rpath,"$blas" -lopenblas -lm -lz
 
 # value KEY FILE: the value of the first "KEY value" line

@@ -38,14 +38,8 @@ SELECT bool_and(n = (SELECT count(*) FROM mnist_test t WHERE t.label = c.label))
   FROM (SELECT label, sum(count) AS n FROM mnist_confusion_matrix('mnist_test', 'train_digits')
          GROUP BY label) c;
 
--- mnist_predict (an integer screen, exact float where the screen cannot tell) classifies every
--- row as the evaluation's float network does: the confusion matrices agree cell by cell
-SELECT count(*) AS cells_differing
-  FROM (SELECT label, predicted, count FROM mnist_confusion_matrix('mnist_test', 'train_digits')
-         WHERE count > 0) c
-  FULL JOIN (SELECT label, mnist_predict(pixels, 'train_digits') AS predicted, count(*) AS count
-               FROM mnist_test GROUP BY 1, 2) p USING (label, predicted)
- WHERE c.count IS DISTINCT FROM p.count;
+\set model train_digits
+\i sql/common/predict_matches_evaluate.psql
 -- predictions agree with the evaluation and with predict_proba
 SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
          (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits')) AS predict_agrees

@@ -14,13 +14,7 @@ SELECT mnist_train('mnist_train', 'train_fashion', epochs => 5, seed => 0) AS id
 SELECT metrics->'rows' AS rows, jsonb_array_length(metrics->'epochs') AS epochs
   FROM mnist_models WHERE id = :id;
 SELECT rows, accuracy >= 0.86 AS accuracy_ok FROM mnist_evaluate('mnist_test', 'train_fashion');
--- mnist_predict (an integer screen, exact float where the screen cannot tell) classifies every
--- row as the evaluation's float network does: the confusion matrices agree cell by cell
-SELECT count(*) AS cells_differing
-  FROM (SELECT label, predicted, count FROM mnist_confusion_matrix('mnist_test', 'train_fashion')
-         WHERE count > 0) c
-  FULL JOIN (SELECT label, mnist_predict(pixels, 'train_fashion') AS predicted, count(*) AS count
-               FROM mnist_test GROUP BY 1, 2) p USING (label, predicted)
- WHERE c.count IS DISTINCT FROM p.count;
+\set model train_fashion
+\i sql/common/predict_matches_evaluate.psql
 DELETE FROM mnist_models WHERE name = 'train_fashion';
 DROP SCHEMA train_fashion CASCADE;

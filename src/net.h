@@ -95,11 +95,12 @@ extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratc
 						float *probs, float *logits);
 
 /*
- * The screen: the first layer again in 16-bit integers, which settles most argmax
+ * The screen (screen.c): the first layer again in integers, which settles most argmax
  * predictions in a fraction of the time, and says when it cannot (then net_predict computes
- * exactly).  net_screen_size() is the bytes to allocate (aligned to 64) for a hidden layer of
- * n_hidden units, 0 where this build has no vector code for it (then there is no screen).
- * net_screen_build() fills that memory from net's parameters, which must not change after.
+ * the float network).  net_screen_size() is the bytes to allocate (aligned to 64) for a
+ * hidden layer of n_hidden units, 0 where this build has no vector code for it (then there is
+ * no screen).  net_screen_build() fills that memory from net's parameters, which must not
+ * change after.
  */
 typedef struct NetScreen NetScreen;
 #define NET_SCREEN_QMAX 32000	/* the screen's integer weights: |q| <= 32000 per unit's max */
@@ -109,9 +110,14 @@ extern const NetScreen *net_screen_build(const MnistNet *net, void *mem);
 /*
  * The argmax class of one image as net_predict computes it without a screen, or -1 when the
  * screen cannot tell (the two best logits are too close for its error bound).  net_predict
- * uses it when net->screen is set and only the class is wanted.
+ * uses it when net->screen is set and only the class is wanted.  scratch: at least
+ * net_screen_scratch() floats (net_predict_scratch() is enough).
  */
 extern int	net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
+extern size_t net_screen_scratch(int n_hidden);
+
+/* Index of the largest of the 10 logits (the first on ties). */
+extern int	net_argmax10(const float *z);
 
 /* Cross-entropy of logits (10) against a label, computed stably (log-sum-exp). */
 extern double net_cross_entropy(const float *logits, int label);
