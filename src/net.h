@@ -89,7 +89,9 @@ extern size_t net_predict_scratch(int n_hidden);
 
 /*
  * Classifies one image (NET_INPUTS bytes).  Returns the argmax class; when probs is not
- * NULL, writes the 10 softmax probabilities; when logits is not NULL, the 10 logits.
+ * NULL, writes the 10 softmax probabilities; when logits is not NULL, the 10 logits.  When
+ * only the class is wanted and net->screen is set, the screen answers first where it can
+ * (the same class).
  */
 extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 						float *probs, float *logits);
