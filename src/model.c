@@ -447,6 +447,7 @@ mnist_model_get(const char *name)
 		MemoryContext old;
 		bytea	   *weights = NULL;
 		MnistModel *m;
+		Size		screen;
 
 		lookup_model(name, snap, &weights, cxt);
 		old = MemoryContextSwitchTo(cxt);
@@ -454,9 +455,9 @@ mnist_model_get(const char *name)
 		m->id = id;
 		m->name = pstrdup(name);
 		mnist_weights_decode(weights, &m->net, false);
-		if (net_screen_size(m->net.n_hidden) > 0)
-			m->net.screen = net_screen_build(&m->net,
-											 mnist_alloc_aligned64(net_screen_size(m->net.n_hidden)));
+		screen = net_screen_size(m->net.n_hidden);
+		if (screen > 0)
+			m->net.screen = net_screen_build(&m->net, mnist_alloc_aligned64(screen));
 		m->scratch = palloc(net_predict_scratch(m->net.n_hidden) * sizeof(float));
 		pfree(weights);
 		MemoryContextSwitchTo(old);

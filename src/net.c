@@ -15,7 +15,6 @@
 #include "net.h"
 
 #define Min(a, b)	((a) < (b) ? (a) : (b))
-#define ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
 
 /* Training workspace, carved out of the caller's buffer by net_trainer_bind. */
 struct NetTrainer
@@ -444,54 +443,44 @@ net_trainer_size(int n_hidden, int max_batch)
 	size_t		h = (size_t) n_hidden;
 
 	return 64 +					/* for aligning the caller's pointer */
-		ALIGN64(sizeof(NetTrainer)) +
-		ALIGN64(sizeof(uint8_t *) * b) +
-		ALIGN64(sizeof(uint32_t) * (b * first_layer_blocks(n_hidden, NULL) + 1)) +
-		ALIGN64(sizeof(uint32_t) * (NET_INPUTS + 1)) +
-		2 * ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
-		2 * ALIGN64(sizeof(float) * b * NET_INPUTS) +
-		2 * ALIGN64(sizeof(float) * b * h) +
-		2 * ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
-		ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
-		2 * ALIGN64(sizeof(float) * h);
-}
-
-/* Returns the next 64-byte aligned block of bytes from *p and advances *p. */
-static void *
-carve(char **p, size_t bytes)
-{
-	void	   *r = *p;
-
-	*p += ALIGN64(bytes);
-	return r;
+		NET_ALIGN64(sizeof(NetTrainer)) +
+		NET_ALIGN64(sizeof(uint8_t *) * b) +
+		NET_ALIGN64(sizeof(uint32_t) * (b * first_layer_blocks(n_hidden, NULL) + 1)) +
+		NET_ALIGN64(sizeof(uint32_t) * (NET_INPUTS + 1)) +
+		2 * NET_ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
+		2 * NET_ALIGN64(sizeof(float) * b * NET_INPUTS) +
+		2 * NET_ALIGN64(sizeof(float) * b * h) +
+		2 * NET_ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
+		NET_ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
+		2 * NET_ALIGN64(sizeof(float) * h);
 }
 
 NetTrainer *
 net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 {
-	char	   *p = (char *) ALIGN64((uintptr_t) mem);
+	char	   *p = (char *) NET_ALIGN64((uintptr_t) mem);
 	NetTrainer *t;
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) net->n_hidden;
 
-	t = carve(&p, sizeof(NetTrainer));
+	t = net_carve(&p, sizeof(NetTrainer));
 	t->net = net;
 	t->max_batch = max_batch;
-	t->image = carve(&p, sizeof(uint8_t *) * b);
+	t->image = net_carve(&p, sizeof(uint8_t *) * b);
 	t->n_blocks = first_layer_blocks(net->n_hidden, &t->block);
-	t->block_start = carve(&p, sizeof(uint32_t) * (b * t->n_blocks + 1));
-	t->col_start = carve(&p, sizeof(uint32_t) * (NET_INPUTS + 1));
-	t->row_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
-	t->col_idx = carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
-	t->row_val = carve(&p, sizeof(float) * b * NET_INPUTS);
-	t->col_val = carve(&p, sizeof(float) * b * NET_INPUTS);
-	t->hidden = carve(&p, sizeof(float) * b * h);
-	t->dhidden = carve(&p, sizeof(float) * b * h);
-	t->logits = carve(&p, sizeof(float) * b * NET_OUTPUTS);
-	t->dlogits = carve(&p, sizeof(float) * b * NET_OUTPUTS);
-	t->grad = carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
-	t->grad_row = carve(&p, sizeof(float) * h);
-	t->zero_row = carve(&p, sizeof(float) * h);
+	t->block_start = net_carve(&p, sizeof(uint32_t) * (b * t->n_blocks + 1));
+	t->col_start = net_carve(&p, sizeof(uint32_t) * (NET_INPUTS + 1));
+	t->row_idx = net_carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
+	t->col_idx = net_carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
+	t->row_val = net_carve(&p, sizeof(float) * b * NET_INPUTS);
+	t->col_val = net_carve(&p, sizeof(float) * b * NET_INPUTS);
+	t->hidden = net_carve(&p, sizeof(float) * b * h);
+	t->dhidden = net_carve(&p, sizeof(float) * b * h);
+	t->logits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
+	t->dlogits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
+	t->grad = net_carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
+	t->grad_row = net_carve(&p, sizeof(float) * h);
+	t->zero_row = net_carve(&p, sizeof(float) * h);
 	memset(t->zero_row, 0, sizeof(float) * h);
 	return t;
 }
@@ -728,8 +717,9 @@ net_predict_scratch(int n_hidden)
 {
 	/* hidden, values and indexes of nonzero pixels; or what the screen needs */
 	size_t		exact = (size_t) n_hidden + 2 * NET_INPUTS;
+	size_t		screen = net_screen_scratch(n_hidden);
 
-	return exact > net_screen_scratch(n_hidden) ? exact : net_screen_scratch(n_hidden);
+	return exact > screen ? exact : screen;
 }
 
 int

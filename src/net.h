@@ -14,6 +14,19 @@
 #define NET_INPUTS	784
 #define NET_OUTPUTS 10
 
+/* Buffers are carved into 64-byte aligned blocks (net.c's trainer, screen.c's screen). */
+#define NET_ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
+
+/* Returns the next 64-byte aligned block of bytes from *p and advances *p. */
+static inline void *
+net_carve(char **p, size_t bytes)
+{
+	void	   *r = *p;
+
+	*p += NET_ALIGN64(bytes);
+	return r;
+}
+
 /*
  * Parameters live in one contiguous float array, in this order (the order of the stored
  * weights format, and of Keras' kernels):

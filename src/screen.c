@@ -16,8 +16,6 @@
 #include <immintrin.h>
 #endif
 
-#define ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
-
 /*
  * The screen.  net_predict's first layer sums, per hidden unit j, b1[j] and the w1 rows of the
  * nonzero pixels scaled by p / 255, in float.  The screen sums the same in integers:
@@ -62,22 +60,12 @@ struct NetScreen
 	float	   *scale2;			/* [width]: scale[j], stage 2's */
 	float	   *b1;				/* [width] */
 	float	   *w2;				/* [NET_OUTPUTS][width]: w2[j][k] at [k][j] */
-	float		b2[16];
+	float		b2[NET_OUTPUTS];
 	/* per stage: bound[k] = c[0] P + c[1] gamma(2n + 1) P + c[2] gamma(2n + 1) + c[3] + c[4] G */
 	float		bound_coef[2][5][16];
 };
 
 #ifdef NET_SCREEN
-
-/* Returns the next 64-byte aligned block of bytes from *p and advances *p. */
-static void *
-carve(char **p, size_t bytes)
-{
-	void	   *r = *p;
-
-	*p += ALIGN64(bytes);
-	return r;
-}
 
 typedef float screen_f16 __attribute__((vector_size(64)));	/* 16 floats */
 typedef int32_t screen_i16 __attribute__((vector_size(64)));	/* 16 int32 */
@@ -97,8 +85,8 @@ net_screen_size(int n_hidden)
 {
 	size_t		w = SCREEN_WIDTH(n_hidden);
 
-	return ALIGN64(sizeof(NetScreen)) + 2 * ALIGN64((size_t) NET_INPUTS * w) +
-		3 * ALIGN64(sizeof(float) * w) + ALIGN64(sizeof(float) * w * NET_OUTPUTS);
+	return NET_ALIGN64(sizeof(NetScreen)) + 2 * NET_ALIGN64((size_t) NET_INPUTS * w) +
+		3 * NET_ALIGN64(sizeof(float) * w) + NET_ALIGN64(sizeof(float) * w * NET_OUTPUTS);
 }
 
 const NetScreen *
@@ -107,11 +95,11 @@ net_screen_build(const MnistNet *net, void *mem)
 	char	   *p = mem;
 	int			h = net->n_hidden;
 	size_t		w = SCREEN_WIDTH(h);
-	NetScreen  *s = carve(&p, sizeof(NetScreen));
-	double		err[2][2][NET_OUTPUTS],	/* per stage: sum rho[j] |w2[j][k]|, sum Q[j] |..| */
+	NetScreen  *s = net_carve(&p, sizeof(NetScreen));
+	double		err[2][2][NET_OUTPUTS] = {0},	/* per stage: sum rho[j] |w2[j][k]|, sum Q[j] |..| */
 				err_w[NET_OUTPUTS] = {0},	/* sum W[j] |w2[j][k]| */
 				err_b[NET_OUTPUTS] = {0},	/* sum |b1[j]| |w2[j][k]| */
-				w2_max[NET_OUTPUTS],	/* max |w2[j][k]| */
+				w2_max[NET_OUTPUTS] = {0},	/* max |w2[j][k]| */
 				gb = gamma_n(3),
 				gc = gamma_n(2 * (int) w + 2);
 	int			i,
@@ -121,12 +109,12 @@ net_screen_build(const MnistNet *net, void *mem)
 
 	memset(s, 0, sizeof(NetScreen));
 	s->width = (int) w;
-	s->hi = carve(&p, (size_t) NET_INPUTS * w);
-	s->lo = carve(&p, (size_t) NET_INPUTS * w);
-	s->scale1 = carve(&p, sizeof(float) * w);
-	s->scale2 = carve(&p, sizeof(float) * w);
-	s->b1 = carve(&p, sizeof(float) * w);
-	s->w2 = carve(&p, sizeof(float) * w * NET_OUTPUTS);
+	s->hi = net_carve(&p, (size_t) NET_INPUTS * w);
+	s->lo = net_carve(&p, (size_t) NET_INPUTS * w);
+	s->scale1 = net_carve(&p, sizeof(float) * w);
+	s->scale2 = net_carve(&p, sizeof(float) * w);
+	s->b1 = net_carve(&p, sizeof(float) * w);
+	s->w2 = net_carve(&p, sizeof(float) * w * NET_OUTPUTS);
 	memset(s->hi, 0, (size_t) NET_INPUTS * w);
 	memset(s->lo, 0, (size_t) NET_INPUTS * w);
 	memset(s->scale1, 0, sizeof(float) * w);
@@ -134,8 +122,6 @@ net_screen_build(const MnistNet *net, void *mem)
 	memset(s->b1, 0, sizeof(float) * w);
 	memset(s->w2, 0, sizeof(float) * w * NET_OUTPUTS);
 	memcpy(s->b2, net->b2, sizeof(float) * NET_OUTPUTS);
-	memset(err, 0, sizeof(err));
-	memset(w2_max, 0, sizeof(w2_max));
 
 	for (j = 0; j < h; j++)
 	{
@@ -281,14 +267,17 @@ screen_layer(int32_t *sum, const int8_t *q, int w, const uint32_t *quad, const u
 }
 
 /*
- * One stage's decision from its first layer sums (as floats): the class, or -1 when the bound
- * cannot rule out another.
+ * One stage's decision from its first layer sums: stage 1's S1 (sum2 NULL), or stage 2's
+ * 256 S1 + sum2 (exact in int64).  Returns the class, or -1 when the bound cannot rule out
+ * another.
  */
 static int
-screen_decide(const NetScreen *s, int stage, const float *sumf, const float *scale,
-			  int64_t psum, int nonzero)
+screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int64_t psum,
+			  int nonzero)
 {
+	int			stage = sum2 ? 1 : 0;
 	const screen_f16 *c = (const screen_f16 *) s->bound_coef[stage];
+	const float *scale = stage ? s->scale2 : s->scale1;
 	int			w = s->width,
 				j,
 				k,
@@ -304,13 +293,24 @@ screen_decide(const NetScreen *s, int stage, const float *sumf, const float *sca
 	/* hidden = relu(sum * scale + b1), 16 units at a time, into G and the second layer */
 #pragma GCC unroll 10
 	for (k = 0; k < NET_OUTPUTS; k++)
-		acc[k] = g16;
+		acc[k] = (screen_f16) {0};
 	for (j = 0; j < w; j += 16)
 	{
+		screen_i16	s1,
+					bits;
 		screen_f16	a;
-		screen_i16	bits;
 
-		memcpy(&a, sumf + j, sizeof(a));
+		memcpy(&s1, sum1 + j, sizeof(s1));
+		if (sum2)
+		{
+			screen_i16	s2;
+
+			memcpy(&s2, sum2 + j, sizeof(s2));
+			a = __builtin_convertvector(__builtin_convertvector(s1, screen_l16) * 256 +
+										__builtin_convertvector(s2, screen_l16), screen_f16);
+		}
+		else
+			a = __builtin_convertvector(s1, screen_f16);
 		a = a * *(const screen_f16 *) (scale + j) + *(const screen_f16 *) (s->b1 + j);
 		bits = (screen_i16) a & (screen_i16) (a > 0.0f);
 		memcpy(&a, &bits, sizeof(a));
@@ -340,11 +340,9 @@ net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 	int			w,
 				count,
 				nonzero,
-				j,
 				t;
 	int32_t    *sum1,
 			   *sum2;
-	float	   *sumf;
 	uint32_t   *quad,
 			   *qval;
 	int64_t		psum;
@@ -354,48 +352,26 @@ net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 	w = s->width;
 	sum1 = (int32_t *) scratch;
 	sum2 = (int32_t *) (scratch + w);
-	sumf = scratch + 2 * w;
-	quad = (uint32_t *) (scratch + 3 * w);
+	quad = (uint32_t *) (scratch + 2 * w);
 	qval = quad + SCREEN_QUADS;
 	count = screen_quads(pixels, quad, qval, &psum, &nonzero);
 
 	/* stage 1: the high bytes */
 	screen_layer(sum1, s->hi, w, quad, qval, count);
-	for (j = 0; j < w; j += 16)
-	{
-		screen_i16	s1;
-		screen_f16	f;
-
-		memcpy(&s1, sum1 + j, sizeof(s1));
-		f = __builtin_convertvector(s1, screen_f16);
-		memcpy(sumf + j, &f, sizeof(f));
-	}
-	t = screen_decide(s, 0, sumf, s->scale1, psum, nonzero);
+	t = screen_decide(s, sum1, NULL, psum, nonzero);
 	if (t >= 0)
 		return t;
 
-	/* stage 2: and the low bytes, q = 256 hi + lo (summed exactly in int64) */
+	/* stage 2: and the low bytes, q = 256 hi + lo */
 	screen_layer(sum2, s->lo, w, quad, qval, count);
-	for (j = 0; j < w; j += 16)
-	{
-		screen_i16	s1,
-					s2;
-		screen_f16	f;
-
-		memcpy(&s1, sum1 + j, sizeof(s1));
-		memcpy(&s2, sum2 + j, sizeof(s2));
-		f = __builtin_convertvector(__builtin_convertvector(s1, screen_l16) * 256 +
-									__builtin_convertvector(s2, screen_l16), screen_f16);
-		memcpy(sumf + j, &f, sizeof(f));
-	}
-	return screen_decide(s, 1, sumf, s->scale2, psum, nonzero);
+	return screen_decide(s, sum1, sum2, psum, nonzero);
 }
 
 size_t
 net_screen_scratch(int n_hidden)
 {
-	/* three sums of units, the fours of pixels and their values */
-	return 3 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
+	/* two sums of units, the fours of pixels and their values */
+	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
 }
 
 #else							/* no screen in this build */

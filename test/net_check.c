@@ -531,9 +531,10 @@ fill_random(float *w, size_t n, double scale, uint32_t *seed)
 }
 
 /*
- * The screen (the first layer in 16-bit integers): wherever it decides, its class is
- * net_predict's exact argmax; it decides most images of a trained net; it never decides a
- * tie; random nets of every scale and width with extreme images never make it disagree.
+ * The screen (the first layer in integers, high bytes then low bytes): wherever it decides,
+ * its class is net_predict's exact argmax; it decides most images of a trained net; it never
+ * decides a tie; random nets of every scale and width with extreme images never make it
+ * disagree.
  */
 static void
 check_screen(void)
