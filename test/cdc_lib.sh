@@ -1,6 +1,7 @@
 # test/cdc_lib.sh: helpers shared by the change data capture scripts test/integration/cdc_*.sh
 # (sourced after test/lib.sh).  Expected messages are computed from the table with psql and
-# Python (hex to decimal), independently of the extension's encoder; topics are read with kcat.
+# Python (hex to decimal), independently of the extension's encoder; topics are read with Kafka's
+# own Java console consumer (kafka_dump), not with librdkafka like the product.
 
 PY=/usr/bin/python3
 
@@ -24,9 +25,10 @@ for line in sys.stdin:
     print(k + "\t" + ",".join(str(b) for b in bytes.fromhex(h)))' | LC_ALL=C sort >"$2"
 }
 
-# cdc_topic_pairs TOPIC FILE: "key<TAB>value" of every message of the topic, sorted.
+# cdc_topic_pairs TOPIC FILE: "key<TAB>value" of every message of the topic, sorted
+# (FILE.dump: kafka_dump's lines, headers included).
 cdc_topic_pairs() {
-	kcat_dump "$1" "$2.dump" || fail "kcat could not read $1"
+	kafka_dump "$1" "$2.dump" || fail "the Java console consumer could not read $1"
 	cut -f3,4 "$2.dump" | LC_ALL=C sort >"$2"
 }
 

@@ -2,15 +2,16 @@
 # test/integration/*.sh (source "$(dirname "$0")/../lib.sh").
 #
 # test/run (or the demo) calls harness_start, which builds and installs the extension, starts
-# the mock Kafka broker (test/mock_broker) and a throwaway PostgreSQL cluster, and exports:
+# a real Apache Kafka broker (test/kafka_lib.sh) and a throwaway PostgreSQL cluster, and exports:
 #   PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres  the cluster (mnist_ml created in postgres)
-#   KAFKA_BOOTSTRAP  host:port of the mock broker
+#   KAFKA_BOOTSTRAP  host:port of the broker (KAFKA_DIR, KAFKA_LIB, KAFKA_VERSION: see kafka_lib.sh)
 #   MNIST_DATA       the prepared data directory (test/prepare-data)
 #   PGDATA           the cluster's data directory
 #   TEST_TMP         a scratch directory readable (and writable) by the server
-# Scripts then use: q, broker_create_topic, broker_watermarks, broker_down, broker_up,
-# pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for, kcat_dump,
-# check_topic_intact, at_exit, as_postgres.  A script exits non-zero if any check failed.
+# Scripts then use: q, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
+# at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
+# broker_kill, broker_restart, broker_freeze, kafka_dump, kafka_produce, ...).
+# A script exits non-zero if any check failed.
 # Drivers (test/run, demo/run) use: harness_setup (= harness_install_deps, harness_build,
 # harness_prepare_data), harness_start, harness_stop, harness_keep.
 #
@@ -135,93 +136,16 @@ q() {
 	psql -X -qAt -v ON_ERROR_STOP=1 "$@" -c "$sql"
 }
 
-# ---------------------------------------------------------------- the mock broker
+# ---------------------------------------------------------------- the Kafka broker
 
-# Build test/mock_broker when missing or older than its source.
-harness_build_broker() {
-	local src=$HARNESS_ROOT/test/mock_broker.c bin=$HARNESS_ROOT/test/mock_broker
+source "$HARNESS_ROOT/test/kafka_lib.sh"
+
+# Build test/kafka_admin (the harness's admin client) when missing or older than its source.
+harness_build_kafka_admin() {
+	local src=$HARNESS_ROOT/test/kafka_admin.c bin=$HARNESS_ROOT/test/kafka_admin
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
 		gcc -O2 -Wall -Wextra -o "$bin" "$src" -lrdkafka || return 1
 	fi
-}
-
-# _broker_cmd "COMMAND": send one command to the broker, print its answer after "ok"/"error";
-# returns 0 on "ok".  Tagged, so concurrent callers each find their own answer.
-_broker_cmd() {
-	local cmd=$1 tag reply i
-	if [ -z "${HARNESS_BROKER_PID:-}" ] || ! kill -0 "$HARNESS_BROKER_PID" 2>/dev/null; then
-		echo "mock broker is not running" >&2
-		return 1
-	fi
-	tag="@$$.${BASHPID}.$RANDOM$RANDOM"
-	# The broker holds the FIFO open read-write, so this open never blocks while it lives.
-	timeout 10 bash -c 'printf "%s\n" "$1" >"$2"' _ "$tag $cmd" "$HARNESS_BROKER_FIFO" || {
-		echo "could not write to the mock broker" >&2
-		return 1
-	}
-	for ((i = 0; i < 1200; i++)); do	# up to 60 s
-		reply=$(grep -m1 -F "$tag " "$HARNESS_BROKER_OUT" 2>/dev/null) && break
-		sleep 0.05
-	done
-	if [ -z "$reply" ]; then
-		echo "mock broker did not answer \"$cmd\"" >&2
-		return 1
-	fi
-	reply=${reply#"$tag "}
-	case $reply in
-	ok) return 0 ;;
-	"ok "*) echo "${reply#ok }" ;;
-	*) echo "mock broker: $cmd: $reply" >&2; return 1 ;;
-	esac
-}
-
-# broker_create_topic NAME PARTITIONS
-broker_create_topic() {
-	_broker_cmd "create $1 $2"
-}
-
-# broker_watermarks TOPIC: prints "P:LOW:HIGH" per partition, space separated.
-broker_watermarks() {
-	_broker_cmd "watermarks $1"
-}
-
-# broker_down / broker_up: all brokers drop their connections and refuse new ones / accept again.
-broker_down() {
-	_broker_cmd down
-}
-
-broker_up() {
-	_broker_cmd up
-}
-
-# kcat_dump TOPIC FILE: every message from the beginning, "partition\toffset\tkey\tvalue" lines.
-# Fails on a missing topic (kcat alone would have the mock auto-create it, empty).
-kcat_dump() {
-	if ! broker_watermarks "$1" >/dev/null; then
-		: >"$2"
-		return 1
-	fi
-	timeout 300 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$1" -o beginning -e -q \
-		-X allow.auto.create.topics=false -f '%p\t%o\t%k\t%s\n' >"$2"
-}
-
-# check_topic_intact TOPIC: pass unless a partition lost messages (low watermark > 0).
-check_topic_intact() {
-	local wm w p lo hi lost='' total=0
-	if ! wm=$(broker_watermarks "$1"); then
-		fail "topic $1 intact: could not read its watermarks"
-		return 1
-	fi
-	for w in $wm; do
-		IFS=: read -r p lo hi <<<"$w"
-		total=$((total + hi))
-		[ "$lo" = 0 ] || lost+=" partition $p starts at offset $lo;"
-	done
-	if [ -n "$lost" ]; then
-		fail "topic $1 intact: the mock broker dropped messages:$lost"
-		return 1
-	fi
-	pass "topic $1 intact ($total messages)"
 }
 
 # ---------------------------------------------------------------- the cluster
@@ -293,7 +217,7 @@ harness_setup() {
 	harness_install_deps && harness_build && harness_prepare_data
 }
 
-# harness_start: build+install (unless done), start the mock broker and the cluster, export env.
+# harness_start: build+install (unless done), start the broker and the cluster, export env.
 harness_start() {
 	local i port ok logsize t
 	[ -n "${_harness_built:-}" ] || harness_build || return 1
@@ -307,33 +231,14 @@ harness_start() {
 	PGDATA=$HARNESS_DIR/pgdata
 	HARNESS_PG_LOG=$HARNESS_DIR/postgresql.log
 	HARNESS_SOCKET_DIR=$HARNESS_DIR/socket
-	HARNESS_BROKER_FIFO=$HARNESS_DIR/broker.in
-	HARNESS_BROKER_OUT=$HARNESS_DIR/broker.out
 	mkdir "$HARNESS_SOCKET_DIR"
 	touch "$HARNESS_PG_LOG"
 	[ "$(id -u)" = 0 ] && chown postgres: "$HARNESS_SOCKET_DIR" "$HARNESS_PG_LOG"
-	export HARNESS_DIR TEST_TMP PGDATA HARNESS_PG_LOG HARNESS_SOCKET_DIR \
-		HARNESS_BROKER_FIFO HARNESS_BROKER_OUT
+	export HARNESS_DIR TEST_TMP PGDATA HARNESS_PG_LOG HARNESS_SOCKET_DIR
 
 	# The broker first: its address goes into postgresql.conf.
-	harness_build_broker || return 1
-	mkfifo "$HARNESS_BROKER_FIFO"
-	"$HARNESS_ROOT/test/mock_broker" <>"$HARNESS_BROKER_FIFO" >"$HARNESS_BROKER_OUT" \
-		2>"$HARNESS_DIR/broker.log" &
-	HARNESS_BROKER_PID=$!
-	export HARNESS_BROKER_PID
-	for ((i = 0; i < 100; i++)); do
-		KAFKA_BOOTSTRAP=$(head -n1 "$HARNESS_BROKER_OUT")
-		[ -n "$KAFKA_BOOTSTRAP" ] && break
-		sleep 0.1
-	done
-	if [ -z "$KAFKA_BOOTSTRAP" ]; then
-		echo "harness: the mock broker did not start" >&2
-		cat "$HARNESS_DIR/broker.log" >&2
-		return 1
-	fi
-	export KAFKA_BOOTSTRAP
-	echo "harness: mock broker at $KAFKA_BOOTSTRAP (pid $HARNESS_BROKER_PID)"
+	harness_build_kafka_admin || return 1
+	broker_start || return 1
 
 	if [ "$(id -u)" = 0 ]; then
 		mkdir -m 700 "$PGDATA" && chown postgres: "$PGDATA"
@@ -409,9 +314,8 @@ harness_start() {
 # Write $HARNESS_DIR/env: sourcing it (then test/lib.sh) reaches a --keep'd harness.
 harness_write_env() {
 	local v
-	for v in PGHOST PGPORT PGUSER PGDATABASE PGDATA KAFKA_BOOTSTRAP MNIST_DATA TEST_TMP PG_CONFIG \
-		HARNESS_DIR HARNESS_PG_LOG HARNESS_SOCKET_DIR HARNESS_BROKER_FIFO HARNESS_BROKER_OUT \
-		HARNESS_BROKER_PID; do
+	for v in PGHOST PGPORT PGUSER PGDATABASE PGDATA KAFKA_BOOTSTRAP KAFKA_DIR KAFKA_LIB \
+		KAFKA_VERSION MNIST_DATA TEST_TMP PG_CONFIG HARNESS_DIR HARNESS_PG_LOG HARNESS_SOCKET_DIR; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done >"$HARNESS_DIR/env"
 }
@@ -422,9 +326,9 @@ harness_keep() {
 	cat <<-EOF
 		harness: the cluster and the broker are left running:
 		  psql:   psql -h $PGHOST -p $PGPORT -U postgres postgres
-		  broker: $KAFKA_BOOTSTRAP (kcat -b $KAFKA_BOOTSTRAP -L)
+		  broker: Apache Kafka $KAFKA_VERSION at $KAFKA_BOOTSTRAP (kcat -b $KAFKA_BOOTSTRAP -L), log $KAFKA_DIR/logs/server.log
 		  server log: $HARNESS_PG_LOG
-		  shell:  source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh   (then q, broker_down, ...)
+		  shell:  source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh   (then q, broker_kill, ...)
 		  stop:   bash -c 'source $HARNESS_DIR/env; source $HARNESS_ROOT/test/lib.sh; harness_stop'
 	EOF
 }
@@ -438,22 +342,14 @@ harness_stop() {
 	if [ -f "$PGDATA/postmaster.pid" ]; then
 		pg_ctl_ -m fast -w -t 60 stop >/dev/null 2>&1 || pg_ctl_ -m immediate -w stop >/dev/null 2>&1
 	fi
-	if [ -n "${HARNESS_BROKER_PID:-}" ] && kill -0 "$HARNESS_BROKER_PID" 2>/dev/null; then
-		echo quit >"$HARNESS_BROKER_FIFO"
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$HARNESS_BROKER_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$HARNESS_BROKER_PID" 2>/dev/null
-		wait "$HARNESS_BROKER_PID" 2>/dev/null
-	fi
+	[ -n "${KAFKA_DIR:-}" ] && broker_stop
 	mkdir -p "$logdir"
 	cp "$HARNESS_PG_LOG" "$logdir/postgresql.log" 2>/dev/null
-	cp "$HARNESS_DIR/broker.log" "$logdir/mock_broker.log" 2>/dev/null
+	cp "$HARNESS_DIR/kafka/logs/server.log" "$logdir/kafka.log" 2>/dev/null
 	if [ "${HARNESS_SHOW_LOG:-}" = 1 ]; then
 		echo "---- the server log's last errors and warnings (all of it: $logdir/postgresql.log)"
 		grep -E ' (ERROR|FATAL|PANIC|WARNING|DETAIL|HINT|STATEMENT): ' "$logdir/postgresql.log" | tail -n 40
-		echo "---- (the mock broker's log: $logdir/mock_broker.log)"
+		echo "---- (the Kafka broker's log: $logdir/kafka.log)"
 	fi
 	rm -rf "$HARNESS_DIR"
 	HARNESS_DIR=

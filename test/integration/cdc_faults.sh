@@ -1,6 +1,7 @@
 #!/bin/bash
-# cdc_faults: nothing lost across a 10 s broker outage and across pg_ctl -m immediate, both in
-# the middle of a stream of 10,000 real digits (duplicates allowed, counted and printed).
+# cdc_faults: nothing lost across a broker killed (SIGKILL) for 10 s and restarted on its data,
+# a broker frozen (SIGSTOP) for 10 s, and pg_ctl -m immediate, each in the middle of a stream of
+# 10,000 real digits (duplicates allowed, counted and printed).
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../cdc_lib.sh"
 
@@ -24,25 +25,41 @@ fault_check() {
 	check_topic_intact "tf.public.$1"
 }
 
-# ---- broker down for 10 s mid-stream
+# ---- broker killed mid-stream, restarted 10 s later on the same data
 t=mnist_cdc_outage
 fault_table "$t"
 cdc_writer "$src" "$t" 100 0.15 &
 writer=$!
 sleep 3
-broker_down || fail "broker_down"
+broker_kill || fail "broker_kill"
 down_at=$SECONDS
 wait_for "[ \"\$(q 'SELECT broker_reachable FROM mnist_cdc_status')\" = f ]" 9 \
 	"status shows the broker unreachable"
 sleep $((10 - (SECONDS - down_at)))
 acked_during=$(q "SELECT acknowledged FROM mnist_cdc_status")
-broker_up || fail "broker_up"
+broker_restart || fail "broker_restart"
 wait "$writer"
 cdc_wait_caught_up 180 "all confirmed after the broker came back"
 check_eq "$(q 'SELECT broker_reachable, acknowledged > '"$acked_during"' FROM mnist_cdc_status')" "t|t" \
 	"status: broker reachable again, acknowledgements resumed"
 check_eq "$(q "SELECT count(*) FROM $t")" 10000 "writer committed 10,000 rows"
-fault_check "$t" "broker outage"
+fault_check "$t" "broker killed"
+
+# ---- broker frozen mid-stream (connections open, no answers) for 10 s
+t=mnist_cdc_frozen
+fault_table "$t"
+cdc_writer "$src" "$t" 100 0.1 &
+writer=$!
+sleep 3
+broker_freeze || fail "broker_freeze"
+lsn=$(q "SELECT pg_current_wal_lsn()")
+sleep 10
+check_eq "$(q "SELECT confirmed_lsn < '$lsn' FROM mnist_cdc_status")" t \
+	"nothing written during the freeze is confirmed while the broker is frozen"
+broker_thaw || fail "broker_thaw"
+wait "$writer"
+cdc_wait_caught_up 180 "all confirmed after the broker thawed"
+fault_check "$t" "broker frozen"
 
 # ---- immediate stop (crash) mid-stream
 t=mnist_cdc_crash
@@ -58,4 +75,4 @@ cdc_wait_state streaming 60
 cdc_wait_caught_up 180 "all confirmed after the restart"
 fault_check "$t" "immediate stop"
 
-q "DROP TABLE $src, mnist_cdc_outage, mnist_cdc_crash"
+q "DROP TABLE $src, mnist_cdc_outage, mnist_cdc_frozen, mnist_cdc_crash"

@@ -25,7 +25,7 @@ check_eq "$(q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'mnis
 # 10,000 rows exist before the slot; the broker is down so the snapshot cannot finish
 q "DROP TABLE IF EXISTS $t"
 cdc_load_digits "$t"
-broker_down || fail "broker_down"
+broker_kill || fail "broker_kill"
 cdc_set cdc_tables "public.$t"
 cdc_wait_state "initial snapshot" 60
 out=$(q 'SELECT mnist_cdc_drop_slot()' 2>&1)
@@ -41,7 +41,7 @@ pg_start || fail "pg_start"
 # rows committed meanwhile come after it, then streaming goes on
 cdc_wait_state "initial snapshot" 60
 q "INSERT INTO $t (label, pixels) SELECT label, pixels FROM $t WHERE id <= 300"
-broker_up || fail "broker_up"
+broker_restart || fail "broker_restart"
 cdc_wait_state streaming 120
 q "INSERT INTO $t (label, pixels) SELECT label, pixels FROM $t WHERE id > 9700 AND id <= 10000"
 cdc_wait_caught_up 120 "snapshot and stream confirmed"
@@ -53,8 +53,7 @@ cdc_expected "$t" "$TEST_TMP/snap.expected"
 check_eq "$(wc -l <"$TEST_TMP/snap.expected")" 10600 "table holds 10,600 rows"
 cdc_topic_pairs "$topic" "$TEST_TMP/snap.actual"
 cdc_compare "$TEST_TMP/snap.expected" "$TEST_TMP/snap.actual" "initial snapshot then stream" dups-allowed
-check_eq "$(timeout 60 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e -q -f '%h\n' | grep -c ',op=r,')" \
-	10000 "snapshot reads carry op=r"
+check_eq "$(cut -f5 "$TEST_TMP/snap.actual.dump" | grep -c ',op=r,')" 10000 "snapshot reads carry op=r"
 check_topic_intact "$topic"
 
 q "DROP TABLE $t"

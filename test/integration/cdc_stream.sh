@@ -1,5 +1,5 @@
 #!/bin/bash
-# cdc_stream: the worker streams 10,000 real digits to Kafka; kcat (not our consumer) finds
+# cdc_stream: the worker streams 10,000 real digits to Kafka; Kafka's Java consumer finds
 # exactly the table's (label, pixels) pairs; headers; rollback, non-captured tables, bad rows,
 # updates and deletes; status counters; mnist_cdc_snapshot().
 source "$(dirname "$0")/../lib.sh"
@@ -29,14 +29,13 @@ cdc_topic_pairs "$topic" "$TEST_TMP/stream.actual"
 cdc_compare "$TEST_TMP/stream.expected" "$TEST_TMP/stream.actual" "10,000 digits"
 check_eq "$(cut -f3 "$TEST_TMP/stream.actual.dump" | sort -u | tr -d '\n')" "0123456789" \
 	"keys are the labels 0..9"
-check_eq "$(kcat_dump "tf.public.$other" "$TEST_TMP/other.dump"; wc -l <"$TEST_TMP/other.dump")" 0 \
+check_eq "$(kafka_dump "tf.public.$other" "$TEST_TMP/other.dump"; wc -l <"$TEST_TMP/other.dump")" 0 \
 	"a table outside mnist_ml.cdc_tables sends nothing"
 check_eq "$(grep -c "skipped a row of public.$t at " "$HARNESS_PG_LOG")" 3 \
 	"3 bad rows: WARNING naming the table and the LSN"
 
 # headers, on every message
-timeout 60 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e -q \
-	-f '%h\n' >"$TEST_TMP/stream.headers"
+cut -f5 "$TEST_TMP/stream.actual.dump" >"$TEST_TMP/stream.headers"
 check_eq "$(grep -cE '^table=public\.mnist_cdc_stream,lsn=[0-9A-F]+/[0-9A-F]+,txid=[0-9]+,commit_time=[0-9]{16},op=c,pk=[0-9]+$' "$TEST_TMP/stream.headers")" \
 	10000 "every message has table, lsn, txid, commit_time, op and pk headers"
 check_eq "$(sed -E 's/.*pk=//' "$TEST_TMP/stream.headers" | sort -n | uniq | wc -l)" 10000 \
@@ -46,10 +45,9 @@ check_eq "$(sed -E 's/.*pk=//' "$TEST_TMP/stream.headers" | sort -n | uniq | wc 
 q "UPDATE $t SET label = 9 - label WHERE id <= 10"
 q "DELETE FROM $t WHERE id > 9990"
 cdc_wait_caught_up 60 "update and delete confirmed"
-kcat_dump "$topic" "$TEST_TMP/stream.after"
+kafka_dump "$topic" "$TEST_TMP/stream.after"
 check_eq "$(wc -l <"$TEST_TMP/stream.after")" 10010 "10 updates sent 10 messages, deletes none"
-check_eq "$(timeout 60 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e -q -f '%h\n' | grep -c ',op=u,')" \
-	10 "updates carry op=u"
+check_eq "$(cut -f5 "$TEST_TMP/stream.after" | grep -c ',op=u,')" 10 "updates carry op=u"
 
 # status counters
 check_eq "$(q "SELECT acknowledged - $acked0 >= 10010, failed, lag_bytes < 1000000, broker_reachable, slot_name FROM mnist_cdc_status")" \
@@ -57,11 +55,10 @@ check_eq "$(q "SELECT acknowledged - $acked0 >= 10010, failed, lag_bytes < 10000
 
 # mnist_cdc_snapshot: current rows again, as snapshot reads
 check_eq "$(q "SELECT mnist_cdc_snapshot('$t')")" 9990 "mnist_cdc_snapshot sends the 9,990 current rows"
-kcat_dump "$topic" "$TEST_TMP/stream.snap"
+kafka_dump "$topic" "$TEST_TMP/stream.snap"
 check_eq "$(wc -l <"$TEST_TMP/stream.snap")" 20000 "topic holds 10,010 + 9,990 messages"
 cdc_expected "$t" "$TEST_TMP/snap.expected"
-timeout 60 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e -q -f '%h\t%k\t%s\n' |
-	grep ',op=r,' | cut -f2,3 | LC_ALL=C sort >"$TEST_TMP/snap.actual"
+awk -F'\t' -v OFS='\t' '$5 ~ /,op=r,/ {print $3, $4}' "$TEST_TMP/stream.snap" | LC_ALL=C sort >"$TEST_TMP/snap.actual"
 cdc_compare "$TEST_TMP/snap.expected" "$TEST_TMP/snap.actual" "mnist_cdc_snapshot rows"
 q "CREATE TABLE cdc_stream_nopix (a int)"
 out=$(q "SELECT mnist_cdc_snapshot('cdc_stream_nopix')" 2>&1)

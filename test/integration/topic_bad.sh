@@ -1,5 +1,5 @@
 #!/bin/bash
-# Bad messages produced with kcat: skipped and counted with a WARNING naming the first one,
+# Bad messages produced with Kafka's Java console producer: skipped and counted with a WARNING naming the first one,
 # or an ERROR under mnist_ml.strict_messages; training and evaluation alike.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/topic_lib.sh"
@@ -20,8 +20,9 @@ good=$(head -1 "$TEST_TMP/$T.good" | cut -d: -f2)
 	echo "12:$good"					# label outside 0..9
 	echo "5:"						# empty value
 } > "$TEST_TMP/$T.bad"
-topic_produce $T "$TEST_TMP/$T.bad"
-echo "$good" | kcat -P -b "$KAFKA_BOOTSTRAP" -t $T	# no key at all
+kafka_produce $T "$TEST_TMP/$T.bad"
+echo "$good" >"$TEST_TMP/$T.nokey"
+kafka_produce_unkeyed $T "$TEST_TMP/$T.nokey"	# no key at all
 check_eq "$(topic_count $T)" 58 "58 messages produced"
 
 out=$(psql_out "SELECT rows FROM mnist_evaluate_topic('$T', 'topic_bad', 'topic_bad_g1', 2000)")

@@ -12,12 +12,12 @@ broker_create_topic $T 16
 topic_messages $D/t10k-images-idx3-ubyte $D/t10k-labels-idx1-ubyte 0 200 > "$TEST_TMP/$T.txt"
 topic_produce $T "$TEST_TMP/$T.txt"
 
-broker_down
+broker_kill || fail "broker_kill"
 start=$(date +%s)
 out=$(psql_out "SET mnist_ml.kafka_timeout_ms = 3000" \
 	"SELECT * FROM mnist_evaluate_topic('$T', 'topic_faults', 'topic_faults_g0')")
 took=$(($(date +%s) - start))
-broker_up
+broker_restart || fail "broker_restart"
 [[ "$out" == *"could not reach Kafka broker at \"$KAFKA_BOOTSTRAP\""* ]] &&
 	pass "broker down: ERROR names the servers" || fail "broker down: $out"
 [ $took -le 8 ] && pass "broker down: failed after ${took}s (kafka_timeout_ms 3 s)" ||

@@ -10,14 +10,15 @@ topic_model topic_stream || fail "train the model"
 topic_messages $D/t10k-images-idx3-ubyte $D/t10k-labels-idx1-ubyte 0 600 > "$TEST_TMP/$T.a"
 topic_messages $D/t10k-images-idx3-ubyte $D/t10k-labels-idx1-ubyte 600 100 > "$TEST_TMP/$T.b"
 
-# the topic does not exist when the evaluation starts; messages come 4 s later, in two bursts
-# (the mock broker creates a subscribed topic, with 4 partitions, as the group forms)
+# the topic does not exist when the evaluation starts; it is created 4 s later, with 4
+# partitions, and its messages come in two bursts
 broker_watermarks $T >/dev/null 2>&1 && fail "$T exists before the test" || pass "$T does not exist yet"
 psql_out "SET client_min_messages = notice" \
 	"SELECT rows, accuracy FROM mnist_evaluate_topic('$T', 'topic_stream', 'topic_stream_g1', 5000)" \
 	> "$TEST_TMP/$T.eval" &
 bg=$!
 sleep 4
+broker_create_topic $T 4 || fail "create $T"
 head -300 "$TEST_TMP/$T.a" > "$TEST_TMP/$T.a1"
 tail -300 "$TEST_TMP/$T.a" > "$TEST_TMP/$T.a2"
 topic_produce $T "$TEST_TMP/$T.a1"
