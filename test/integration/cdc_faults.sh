@@ -52,8 +52,9 @@ cdc_writer "$src" "$t" 100 0.1 &
 writer=$!
 sleep 3
 broker_freeze || fail "broker_freeze"
-lsn=$(q "SELECT pg_current_wal_lsn()")
-sleep 10
+sleep 2
+lsn=$(q "SELECT pg_current_wal_lsn()")	# rows were committed since the freeze began
+sleep 8
 check_eq "$(q "SELECT confirmed_lsn < '$lsn' FROM mnist_cdc_status")" t \
 	"nothing written during the freeze is confirmed while the broker is frozen"
 broker_thaw || fail "broker_thaw"
