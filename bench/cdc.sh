@@ -1,11 +1,12 @@
 #!/bin/bash
 # bench/cdc.sh: change data capture speed, end to end (commit -> acknowledged by the broker).
 #
-# In one run, on a throwaway cluster and mock broker (test/lib.sh harness_start):
+# In one run, on a throwaway cluster and the harness's Apache Kafka broker (test/lib.sh
+# harness_start; the broker's JVM shares the two cores with both arms):
 #   1. throughput: 60,000 Fashion-MNIST rows committed (60 transactions of 1,000) into a
 #      captured table => time until the broker acknowledged all 60,000 messages; baseline in
 #      the same run: pg_recvlogical + wal2json (format 2) merely decoding the same changes
-#      from a slot created just before them.  Target: ours >= half of wal2json's rows/s.
+#      from a slot created just before them.  Target: ours >= wal2json's rows/s (1.0x).
 #      Also the worker alone on a 60,000-row backlog (committed while CDC was off).
 #   2. latency at a steady 1,000 single-row commits/s (pgbench -R) for DURATION s (default 10):
 #      a kcat consumer stamps each message on arrival and subtracts the commit_time header:
@@ -27,6 +28,7 @@ if [ ! -f "$("$PG_CONFIG" --pkglibdir)/wal2json.so" ]; then
 fi
 [ -f "$MNIST_DATA/fashion/mnist_train.sql" ] || harness_prepare_data || exit 1
 harness_start >/dev/null || exit 1
+echo "broker: Apache Kafka $KAFKA_VERSION, one KRaft node, started in $KAFKA_START_MS ms"
 if [ -n "$(q "SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'")" ]; then
 	# a list setting: unquoted names (a quoted string would be one name)
 	q "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, mnist_ml, wal2json"
@@ -86,7 +88,7 @@ w2j=$(awk -v n="$rows" -v us=$((w1 - w0)) 'BEGIN { printf "%.0f", n / (us / 1e6)
 echo "throughput (60,000 rows of 784 pixels, 60 transactions):"
 echo "  mnist_ml CDC, insert start -> all acknowledged: $ours rows/s (inserts alone: $insert_only rows/s; last ack $tail_ms ms after the last commit)"
 echo "  pg_recvlogical + wal2json decoding the same changes ($rows rows): $w2j rows/s"
-awk -v a="$ours" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio ours / wal2json: %.2f (target >= 0.5): %s\n", r, (r >= 0.5 ? "met" : "NOT met") }'
+awk -v a="$ours" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio ours / wal2json: %.2f (target >= 1.0): %s\n", r, (r >= 1.0 ? "met" : "NOT met") }'
 
 # ---- 1b. backlog: the same kind of 60,000 rows decoded and shipped after the fact (the worker
 # is off while they are committed, as wal2json above decodes after the fact)
@@ -111,7 +113,7 @@ done
 b1=$(now_us)
 backlog=$(awk -v n=60000 -v us=$((b1 - b0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 echo "  mnist_ml CDC on a 60,000-row backlog, decode -> all acknowledged: $backlog rows/s"
-awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wal2json: %.2f (target >= 0.5): %s\n", r, (r >= 0.5 ? "met" : "NOT met") }'
+awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wal2json: %.2f (target >= 1.0): %s\n", r, (r >= 1.0 ? "met" : "NOT met") }'
 
 # ---- 2. latency at 1,000 single-row commits/s
 broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null

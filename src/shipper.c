@@ -733,7 +733,9 @@ cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
 {
 	char		errstr[512];
 
+	/* forced: no message lost, duplicated or reordered by retries; logs are polled */
 	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
+	mnist_kafka_conf_set(conf, "acks", "all");
 	mnist_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
 

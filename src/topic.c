@@ -33,8 +33,8 @@
 
 /* poll timeout of every wait loop: short, so a cancel is seen at once */
 #define POLL_MS			100
-/* consumer group session timeout: short, so the mock broker rebalances quickly */
-#define SESSION_TIMEOUT_MS 6000
+/* how long an error or a cancel waits for the consumer to leave its group */
+#define LEAVE_ON_ERROR_MS 1000
 /* librdkafka log lines kept between two polls */
 #define LOG_SLOTS		16
 
@@ -60,6 +60,8 @@ typedef struct TopicConsumer
 	 */
 	int64	   *positions;
 	int			npositions;
+
+	int			session_timeout_ms; /* the effective session.timeout.ms of the group */
 
 	bool		fatal;
 	char		last_error[256];
@@ -159,7 +161,9 @@ topic_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- handle lifetime ---- */
 
-/* Destroys a consumer without leaving its group gracefully (error and cancel paths). */
+static void consumer_leave(TopicConsumer *tc, int bound_ms, bool interruptible);
+
+/* Destroys a consumer (after consumer_leave, or without leaving its group if that timed out). */
 static void
 consumer_destroy(TopicConsumer *tc)
 {
@@ -182,7 +186,11 @@ consumer_destroy(TopicConsumer *tc)
 	pfree(tc);
 }
 
-/* Destroys the consumers of a resource owner being released (error, cancel). */
+/*
+ * Destroys the consumers of a resource owner being released (error, cancel).  Each leaves its
+ * group first, within LEAVE_ON_ERROR_MS, so the next call of the same group is not held until
+ * the broker expires this member's session; nothing is committed.
+ */
 static void
 topic_release_cb(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
 {
@@ -198,6 +206,7 @@ topic_release_cb(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, voi
 		{
 			if (isCommit)
 				elog(WARNING, "Kafka consumer leaked");
+			consumer_leave(tc, LEAVE_ON_ERROR_MS, false);
 			consumer_destroy(tc);
 		}
 	}
@@ -237,6 +246,18 @@ consumer_grow_positions(TopicConsumer *tc, int n)
 	tc->npositions = size;
 }
 
+/* An integer property of conf as librdkafka will use it (the user's value or its default). */
+static int
+conf_get_int(rd_kafka_conf_t *conf, const char *key)
+{
+	char		value[64];
+	size_t		size = sizeof(value);
+
+	if (rd_kafka_conf_get(conf, key, value, &size) != RD_KAFKA_CONF_OK)
+		elog(ERROR, "librdkafka has no property \"%s\"", key);
+	return atoi(value);
+}
+
 /*
  * A new consumer for servers (NULL: the setting).  group_id NULL: no group (partitions are
  * assigned by hand).  Owned by the current resource owner.
@@ -254,20 +275,19 @@ consumer_create(const char *servers, const char *group_id)
 		release_callback_registered = true;
 	}
 
-	conf = mnist_kafka_conf(servers, NULL);
+	/*
+	 * Defaults the user's properties may override: a new group reads a topic from its start,
+	 * reading never creates a topic, and a topic created after the call started is found
+	 * within a second.
+	 */
+	conf = mnist_kafka_conf(servers,
+							"auto.offset.reset=earliest allow.auto.create.topics=false "
+							"topic.metadata.refresh.interval.ms=500");
+	/* forced: offsets are committed by the calls, exactly what they read; logs are polled */
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
-	mnist_kafka_conf_set(conf, "auto.offset.reset", "earliest");
-	mnist_kafka_conf_set(conf, "allow.auto.create.topics", "false");
 	mnist_kafka_conf_set(conf, "log.queue", "true");
 	if (group_id)
-	{
 		mnist_kafka_conf_set(conf, "group.id", group_id);
-		/* find a topic created after the call started within a second */
-		mnist_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "500");
-		/* join and rejoin quickly (the mock broker waits a session timeout) */
-		mnist_kafka_conf_set(conf, "session.timeout.ms", CppAsString2(SESSION_TIMEOUT_MS));
-		mnist_kafka_conf_set(conf, "heartbeat.interval.ms", "1000");
-	}
 	else
 	{
 		/* partitions are assigned by hand; librdkafka wants a group all the same */
@@ -276,6 +296,7 @@ consumer_create(const char *servers, const char *group_id)
 	}
 
 	tc = MemoryContextAllocZero(TopMemoryContext, sizeof(TopicConsumer));
+	tc->session_timeout_ms = conf_get_int(conf, "session.timeout.ms");
 	rd_kafka_conf_set_opaque(conf, tc);
 	rd_kafka_conf_set_error_cb(conf, topic_error_cb);
 	rd_kafka_conf_set_log_cb(conf, topic_log_cb);
@@ -469,9 +490,12 @@ consumer_commit(TopicConsumer *tc, const char *topic)
 						topic, rd_kafka_err2str(err))));
 }
 
-/* Leaves the group (bounded wait) and destroys the consumer: the successful path. */
+/*
+ * Leaves the group, waiting at most bound_ms; interruptible on the successful path only (a
+ * resource release must not raise).  Calls no PostgreSQL function that can fail otherwise.
+ */
 static void
-consumer_close(TopicConsumer *tc)
+consumer_leave(TopicConsumer *tc, int bound_ms, bool interruptible)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	rd_kafka_error_t *error;
@@ -483,12 +507,12 @@ consumer_close(TopicConsumer *tc)
 		rd_kafka_error_destroy(error);
 	else
 	{
-		while (!rd_kafka_consumer_closed(tc->rk) &&
-			   elapsed_ms(start) < mnist_kafka_timeout_ms)
+		while (!rd_kafka_consumer_closed(tc->rk) && elapsed_ms(start) < bound_ms)
 		{
 			rd_kafka_event_t *ev;
 
-			CHECK_FOR_INTERRUPTS();
+			if (interruptible)
+				CHECK_FOR_INTERRUPTS();
 			ev = rd_kafka_queue_poll(tc->queue, POLL_MS);
 			if (ev)
 			{
@@ -510,6 +534,13 @@ consumer_close(TopicConsumer *tc)
 			}
 		}
 	}
+}
+
+/* Leaves the group (bounded wait) and destroys the consumer: the successful path. */
+static void
+consumer_close(TopicConsumer *tc)
+{
+	consumer_leave(tc, mnist_kafka_timeout_ms, true);
 	consumer_flush_logs(tc);
 	consumer_destroy(tc);
 }
@@ -939,8 +970,11 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 		{
 			if (seen_assignments == 0)
 			{
-				/* the broker answered: the group must form within a session timeout more */
-				if (elapsed_ms(waiting_since) >= mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
+				/*
+				 * The broker answered: the group must form within a session timeout more (a
+				 * member that died without leaving holds the rebalance until it expires).
+				 */
+				if (elapsed_ms(waiting_since) >= mnist_kafka_timeout_ms + tc->session_timeout_ms)
 					ereport(ERROR,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("consumer group \"%s\" got no assignment from \"%s\"",
@@ -949,7 +983,7 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 							 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
 			}
 			else if (tc->revoked &&
-					 elapsed_ms(waiting_since) < mnist_kafka_timeout_ms + SESSION_TIMEOUT_MS)
+					 elapsed_ms(waiting_since) < mnist_kafka_timeout_ms + tc->session_timeout_ms)
 				;				/* rebalancing: the stream waits for the partitions to come back */
 			else if (elapsed_ms(last_activity) >= call->stream_timeout_ms)
 				break;
