@@ -41,6 +41,7 @@
 #include "postmaster/interrupt.h"
 #include "replication/decode.h"
 #include "replication/logical.h"
+#include "replication/reorderbuffer.h"
 #include "replication/slot.h"
 #include "replication/snapbuild.h"
 #include "storage/ipc.h"
@@ -472,10 +473,24 @@ ring_advance(bool idle)
 	if (upto != InvalidXLogRecPtr)
 		confirm(upto);
 
-	/* nothing in flight: everything read so far is done (no WAL pinned by idle tables) */
+	/*
+	 * Nothing in flight: everything read so far is done (no WAL pinned by idle tables), up to
+	 * the start of the oldest transaction still being decoded.  Its rows are not sent before
+	 * its commit is read, so confirming past its start would hide them from lag_bytes.
+	 */
 	if (idle && ring_head == ring_tail && decoding_ctx != NULL)
-		confirm(decoding_ctx->reader->EndRecPtr);
+	{
+		ReorderBufferTXN *oldest = ReorderBufferGetOldestTXN(decoding_ctx->reorder);
+		XLogRecPtr	upto_read = decoding_ctx->reader->EndRecPtr;
+
+		if (oldest != NULL && oldest->first_lsn < upto_read)
+			upto_read = oldest->first_lsn;
+		confirm(upto_read);
+	}
 }
+
+/* The state worker_exit publishes: why this worker ends (the postmaster restarts it in 2 s). */
+static const char *exit_state = "stopped";
 
 /* Exits (to be restarted) when a setting the worker depends on changed. */
 static void
@@ -494,6 +509,7 @@ check_settings(void)
 	{
 		ereport(LOG,
 				(errmsg("mnist_ml change data capture settings changed, restarting the worker")));
+		exit_state = "restarting";
 		proc_exit(1);
 	}
 }
@@ -912,21 +928,43 @@ stream(void)
 	}
 }
 
-/* Marks the worker gone in shared memory. */
+static void worker_body(void);
+
+/* Marks the worker gone in shared memory, saying why (exit_state). */
 static void
 worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&CdcState->mutex);
 	CdcState->pid = 0;
-	strlcpy(CdcState->state, "stopped", sizeof(CdcState->state));
+	strlcpy(CdcState->state, exit_state, sizeof(CdcState->state));
 	SpinLockRelease(&CdcState->mutex);
+}
+
+/* Runs the worker until it exits; an error is published (state failed, last_error) first. */
+static void
+worker_run(void)
+{
+	PG_TRY();
+	{
+		worker_body();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		cdc_set_error(edata->detail ? psprintf("%s: %s", edata->message, edata->detail) :
+					  edata->message);
+		exit_state = "failed";
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 void
 cdc_worker_main(Datum arg)
 {
-	Oid			ext;
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -938,6 +976,14 @@ cdc_worker_main(Datum arg)
 	base_failed = CdcState->failed;
 	SpinLockRelease(&CdcState->mutex);
 	on_shmem_exit(worker_exit, (Datum) 0);
+	worker_run();
+}
+
+/* The worker: waits until CDC can run, then creates its producer and slot and streams. */
+static void
+worker_body(void)
+{
+	Oid			ext;
 
 	/* CDC off: idle, reconsider on every reload */
 	while (!cdc_enabled())

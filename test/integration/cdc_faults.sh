@@ -62,6 +62,25 @@ wait "$writer"
 cdc_wait_caught_up 180 "all confirmed after the broker thawed"
 fault_check "$t" "broker frozen"
 
+# ---- lag_bytes counts what the broker has not acknowledged: 30,000 rows in one transaction
+# (more than the producer's queue holds) committed while the broker is dead
+t=mnist_cdc_lag
+fault_table "$t"
+cdc_wait_caught_up 60 "caught up before the outage"
+broker_kill || fail "broker_kill"
+produced0=$(q "SELECT produced FROM mnist_cdc_status")
+before=$(q "SELECT pg_current_wal_lsn()")
+q "INSERT INTO $t (label, pixels) SELECT label, pixels FROM $src, generate_series(1, 3) ORDER BY id"
+txn_bytes=$(q "SELECT pg_current_wal_lsn() - '$before'")
+wait_for "[ \"\$(q 'SELECT produced - $produced0 >= 19000 FROM mnist_cdc_status')\" = t ]" 60 \
+	"the worker decoded the transaction and filled its queue"
+check_eq "$(q "SELECT lag_bytes >= $txn_bytes FROM mnist_cdc_status")" t \
+	"lag_bytes ($(q 'SELECT lag_bytes FROM mnist_cdc_status')) covers the unacknowledged transaction ($txn_bytes bytes of WAL)"
+broker_restart || fail "broker_restart"
+cdc_wait_caught_up 180 "all confirmed after the broker came back"
+check_eq "$(q "SELECT lag_bytes < 1000000 FROM mnist_cdc_status")" t "lag_bytes back to nearly 0"
+fault_check "$t" "30,000 rows in one transaction across an outage"
+
 # ---- immediate stop (crash) mid-stream
 t=mnist_cdc_crash
 fault_table "$t"
@@ -76,4 +95,4 @@ cdc_wait_state streaming 60
 cdc_wait_caught_up 180 "all confirmed after the restart"
 fault_check "$t" "immediate stop"
 
-q "DROP TABLE $src, mnist_cdc_outage, mnist_cdc_frozen, mnist_cdc_crash"
+q "DROP TABLE $src, mnist_cdc_outage, mnist_cdc_frozen, mnist_cdc_lag, mnist_cdc_crash"

@@ -26,13 +26,13 @@ broker_create_topic harness_selftest.zero 0 2>/dev/null && fail "the broker crea
 for k in 0 1 2 3 4 5 6 7 8 9; do
 	echo "$k:value-$k"
 done >"$TEST_TMP/selftest.msgs"
-kafka_produce "$topic" "$TEST_TMP/selftest.msgs" || fail "the Java console producer could not produce"
+kafka -P -t "$topic" -K: <"$TEST_TMP/selftest.msgs" || fail "kcat could not produce"
 kafka_dump "$topic" "$TEST_TMP/selftest.dump" || fail "kafka_dump failed"
 check_eq "$(wc -l <"$TEST_TMP/selftest.dump")" 10 "kafka_dump (Java console consumer) sees the 10 messages"
 check_eq "$(awk -F'\t' '$4 != "value-" $3 || $5 != "" {bad++} END {print bad + 0}' "$TEST_TMP/selftest.dump")" 0 \
 	"each kafka_dump line is partition, offset, key, value, headers"
 check_eq "$(cut -f1 "$TEST_TMP/selftest.dump" | sort -u | wc -l)" 10 \
-	"keys 0..9 land on 10 distinct partitions of 16"
+	"keys 0..9 land on 10 distinct partitions of 16 (librdkafka's default partitioner)"
 kcat_dump "$topic" "$TEST_TMP/selftest.kcat" || fail "kcat_dump failed"
 check_eq "$(sort "$TEST_TMP/selftest.kcat" | md5sum)" "$(cut -f1-4 "$TEST_TMP/selftest.dump" | sort | md5sum)" \
 	"kcat reads what the Java consumer reads"
@@ -43,6 +43,14 @@ check_eq "$(awk -F'\t' '$3 == "h" {print $5}' "$TEST_TMP/selftest.dump")" "table
 check_eq "$(broker_watermarks "$topic" | tr ' ' '\n' | awk -F: '{n += $3} END {print n}')" 11 \
 	"broker_watermarks counts 11 messages"
 check_topic_intact "$topic"
+
+# Kafka's Java console producer, keyed
+broker_create_topic harness_selftest.java 4 >/dev/null
+printf '1:one\n2:two\n3:three\n' >"$TEST_TMP/selftest.java"
+kafka_produce harness_selftest.java "$TEST_TMP/selftest.java" || fail "the Java console producer could not produce"
+kafka_dump harness_selftest.java "$TEST_TMP/selftest.java.dump"
+check_eq "$(cut -f3,4 "$TEST_TMP/selftest.java.dump" | sort | tr '\t\n' ':,')" "1:one,2:two,3:three," \
+	"the Java console producer's keyed messages are read back"
 
 # topics are never created by a client
 echo "x" | kcat -b "$KAFKA_BOOTSTRAP" -P -t harness_selftest.auto -X allow.auto.create.topics=true \

@@ -58,3 +58,30 @@ out=$(psql -X -qAt -U kafka_settings_user \
 out=$(psql -X -qAt -U kafka_settings_user -c "SELECT mnist_cdc_snapshot('mnist_models')" 2>&1)
 [[ "$out" == *"permission denied for function mnist_cdc_snapshot"* ]] &&
 	pass "mnist_cdc_snapshot is not granted to PUBLIC" || fail "snapshot as non-superuser: $out"
+
+# a bad property stops change data capture visibly: state failed, last_error says why (now)
+source "$(dirname "$0")/../cdc_lib.sh"
+q "ALTER SYSTEM RESET mnist_ml.kafka_properties_file" >/dev/null
+pg_reload
+cdc_wait_state streaming 60
+q "ALTER SYSTEM SET mnist_ml.kafka_properties = 'bogus.prop=1'" >/dev/null
+pg_reload
+wait_for '[ "$(q "SELECT state FROM mnist_cdc_status")" = failed ]' 30 "a bad property: state failed"
+check_eq "$(q "SELECT last_error LIKE 'invalid Kafka property \"bogus.prop\": %', last_error_at > now() - interval '10 s' FROM mnist_cdc_status")" \
+	't|t' "last_error is the current error: $(q 'SELECT last_error FROM mnist_cdc_status')"
+q "ALTER SYSTEM RESET mnist_ml.kafka_properties" >/dev/null
+pg_reload
+cdc_wait_state streaming 60
+
+# a changed setting restarts the worker: it says so (restarting), never "stopped"
+q "ALTER SYSTEM SET mnist_ml.kafka_properties = 'linger.ms=6'" >/dev/null
+pg_reload
+for i in $(seq 40); do
+	q "SELECT state FROM mnist_cdc_status"
+	sleep 0.1
+done | sort -u >"$TEST_TMP/kafka_settings.states"
+check_eq "$(grep -c -x stopped "$TEST_TMP/kafka_settings.states")" 0 \
+	"states during a settings restart: $(tr '\n' ' ' <"$TEST_TMP/kafka_settings.states")"
+q "ALTER SYSTEM RESET mnist_ml.kafka_properties" >/dev/null
+pg_reload
+cdc_wait_state streaming 60
