@@ -37,6 +37,8 @@ SET ROLE regress_mnist_other;
 SELECT mnist_train('open', 'priv_other', epochs => 1) > 0 AS other_model;
 RESET ROLE;
 SET ROLE regress_mnist_user;
+-- everybody may read the change data capture status
+SELECT count(*) AS status_rows FROM mnist_cdc_status;
 -- reading models is allowed, writing them directly is not
 SELECT count(*) >= 0 AS can_read FROM mnist_models;
 SELECT try($$INSERT INTO mnist_models (name, hyperparameters, metrics, weights) VALUES ('x', '{}', '{}', '\x')$$);
