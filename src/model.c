@@ -25,8 +25,10 @@
  * Cache: decoded models are kept per backend by name.  A statement-level trigger on
  * mnist_models (mnist_models_changed) sends a relcache invalidation for the table; our relcache
  * callback bumps a generation counter, so the next mnist_model_get() (after
- * AcceptInvalidationMessages) re-reads the newest id of that name with a fresh snapshot and
- * decodes it again only when the id changed.  A replaced model is moved under
+ * AcceptInvalidationMessages) re-reads the newest row of that name with a fresh snapshot and
+ * decodes it again unless it is the very row version already cached: same table (OID), same
+ * xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
+ * EXTENSION reuse them, and an UPDATE keeps them.  A replaced model is moved under
  * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
  */
 #include "postgres.h"
@@ -36,6 +38,7 @@
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
@@ -46,6 +49,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/itemptr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -64,12 +68,21 @@
 #define WEIGHTS_HEADER		32
 #define WEIGHTS_FLAG_ADAM	0x1
 
+/* A row version of mnist_models: a cached model is valid only for the very row it decoded. */
+typedef struct ModelRow
+{
+	Oid			relid;			/* mnist_models, which DROP/CREATE EXTENSION replaces */
+	TransactionId xmin;			/* the inserting (or updating) transaction */
+	ItemPointerData ctid;
+} ModelRow;
+
 /* One cached model name. */
 typedef struct CacheEntry
 {
 	struct CacheEntry *next;
 	char	   *name;
 	MnistModel *model;			/* NULL until first loaded */
+	ModelRow	row;			/* the row model was decoded from */
 	MemoryContext cxt;			/* holds model */
 	uint64		checked_gen;	/* cache_generation when the id was last checked */
 	LocalTransactionId checked_lxid;	/* valid only in this transaction, or Invalid */
@@ -331,10 +344,12 @@ model_error_callback(void *arg)
 
 /*
  * Id of the newest model of that name under snap (InvalidSnapshot: the current one), or 0;
- * with weights not NULL, also a copy of its weights in mcxt.  Must run inside SPI.
+ * with row not NULL, also its row version; with weights not NULL, also a copy of its weights
+ * in mcxt.  Must run inside SPI.
  */
 static int64
-lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcxt)
+lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
+			 MemoryContext mcxt)
 {
 	StringInfoData sql;
 	SPIPlanPtr	plan;
@@ -344,7 +359,7 @@ lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcx
 	int64		id;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT id%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
+	appendStringInfo(&sql, "SELECT id, xmin, ctid%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
 					 weights ? ", weights" : "", models_qualname);
 	plan = SPI_prepare(sql.data, 1, argtypes);
 	if (plan == NULL)
@@ -354,9 +369,19 @@ lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcx
 	if (SPI_processed == 0)
 		return 0;
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (row)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		row->relid = models_relid;
+		row->xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &isnull)),
+						&row->ctid);
+	}
 	if (weights)
 	{
-		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 		MemoryContext old;
 
 		if (isnull)
@@ -387,7 +412,7 @@ mnist_model_fetch_weights(const char *name, int64 *id)
 
 	models_relation();
 	SPI_connect();
-	*id = lookup_model(name, InvalidSnapshot, &weights, caller);
+	*id = lookup_model(name, InvalidSnapshot, NULL, &weights, caller);
 	if (*id == 0)
 		model_not_found(name);
 	SPI_finish();
@@ -401,6 +426,7 @@ mnist_model_get(const char *name)
 	uint64		gen;
 	bool		latest;
 	int64		id;
+	ModelRow	row;
 	Snapshot	snap;
 	ErrorContextCallback errcb;
 
@@ -437,10 +463,11 @@ mnist_model_get(const char *name)
 	error_context_stack = &errcb;
 
 	SPI_connect();
-	id = lookup_model(name, snap, NULL, NULL);
+	id = lookup_model(name, snap, &row, NULL, NULL);
 	if (id == 0)
 		model_not_found(name);
-	if (e->model == NULL || e->model->id != id)
+	if (e->model == NULL || e->row.relid != row.relid ||
+		!TransactionIdEquals(e->row.xmin, row.xmin) || !ItemPointerEquals(&e->row.ctid, &row.ctid))
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -449,7 +476,7 @@ mnist_model_get(const char *name)
 		MnistModel *m;
 		Size		screen;
 
-		lookup_model(name, snap, &weights, cxt);
+		lookup_model(name, snap, NULL, &weights, cxt);
 		old = MemoryContextSwitchTo(cxt);
 		m = palloc0(sizeof(MnistModel));
 		m->id = id;
@@ -468,6 +495,7 @@ mnist_model_get(const char *name)
 		MemoryContextSetParent(cxt, cache_cxt);
 		e->cxt = cxt;
 		e->model = m;
+		e->row = row;
 	}
 	SPI_finish();
 	UnregisterSnapshot(snap);
