@@ -38,7 +38,7 @@ typedef struct CdcRelInfo
 	bool		captured;		/* rows of this relation are sent */
 	AttrNumber	pixels_att;
 	AttrNumber	label_att;
-	Oid			label_type;		/* INT2OID, INT4OID or INT8OID */
+	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */
 	char	   *name;			/* "schema.table", in the cache's context */
 	int			name_len;
 	int			npk;			/* primary key columns, 0 when none */

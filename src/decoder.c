@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "cdc.h"
+#include "coltype.h"
 #include "mnist_ml.h"
 #include "pixels_csv.h"
 
@@ -194,14 +195,13 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 		if (att->attisdropped)
 			continue;
 		if (strcmp(NameStr(att->attname), opts->pixels_column) == 0 &&
-			att->atttypid == BYTEAOID)
+			mnist_pixels_type_ok(att->atttypid))
 			info->pixels_att = att->attnum;
 		else if (strcmp(NameStr(att->attname), opts->label_column) == 0 &&
-				 (att->atttypid == INT2OID || att->atttypid == INT4OID ||
-				  att->atttypid == INT8OID))
+				 OidIsValid(mnist_label_type(att->atttypid)))
 		{
 			info->label_att = att->attnum;
-			info->label_type = att->atttypid;
+			info->label_type = mnist_label_type(att->atttypid);
 		}
 	}
 	if (info->pixels_att == InvalidAttrNumber || info->label_att == InvalidAttrNumber)
