@@ -64,6 +64,27 @@ ALTER TABLE cdc_dec_pk RENAME COLUMN digit TO label;
 INSERT INTO cdc_dec_pk VALUES (4, 'w', 3, cdc_dec_pixels(1));
 SELECT left(data, 22) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
 
+-- any legal table name: tab, newline, carriage return and backslash are escaped as \t, \n,
+-- \r and \\, so a record always has exactly three tab-separated fields
+DO $$
+BEGIN
+	EXECUTE format('CREATE TABLE %I (label smallint, pixels bytea)', E'cdc_dec_a\tX');
+	EXECUTE format('CREATE TABLE %I (label smallint, pixels bytea)', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+INSERT INTO cdc_dec_pk VALUES (5, 'v', 2, cdc_dec_pixels(1));
+DO $$
+BEGIN
+	EXECUTE format('INSERT INTO %I VALUES (4, cdc_dec_pixels(1))', E'cdc_dec_a\tX');
+	EXECUTE format('INSERT INTO %I VALUES (5, cdc_dec_pixels(1))', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+SELECT split_part(data, E'\t', 1) AS tbl, split_part(data, E'\t', 2) AS key,
+       length(data) - length(replace(data, E'\t', '')) AS tabs
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
+DO $$
+BEGIN
+	EXECUTE format('DROP TABLE %I, %I', E'cdc_dec_a\tX', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 
