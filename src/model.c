@@ -45,11 +45,13 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/itemptr.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -506,28 +508,74 @@ mnist_model_get(const char *name)
 	return e->model;
 }
 
-/* ERROR unless user may add models of that name (run inside SPI). */
+void
+mnist_model_name_check(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must not be empty")));
+	if (strlen(name) > MNIST_MAX_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must be at most %d bytes, not %zu",
+						MNIST_MAX_NAME_BYTES, strlen(name))));
+}
+
+/*
+ * ERROR unless user may add models of that name (run inside SPI).  The caller holds the name's
+ * lock; the owner is read with the latest snapshot, so a first store committed while we waited
+ * for the lock counts.
+ */
 static void
 check_name_owner(const char *name, Oid user)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
+	SPIPlanPtr	plan;
+	Snapshot	snap;
 	bool		isnull;
 	Oid			owner;
+	char	   *owner_name;
 
-	if (SPI_execute_with_args(psprintf("SELECT trained_by FROM %s WHERE name = $1 "
-									   "ORDER BY id LIMIT 1", models_qualname),
-							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name = $1 ORDER BY id LIMIT 1",
+								models_qualname), 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
+	UnregisterSnapshot(snap);
 	if (SPI_processed == 0)
 		return;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 										   &isnull));
-	if (!isnull && !has_privs_of_role(user, owner))
+	if (isnull || has_privs_of_role(user, owner))
+		return;
+	owner_name = GetUserNameFromId(owner, true);
+	if (owner_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("model \"%s\" belongs to role %s", name, GetUserNameFromId(owner, true)),
-				 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
+				 errmsg("model \"%s\" belongs to a dropped role (OID %u)", name, owner),
+				 errhint("A superuser can give the name to another role with mnist_model_reassign(model_name, new_owner).")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("model \"%s\" belongs to role %s", name, owner_name),
+			 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
+}
+
+/*
+ * Waits for and takes, until the end of the transaction, the lock on a model name: the
+ * advisory lock pg_advisory_xact_lock(<OID of mnist_models>::int4, hashtext(name)).
+ */
+static void
+lock_name(Oid relid, const char *name)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) relid,
+						 hash_bytes((const unsigned char *) name, strlen(name)), 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 int64
@@ -553,6 +601,8 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(relation_owner(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_model_name_check(name);
+	lock_name(relid, name);
 	SPI_connect();
 	check_name_owner(name, user);
 	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */

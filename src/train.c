@@ -62,10 +62,7 @@ train_options_validate(const TrainOptions *opt)
 	PreventCommandIfReadOnly("mnist_train()");
 	PreventCommandDuringRecovery("mnist_train()");
 
-	if (opt->model_name == NULL || opt->model_name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model_name must not be empty")));
+	mnist_model_name_check(opt->model_name);
 	if (opt->epochs < 1 || opt->epochs > MAX_EPOCHS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
