@@ -116,6 +116,15 @@ SELECT mnist_train('int_labels', 'bad', epochs => 1000);
 RESET statement_timeout;
 SELECT clock_timestamp() - :'t0' < interval '1.3 s' AS stopped_quickly;
 
+-- also inside one big mini-batch (24,000 rows x 4,096 hidden units, many seconds)
+CREATE TABLE big AS SELECT pixels, label FROM mnist_train, generate_series(1, 3);
+SET statement_timeout = '1s';
+SELECT clock_timestamp() AS t0 \gset
+SELECT mnist_train('big', 'bad', epochs => 1, batch_size => 65536, hidden_units => 4096);
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0' < interval '10 s' AS big_batch_stopped_in_time;
+DROP TABLE big;
+
 -- so does a query cancel (from another session, as soon as the training runs)
 \setenv PGDATABASE :DBNAME
 \setenv PGUSER :USER

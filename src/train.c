@@ -103,6 +103,13 @@ json_number(StringInfo buf, const char *key, double value)
 	appendStringInfo(buf, ": %s", float8out_internal(value));
 }
 
+/* NetCheckFn: query cancel and statement_timeout inside a mini-batch. */
+static void
+check_interrupts(void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
 int64
 mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json)
 {
@@ -153,6 +160,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 
 	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
 							   &net, opt->batch_size);
+	net_trainer_set_check(trainer, check_interrupts, NULL);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
 		idx[i] = (uint32) i;
