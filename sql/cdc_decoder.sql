@@ -1,11 +1,15 @@
 -- The output plugin mnist_ml on its own, through pg_logical_slot_get_changes.
 -- (The library needs no CREATE EXTENSION to decode; the slot name is unique to this test.)
 SET client_min_messages = warning;
-DROP TABLE IF EXISTS cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk;
+DROP TABLE IF EXISTS cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk, cdc_dec_dom;
+DROP DOMAIN IF EXISTS cdc_dec_dpix, cdc_dec_dlab;
 CREATE TABLE cdc_dec_img (id serial PRIMARY KEY, label smallint, pixels bytea);
 CREATE TABLE cdc_dec_other (id int, note text);
 CREATE TABLE cdc_dec_named (digit int, img bytea);
 CREATE TABLE cdc_dec_pk (a int, b text, label int8, pixels bytea, PRIMARY KEY (b, a));
+CREATE DOMAIN cdc_dec_dpix AS bytea;
+CREATE DOMAIN cdc_dec_dlab AS smallint;
+CREATE TABLE cdc_dec_dom (id serial PRIMARY KEY, label cdc_dec_dlab, pixels cdc_dec_dpix);
 RESET client_min_messages;
 
 SELECT 'init' FROM pg_create_logical_replication_slot('mnist_ml_regress_decoder', 'mnist_ml');
@@ -41,8 +45,9 @@ FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL,
      'tables', 'public.cdc_dec_n*, other.x', 'label-column', 'digit', 'pixels-column', 'img',
      'include-transaction', 'on');
 
--- int8 label, composite primary key, no options: every table with pixels and label
+-- int8 label, composite primary key, domains, no options: every table with pixels and label
 INSERT INTO cdc_dec_pk VALUES (1, 'x', 9, cdc_dec_pixels(1));
+INSERT INTO cdc_dec_dom (label, pixels) VALUES (8, cdc_dec_pixels(1));
 SELECT left(data, 30) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
 
 -- bad rows: a WARNING naming table and LSN, row skipped, decoding goes on
@@ -59,9 +64,31 @@ ALTER TABLE cdc_dec_pk RENAME COLUMN digit TO label;
 INSERT INTO cdc_dec_pk VALUES (4, 'w', 3, cdc_dec_pixels(1));
 SELECT left(data, 22) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
 
+-- any legal table name: tab, newline, carriage return and backslash are escaped as \t, \n,
+-- \r and \\, so a record always has exactly three tab-separated fields
+DO $$
+BEGIN
+	EXECUTE format('CREATE TABLE %I (label smallint, pixels bytea)', E'cdc_dec_a\tX');
+	EXECUTE format('CREATE TABLE %I (label smallint, pixels bytea)', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+INSERT INTO cdc_dec_pk VALUES (5, 'v', 2, cdc_dec_pixels(1));
+DO $$
+BEGIN
+	EXECUTE format('INSERT INTO %I VALUES (4, cdc_dec_pixels(1))', E'cdc_dec_a\tX');
+	EXECUTE format('INSERT INTO %I VALUES (5, cdc_dec_pixels(1))', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+SELECT split_part(data, E'\t', 1) AS tbl, split_part(data, E'\t', 2) AS key,
+       length(data) - length(replace(data, E'\t', '')) AS tabs
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
+DO $$
+BEGIN
+	EXECUTE format('DROP TABLE %I, %I', E'cdc_dec_a\tX', E'cdc_dec_b\\n\nY\rZ');
+END $$;
+
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 
 SELECT 'dropped' FROM pg_drop_replication_slot('mnist_ml_regress_decoder');
-DROP TABLE cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk;
+DROP TABLE cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk, cdc_dec_dom;
+DROP DOMAIN cdc_dec_dpix, cdc_dec_dlab;
 DROP FUNCTION cdc_dec_pixels(int);

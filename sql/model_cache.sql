@@ -39,4 +39,21 @@ SELECT mnist_predict_proba(pixels, 'cache')::text <> :'p1' AS next_transaction_s
 \! psql -X -qAt -c "DELETE FROM mnist_models WHERE name = 'cache'"
 SELECT mnist_predict(pixels, 'cache') FROM probe;
 
+-- the cached model is the stored row, whatever happened to ids: after TRUNCATE ... RESTART
+-- IDENTITY, an UPDATE of the weights, or DROP/CREATE EXTENSION, id 1 is another model
+TRUNCATE mnist_models RESTART IDENTITY;
+SELECT mnist_train('src', 'stale', epochs => 1, seed => 1) AS stale_id;
+SELECT mnist_predict_proba(pixels, 'stale')::text AS q1 FROM probe \gset
+\! psql -X -qAt -c "SET mnist_ml.progress = off" -c "TRUNCATE mnist_models RESTART IDENTITY" -c "SELECT mnist_train('model_cache.src', 'stale', epochs => 1, seed => 2, hidden_units => 16) AS other_session_id"
+SELECT mnist_predict_proba(pixels, 'stale')::text <> :'q1' AS truncated_model_not_served FROM probe;
+SELECT mnist_predict_proba(pixels, 'stale')::text AS q2 FROM probe \gset
+\! psql -X -qAt -c "UPDATE mnist_models SET weights = decode('00', 'hex') WHERE name = 'stale'"
+SELECT try($$SELECT mnist_predict(pixels, 'stale') FROM probe$$) AS updated_weights;
+\! psql -X -qAt -c "SET client_min_messages = warning" -c "DROP EXTENSION mnist_ml CASCADE" -c "CREATE EXTENSION mnist_ml" -c "SET mnist_ml.progress = off" -c "SELECT mnist_train('model_cache.src', 'stale', epochs => 1, seed => 3, hidden_units => 32) AS other_session_id"
+SELECT mnist_predict_proba(pixels, 'stale')::text NOT IN (:'q1', :'q2') AS recreated_model_served FROM probe;
+SELECT mnist_predict_proba(pixels, 'stale')::text AS q3 FROM probe \gset
+\c
+SET search_path = model_cache, public;
+SELECT mnist_predict_proba(pixels, 'stale')::text = :'q3' AS same_as_new_connection FROM probe;
+
 DROP SCHEMA model_cache CASCADE;

@@ -28,6 +28,11 @@ SELECT try($$SELECT * FROM mnist_evaluate('t', 'no_such_model')$$);
 
 -- hyperparameters
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 0)$$);
+-- model names: 1 to 200 bytes, checked before any work
+SELECT try($$SELECT mnist_train('t', repeat('n', 201), epochs => 1)$$);
+SELECT try($$SELECT mnist_train('t', (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) i), epochs => 1)$$);
+SELECT try($$SELECT mnist_train('t', repeat('é', 101), epochs => 1)$$);
+SELECT mnist_train('t', repeat('n', 200), epochs => 1) > 0 AS longest_name_ok;
 SELECT try($$SELECT mnist_train('t', 'bad', epochs => 1001)$$);
 SELECT try($$SELECT mnist_train('t', 'bad', batch_size => 0)$$);
 SELECT try($$SELECT mnist_train('t', 'bad', batch_size => 100000)$$);
@@ -111,6 +116,15 @@ SELECT mnist_train('int_labels', 'bad', epochs => 1000);
 RESET statement_timeout;
 SELECT clock_timestamp() - :'t0' < interval '1.3 s' AS stopped_quickly;
 
+-- also inside one big mini-batch (24,000 rows x 4,096 hidden units, many seconds)
+CREATE TABLE big AS SELECT pixels, label FROM mnist_train, generate_series(1, 3);
+SET statement_timeout = '1s';
+SELECT clock_timestamp() AS t0 \gset
+SELECT mnist_train('big', 'bad', epochs => 1, batch_size => 65536, hidden_units => 4096);
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0' < interval '10 s' AS big_batch_stopped_in_time;
+DROP TABLE big;
+
 -- so does a query cancel (from another session, as soon as the training runs)
 \setenv PGDATABASE :DBNAME
 \setenv PGUSER :USER
@@ -124,5 +138,5 @@ SELECT count(*) FROM mnist_models WHERE name = 'cancel_me';
 SELECT count(*) = :models_before AS nothing_stored, count(*) FILTER (WHERE name = 'bad') AS bad_models
   FROM mnist_models;
 
-DELETE FROM mnist_models WHERE name IN ('errors_ok', 'errors_int');
+DELETE FROM mnist_models WHERE name IN ('errors_ok', 'errors_int', repeat('n', 200));
 DROP SCHEMA train_errors CASCADE;

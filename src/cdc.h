@@ -38,9 +38,11 @@ typedef struct CdcRelInfo
 	bool		captured;		/* rows of this relation are sent */
 	AttrNumber	pixels_att;
 	AttrNumber	label_att;
-	Oid			label_type;		/* INT2OID, INT4OID or INT8OID */
+	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */
 	char	   *name;			/* "schema.table", in the cache's context */
 	int			name_len;
+	char	   *record_name;	/* the same as written in records (cdc_escape_name) */
+	int			record_name_len;
 	int			npk;			/* primary key columns, 0 when none */
 	AttrNumber	pk_att[INDEX_MAX_KEYS];
 	FmgrInfo	pk_out[INDEX_MAX_KEYS];
@@ -48,6 +50,14 @@ typedef struct CdcRelInfo
 
 /* name of the shipper's logical slot */
 #define CDC_SLOT_NAME "mnist_ml_cdc"
+
+/*
+ * A schema or table name as the plugin writes it in a record: backslash, tab, newline and
+ * carriage return become \\, \t, \n and \r.  cdc_unescape_name undoes it in place and returns
+ * the new length.
+ */
+extern void cdc_escape_name(StringInfo out, const char *name);
+extern int	cdc_unescape_name(char *name, int len);
 
 /* Parses plugin options (DefElem list); ERROR on an unknown or malformed option. */
 extern void cdc_parse_options(List *defelems, CdcOptions *opts);

@@ -155,7 +155,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("table %s cannot be captured", info.name),
-				 errdetail("A captured table is a plain table with a bytea column \"pixels\" and an integer column \"label\".")));
+				 errdetail("A captured table is a plain table with a bytea column \"pixels\" and a smallint, integer or bigint column \"label\" (or domains over these types).")));
 
 	memset(&delivery, 0, sizeof(delivery));
 	conf = mnist_kafka_conf(NULL, NULL);

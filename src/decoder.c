@@ -3,6 +3,14 @@
  *		The logical decoding output plugin "mnist_ml": one text record per inserted or updated
  *		image row, "schema.table<TAB>label<TAB>pixels as CSV".
  *
+ * The record format is a contract with its readers (the shipper in shipper.c, pg_recvlogical
+ * users): the first field is the schema name, a dot and the table name, each as stored in the
+ * catalog except that a backslash is written as \\, a tab as \t, a newline as \n and a carriage
+ * return as \r (cdc_escape_name; cdc_unescape_name undoes it).  Neither a label nor the pixels
+ * contain a tab, so every row record has exactly two tabs (four more fields after the pixels
+ * with the shipper option, the last one the primary key text, which runs to the end), and no
+ * record contains a newline unless a primary key value does.
+ *
  * Options (wal2json style): tables (comma-separated schema.table globs with *),
  * pixels-column and label-column (defaults pixels, label), include-transaction (BEGIN/COMMIT
  * records around transactions that produced rows).  The option shipper (internal, used by
@@ -30,6 +38,7 @@
 #include "utils/syscache.h"
 
 #include "cdc.h"
+#include "coltype.h"
 #include "mnist_ml.h"
 #include "pixels_csv.h"
 
@@ -125,6 +134,50 @@ cdc_parse_globs(const char *globs)
 }
 
 void
+cdc_escape_name(StringInfo out, const char *name)
+{
+	for (; *name; name++)
+	{
+		switch (*name)
+		{
+			case '\\':
+				appendStringInfoString(out, "\\\\");
+				break;
+			case '\t':
+				appendStringInfoString(out, "\\t");
+				break;
+			case '\n':
+				appendStringInfoString(out, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(out, "\\r");
+				break;
+			default:
+				appendStringInfoChar(out, *name);
+		}
+	}
+}
+
+int
+cdc_unescape_name(char *name, int len)
+{
+	int			n = 0;
+
+	for (int i = 0; i < len; i++)
+	{
+		if (name[i] == '\\' && i + 1 < len)
+		{
+			i++;
+			name[n++] = name[i] == 't' ? '\t' : name[i] == 'n' ? '\n' :
+				name[i] == 'r' ? '\r' : name[i];
+		}
+		else
+			name[n++] = name[i];
+	}
+	return n;
+}
+
+void
 cdc_parse_options(List *defelems, CdcOptions *opts)
 {
 	ListCell   *lc;
@@ -163,6 +216,7 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	char	   *nspname = get_namespace_name(RelationGetNamespace(rel));
+	StringInfoData record_name;
 	bool		listed;
 	ListCell   *lc;
 	Oid			pkindex;
@@ -172,6 +226,15 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 		pfree(info->name);
 	info->name = MemoryContextStrdup(cxt, psprintf("%s.%s", nspname, RelationGetRelationName(rel)));
 	info->name_len = strlen(info->name);
+	if (info->record_name)
+		pfree(info->record_name);
+	initStringInfo(&record_name);
+	cdc_escape_name(&record_name, nspname);
+	appendStringInfoChar(&record_name, '.');
+	cdc_escape_name(&record_name, RelationGetRelationName(rel));
+	info->record_name = MemoryContextStrdup(cxt, record_name.data);
+	info->record_name_len = record_name.len;
+	pfree(record_name.data);
 	info->captured = false;
 	info->pixels_att = InvalidAttrNumber;
 	info->label_att = InvalidAttrNumber;
@@ -194,14 +257,13 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 		if (att->attisdropped)
 			continue;
 		if (strcmp(NameStr(att->attname), opts->pixels_column) == 0 &&
-			att->atttypid == BYTEAOID)
+			mnist_pixels_type_ok(att->atttypid))
 			info->pixels_att = att->attnum;
 		else if (strcmp(NameStr(att->attname), opts->label_column) == 0 &&
-				 (att->atttypid == INT2OID || att->atttypid == INT4OID ||
-				  att->atttypid == INT8OID))
+				 OidIsValid(mnist_label_type(att->atttypid)))
 		{
 			info->label_att = att->attnum;
-			info->label_type = att->atttypid;
+			info->label_type = mnist_label_type(att->atttypid);
 		}
 	}
 	if (info->pixels_att == InvalidAttrNumber || info->label_att == InvalidAttrNumber)
@@ -337,7 +399,10 @@ relinfo_get(DecoderData *data, Relation relation)
 
 	info = hash_search(RelInfoCache, &relid, HASH_ENTER, &found);
 	if (!found)
+	{
 		info->name = NULL;
+		info->record_name = NULL;
+	}
 	if (!found || !info->valid)
 		cdc_relinfo_fill(relation, &data->opts, info, RelInfoCxt);
 	return info;
@@ -436,9 +501,9 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			write_begin(ctx, data, txn);
 		OutputPluginPrepareWrite(ctx, true);
 		out = ctx->out;
-		enlargeStringInfo(out, info->name_len + 4 + PIXELS_CSV_MAX);
-		memcpy(out->data + out->len, info->name, info->name_len);
-		out->len += info->name_len;
+		enlargeStringInfo(out, info->record_name_len + 4 + PIXELS_CSV_MAX);
+		memcpy(out->data + out->len, info->record_name, info->record_name_len);
+		out->len += info->record_name_len;
 		out->data[out->len++] = '\t';
 		out->data[out->len++] = '0' + label;
 		out->data[out->len++] = '\t';

@@ -25,8 +25,10 @@
  * Cache: decoded models are kept per backend by name.  A statement-level trigger on
  * mnist_models (mnist_models_changed) sends a relcache invalidation for the table; our relcache
  * callback bumps a generation counter, so the next mnist_model_get() (after
- * AcceptInvalidationMessages) re-reads the newest id of that name with a fresh snapshot and
- * decodes it again only when the id changed.  A replaced model is moved under
+ * AcceptInvalidationMessages) re-reads the newest row of that name with a fresh snapshot and
+ * decodes it again unless it is the very row version already cached: same table (OID), same
+ * xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
+ * EXTENSION reuse them, and an UPDATE keeps them.  A replaced model is moved under
  * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
  */
 #include "postgres.h"
@@ -36,16 +38,20 @@
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/itemptr.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -64,12 +70,21 @@
 #define WEIGHTS_HEADER		32
 #define WEIGHTS_FLAG_ADAM	0x1
 
+/* A row version of mnist_models: a cached model is valid only for the very row it decoded. */
+typedef struct ModelRow
+{
+	Oid			relid;			/* mnist_models, which DROP/CREATE EXTENSION replaces */
+	TransactionId xmin;			/* the inserting (or updating) transaction */
+	ItemPointerData ctid;
+} ModelRow;
+
 /* One cached model name. */
 typedef struct CacheEntry
 {
 	struct CacheEntry *next;
 	char	   *name;
 	MnistModel *model;			/* NULL until first loaded */
+	ModelRow	row;			/* the row model was decoded from */
 	MemoryContext cxt;			/* holds model */
 	uint64		checked_gen;	/* cache_generation when the id was last checked */
 	LocalTransactionId checked_lxid;	/* valid only in this transaction, or Invalid */
@@ -331,10 +346,12 @@ model_error_callback(void *arg)
 
 /*
  * Id of the newest model of that name under snap (InvalidSnapshot: the current one), or 0;
- * with weights not NULL, also a copy of its weights in mcxt.  Must run inside SPI.
+ * with row not NULL, also its row version; with weights not NULL, also a copy of its weights
+ * in mcxt.  Must run inside SPI.
  */
 static int64
-lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcxt)
+lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
+			 MemoryContext mcxt)
 {
 	StringInfoData sql;
 	SPIPlanPtr	plan;
@@ -344,7 +361,7 @@ lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcx
 	int64		id;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT id%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
+	appendStringInfo(&sql, "SELECT id, xmin, ctid%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
 					 weights ? ", weights" : "", models_qualname);
 	plan = SPI_prepare(sql.data, 1, argtypes);
 	if (plan == NULL)
@@ -354,9 +371,19 @@ lookup_model(const char *name, Snapshot snap, bytea **weights, MemoryContext mcx
 	if (SPI_processed == 0)
 		return 0;
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (row)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		row->relid = models_relid;
+		row->xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &isnull)),
+						&row->ctid);
+	}
 	if (weights)
 	{
-		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 		MemoryContext old;
 
 		if (isnull)
@@ -387,7 +414,7 @@ mnist_model_fetch_weights(const char *name, int64 *id)
 
 	models_relation();
 	SPI_connect();
-	*id = lookup_model(name, InvalidSnapshot, &weights, caller);
+	*id = lookup_model(name, InvalidSnapshot, NULL, &weights, caller);
 	if (*id == 0)
 		model_not_found(name);
 	SPI_finish();
@@ -401,6 +428,7 @@ mnist_model_get(const char *name)
 	uint64		gen;
 	bool		latest;
 	int64		id;
+	ModelRow	row;
 	Snapshot	snap;
 	ErrorContextCallback errcb;
 
@@ -437,10 +465,11 @@ mnist_model_get(const char *name)
 	error_context_stack = &errcb;
 
 	SPI_connect();
-	id = lookup_model(name, snap, NULL, NULL);
+	id = lookup_model(name, snap, &row, NULL, NULL);
 	if (id == 0)
 		model_not_found(name);
-	if (e->model == NULL || e->model->id != id)
+	if (e->model == NULL || e->row.relid != row.relid ||
+		!TransactionIdEquals(e->row.xmin, row.xmin) || !ItemPointerEquals(&e->row.ctid, &row.ctid))
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -449,7 +478,7 @@ mnist_model_get(const char *name)
 		MnistModel *m;
 		Size		screen;
 
-		lookup_model(name, snap, &weights, cxt);
+		lookup_model(name, snap, NULL, &weights, cxt);
 		old = MemoryContextSwitchTo(cxt);
 		m = palloc0(sizeof(MnistModel));
 		m->id = id;
@@ -468,6 +497,7 @@ mnist_model_get(const char *name)
 		MemoryContextSetParent(cxt, cache_cxt);
 		e->cxt = cxt;
 		e->model = m;
+		e->row = row;
 	}
 	SPI_finish();
 	UnregisterSnapshot(snap);
@@ -478,28 +508,74 @@ mnist_model_get(const char *name)
 	return e->model;
 }
 
-/* ERROR unless user may add models of that name (run inside SPI). */
+void
+mnist_model_name_check(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must not be empty")));
+	if (strlen(name) > MNIST_MAX_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_name must be at most %d bytes, not %zu",
+						MNIST_MAX_NAME_BYTES, strlen(name))));
+}
+
+/*
+ * ERROR unless user may add models of that name (run inside SPI).  The caller holds the name's
+ * lock; the owner is read with the latest snapshot, so a first store committed while we waited
+ * for the lock counts.
+ */
 static void
 check_name_owner(const char *name, Oid user)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
+	SPIPlanPtr	plan;
+	Snapshot	snap;
 	bool		isnull;
 	Oid			owner;
+	char	   *owner_name;
 
-	if (SPI_execute_with_args(psprintf("SELECT trained_by FROM %s WHERE name = $1 "
-									   "ORDER BY id LIMIT 1", models_qualname),
-							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name = $1 ORDER BY id LIMIT 1",
+								models_qualname), 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
+	UnregisterSnapshot(snap);
 	if (SPI_processed == 0)
 		return;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 										   &isnull));
-	if (!isnull && !has_privs_of_role(user, owner))
+	if (isnull || has_privs_of_role(user, owner))
+		return;
+	owner_name = GetUserNameFromId(owner, true);
+	if (owner_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("model \"%s\" belongs to role %s", name, GetUserNameFromId(owner, true)),
-				 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
+				 errmsg("model \"%s\" belongs to a dropped role (OID %u)", name, owner),
+				 errhint("A superuser can give the name to another role with mnist_model_reassign(model_name, new_owner).")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("model \"%s\" belongs to role %s", name, owner_name),
+			 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
+}
+
+/*
+ * Waits for and takes, until the end of the transaction, the lock on a model name: the
+ * advisory lock pg_advisory_xact_lock(<OID of mnist_models>::int4, hashtext(name)).
+ */
+static void
+lock_name(Oid relid, const char *name)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) relid,
+						 hash_bytes((const unsigned char *) name, strlen(name)), 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 int64
@@ -525,6 +601,8 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(relation_owner(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_model_name_check(name);
+	lock_name(relid, name);
 	SPI_connect();
 	check_name_owner(name, user);
 	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */

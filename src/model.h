@@ -8,6 +8,7 @@
 #include "net.h"
 
 #define MNIST_MAX_HIDDEN	4096	/* largest hidden layer trained or read */
+#define MNIST_MAX_NAME_BYTES	200	/* longest model name, in bytes */
 
 /* A decoded model, as cached per backend. */
 typedef struct MnistModel
@@ -43,10 +44,14 @@ extern void mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam);
 /* The weights of the newest model of that name (a copy), and its id.  ERROR if none. */
 extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);
 
+/* ERROR (22023) unless name is a model name that can be stored: 1 to 200 bytes. */
+extern void mnist_model_name_check(const char *name);
+
 /*
  * Inserts a model row (as the owner of mnist_models) and returns its id.  hyperparameters
  * and metrics are JSON object texts.  A name belongs to the role that first stored it: ERROR
- * unless the current user has the privileges of that role.
+ * unless the current user has the privileges of that role.  Stores of one name are serialized
+ * by a transaction-level advisory lock, so a concurrent first store decides the owner.
  */
 extern int64 mnist_model_store(const char *name, const char *hyperparameters,
 							   const char *metrics, bytea *weights);

@@ -38,6 +38,8 @@ struct NetTrainer
 	float	   *grad;			/* gradients of b1, w2, b2 (their layout in params) */
 	float	   *grad_row;		/* H: gradient of one w1 row */
 	float	   *zero_row;		/* H zeros: the gradient of a w1 row of zero pixels */
+	NetCheckFn	check;			/* called between blocks of work, or NULL */
+	void	   *check_arg;
 };
 
 size_t
@@ -482,7 +484,16 @@ net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 	t->grad_row = net_carve(&p, sizeof(float) * h);
 	t->zero_row = net_carve(&p, sizeof(float) * h);
 	memset(t->zero_row, 0, sizeof(float) * h);
+	t->check = NULL;
+	t->check_arg = NULL;
 	return t;
+}
+
+void
+net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg)
+{
+	t->check = check;
+	t->check_arg = arg;
 }
 
 int
@@ -524,6 +535,14 @@ double
 net_cross_entropy(const float *logits, int label)
 {
 	return log_sum_exp10(logits, NULL) - logits[label];
+}
+
+/* Calls the trainer's check, if it has one, at the end of every block of every items. */
+static inline void
+check_every(const NetTrainer *t, int i, int every)
+{
+	if (t->check && i % every == every - 1)
+		t->check(t->check_arg);
 }
 
 /* The images of a batch are read in random order: fetch them a few ahead. */
@@ -568,6 +587,7 @@ sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
 			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
 								   t->row_idx + total, t->row_val + total);
 		}
+		check_every(t, r, NET_CHECK_ROWS);
 	}
 	t->block_start[n * t->n_blocks] = total;
 
@@ -583,6 +603,7 @@ sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
 			t->col_val[total] = pixel_scale[p];
 			total += p != 0;
 		}
+		check_every(t, i, NET_CHECK_PIXELS);
 	}
 	t->col_start[NET_INPUTS] = total;
 }
@@ -600,7 +621,10 @@ first_layer_batch(NetTrainer *t, int n)
 				b;
 
 	for (r = 0; r < n; r++)
+	{
 		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
+		check_every(t, r, NET_CHECK_ROWS);
+	}
 	for (b = 0; b < t->n_blocks; b++)
 	{
 		for (r = 0; r < n; r++)
@@ -610,6 +634,7 @@ first_layer_batch(NetTrainer *t, int n)
 
 			accumulate_rows(t->hidden + (size_t) r * h, net->w1, h, t->row_idx + c0,
 							t->row_val + c0, (int) (c1 - c0));
+			check_every(t, r, NET_CHECK_ROWS);
 		}
 	}
 	relu(t->hidden, (size_t) n * h);
@@ -627,6 +652,7 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 	float	   *gw2 = gb1 + h;
 	float	   *gb2 = gw2 + (size_t) h * NET_OUTPUTS;
 	float		inv_n = 1.0f / n;
+	int			rows = NET_BLAS_ROWS * (1 + NET_CHECK_FLOATS / NET_BLAS_ROWS / h);
 	uint32_t   *all = t->row_idx;	/* 0..n-1, for the bias gradient */
 	float	   *ones = t->row_val;
 	AdamStep	step;
@@ -668,9 +694,18 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 			s += t->dlogits[r * NET_OUTPUTS + k];
 		gb2[k] = s;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h, NET_OUTPUTS,
-				1.0f, t->dlogits, NET_OUTPUTS, net->w2, NET_OUTPUTS, 0.0f, t->dhidden, h);
-	relu_mask(t->dhidden, t->hidden, (size_t) n * h);
+	for (r = 0; r < n; r += rows)
+	{
+		/* in blocks of rows (one for most batches), computed exactly as in a single call */
+		int			m = n - r < rows ? n - r : rows;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, h, NET_OUTPUTS,
+					1.0f, t->dlogits + (size_t) r * NET_OUTPUTS, NET_OUTPUTS, net->w2, NET_OUTPUTS,
+					0.0f, t->dhidden + (size_t) r * h, h);
+		relu_mask(t->dhidden + (size_t) r * h, t->hidden + (size_t) r * h, (size_t) m * h);
+		if (t->check)
+			t->check(t->check_arg);
+	}
 
 	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
 	for (r = 0; r < n; r++)
@@ -703,6 +738,7 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 			g = t->grad_row;
 		}
 		adam_update(&step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
+		check_every(t, i, NET_CHECK_PIXELS);
 	}
 	{
 		size_t		off = (size_t) NET_INPUTS * h;

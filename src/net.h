@@ -87,6 +87,27 @@ extern size_t net_trainer_size(int n_hidden, int max_batch);
 extern NetTrainer *net_trainer_bind(void *mem, MnistNet *net, int max_batch);
 
 /*
+ * A function net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images,
+ * every NET_CHECK_PIXELS pixels or rows of w1, every NET_CHECK_FLOATS or so hidden values of
+ * the gradient), so that one large batch can be interrupted: it may leave by longjmp (a
+ * PostgreSQL ERROR), which leaves the net partly updated.  The blocks change no result.  None
+ * is called until one is set.
+ */
+#define NET_CHECK_ROWS		64
+#define NET_CHECK_PIXELS	16
+#define NET_CHECK_FLOATS	(1 << 20)
+
+/*
+ * Blocks of rows of a matrix product that OpenBLAS computes exactly as inside the whole
+ * product: its kernels tile rows from the first one, so a block that starts at a multiple of
+ * the tile height gets the same tiles.  768 is a multiple of the tile heights of its x86-64
+ * sgemm kernels (4 to 32, and 48 with AVX-512, where blocks of 64 rows give other bits).
+ */
+#define NET_BLAS_ROWS		768
+typedef void (*NetCheckFn) (void *arg);
+extern void net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
+
+/*
  * One Adam step on a batch: images[idx[0..n-1]] (each NET_INPUTS bytes at images +
  * idx[r] * NET_INPUTS, scaled by 1/255) with labels[idx[r]] in 0..9.  Adds the batch's
  * summed cross-entropy to *loss_sum and its number of correct argmax predictions (before the

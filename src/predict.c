@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "coltype.h"
 #include "model.h"
 #include "net.h"
 #include "source.h"
@@ -186,10 +187,12 @@ typedef struct ClassifyCache
 	MnistModel *model;
 } ClassifyCache;
 
-/* Attribute number of a trigger argument's column, which must have one of two types. */
+/*
+ * Attribute number of a trigger argument's column, which must hold pixels (bytea) or, when
+ * !pixels, an integer (coltype.h).
+ */
 static int
-classify_column(Relation rel, const char *column, Oid type1, Oid type2, Oid type3,
-				const char *expected)
+classify_column(Relation rel, const char *column, bool pixels)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			attno = SPI_fnumber(desc, column);
@@ -200,13 +203,14 @@ classify_column(Relation rel, const char *column, Oid type1, Oid type2, Oid type
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						column, RelationGetRelationName(rel))));
-	type = getBaseType(TupleDescAttr(desc, attno - 1)->atttypid);
-	if (type != type1 && type != type2 && type != type3)
+	type = TupleDescAttr(desc, attno - 1)->atttypid;
+	if (pixels ? !mnist_pixels_type_ok(type) : !OidIsValid(mnist_label_type(type)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of relation \"%s\" has type %s, not %s",
 						column, RelationGetRelationName(rel),
-						format_type_be(TupleDescAttr(desc, attno - 1)->atttypid), expected)));
+						format_type_be(type),
+						pixels ? "bytea" : "smallint, integer or bigint")));
 	return attno;
 }
 
@@ -250,12 +254,9 @@ mnist_classify(PG_FUNCTION_ARGS)
 					 errmsg("mnist_classify() takes 2 or 3 arguments, not %d", tg->tgnargs),
 					 errhint("EXECUTE FUNCTION mnist_classify('pixels', 'predicted' [, 'model_name'])")));
 		tmp.tgoid = tg->tgoid;
-		tmp.pixels_attno = classify_column(td->tg_relation, tg->tgargs[0],
-										   BYTEAOID, BYTEAOID, BYTEAOID, "bytea");
-		tmp.predicted_attno = classify_column(td->tg_relation, tg->tgargs[1],
-											  INT2OID, INT4OID, INT8OID,
-											  "smallint, integer or bigint");
-		tmp.predicted_type = getBaseType(TupleDescAttr(desc, tmp.predicted_attno - 1)->atttypid);
+		tmp.pixels_attno = classify_column(td->tg_relation, tg->tgargs[0], true);
+		tmp.predicted_attno = classify_column(td->tg_relation, tg->tgargs[1], false);
+		tmp.predicted_type = mnist_label_type(TupleDescAttr(desc, tmp.predicted_attno - 1)->atttypid);
 		tmp.model = mnist_model_get(tg->tgnargs == 3 ? tg->tgargs[2] : "default");
 		if (c == NULL)
 			c = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ClassifyCache));

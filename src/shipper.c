@@ -657,7 +657,7 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	}
 	cdc_lsn_text(lsn, lsn_text);
 	h.table = f[0];
-	h.table_len = f[1] - f[0] - 1;
+	h.table_len = cdc_unescape_name(f[0], f[1] - f[0] - 1);
 	h.lsn = lsn_text;
 	h.txid = cur_txid;
 	h.commit_time = cur_time;

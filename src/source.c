@@ -16,6 +16,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "coltype.h"
 #include "source.h"
 
 char *
@@ -56,16 +57,10 @@ source_bad_pixels_length(size_t len)
 			 errhint("An image is 28 x 28 grey levels, one byte each, row by row.")));
 }
 
-/* Checks the type of a result column; allowed is a zero-terminated list. */
+/* ERROR naming a result column of the wrong type. */
 static void
-check_column_type(TupleDesc desc, int attno, const char *relname, const Oid *allowed,
-				  const char *expected)
+column_type_error(TupleDesc desc, int attno, const char *relname, const char *expected)
 {
-	Oid			type = getBaseType(TupleDescAttr(desc, attno - 1)->atttypid);
-
-	for (; *allowed != InvalidOid; allowed++)
-		if (type == *allowed)
-			return;
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
 			 errmsg("column \"%s\" of %s has type %s, not %s",
@@ -100,13 +95,13 @@ row_description(SourceReceiver *r, TupleTableSlot *slot)
 static void
 source_startup(DestReceiver *self, int operation, TupleDesc desc)
 {
-	static const Oid pixel_types[] = {BYTEAOID, InvalidOid};
-	static const Oid label_types[] = {INT2OID, INT4OID, INT8OID, InvalidOid};
 	SourceReceiver *r = (SourceReceiver *) self;
 
-	check_column_type(desc, 1, r->relname, pixel_types, "bytea");
-	check_column_type(desc, 2, r->relname, label_types, "smallint, integer or bigint");
-	r->label_type = getBaseType(TupleDescAttr(desc, 1)->atttypid);
+	if (!mnist_pixels_type_ok(TupleDescAttr(desc, 0)->atttypid))
+		column_type_error(desc, 1, r->relname, "bytea");
+	r->label_type = mnist_label_type(TupleDescAttr(desc, 1)->atttypid);
+	if (!OidIsValid(r->label_type))
+		column_type_error(desc, 2, r->relname, "smallint, integer or bigint");
 	if (r->has_id)
 	{
 		bool		varlena;

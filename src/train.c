@@ -62,10 +62,7 @@ train_options_validate(const TrainOptions *opt)
 	PreventCommandIfReadOnly("mnist_train()");
 	PreventCommandDuringRecovery("mnist_train()");
 
-	if (opt->model_name == NULL || opt->model_name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model_name must not be empty")));
+	mnist_model_name_check(opt->model_name);
 	if (opt->epochs < 1 || opt->epochs > MAX_EPOCHS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -104,6 +101,13 @@ json_number(StringInfo buf, const char *key, double value)
 		appendStringInfoString(buf, ", ");
 	escape_json(buf, key);
 	appendStringInfo(buf, ": %s", float8out_internal(value));
+}
+
+/* NetCheckFn: query cancel and statement_timeout inside a mini-batch. */
+static void
+check_interrupts(void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
 }
 
 int64
@@ -156,6 +160,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 
 	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
 							   &net, opt->batch_size);
+	net_trainer_set_check(trainer, check_interrupts, NULL);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
 		idx[i] = (uint32) i;

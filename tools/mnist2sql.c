@@ -6,11 +6,14 @@
  *
  * The SQL is one transaction, so it loads completely or not at all.
  * Frontend program: plain C and zlib, no PostgreSQL headers.  Input is read
- * and validated completely before any output is written; output files are
- * written to NAME.tmp and renamed only on success, so a failure never leaves
- * a partial file behind.
+ * and validated completely before any output is written.  An output file that
+ * is missing or regular is written to a new temporary file beside it
+ * (NAME.XXXXXX, mkstemp) and renamed over it only on success, so a failure or
+ * a signal never leaves a partial file behind; a FIFO or a character device
+ * is written directly; anything else, a symbolic link included, is refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -489,30 +492,82 @@ write_sql(FILE *fp, const char *where, const Dataset *ds, const Output *out)
 	free(line);
 }
 
-/* Write ds as SQL to path via path.tmp (slot: index in pending_tmp), not yet renamed. */
+/*
+ * Open a temporary file path.XXXXXX beside path for writing, recorded in
+ * pending_tmp[slot], with the mode a new file would get.
+ */
+static int
+open_temporary(const char *path, int slot)
+{
+	char	   *tmp = xasprintf("%s.XXXXXX", path);
+	mode_t		mask = umask(0);
+	sigset_t	block,
+				old;
+	int			fd;
+
+	umask(mask);
+	/* a signal must not come between creating the file and recording it */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	fd = mkstemp(tmp);
+	if (fd >= 0)
+		pending_tmp[slot] = tmp;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (fd < 0)
+		fail(path, "could not create a temporary file beside it: %s", strerror(errno));
+	if (fchmod(fd, 0666 & ~mask) != 0)
+		fail(tmp, "could not set its mode: %s", strerror(errno));
+	return fd;
+}
+
+/*
+ * Write ds as SQL for path (slot: index in pending_tmp).  A missing or regular
+ * path gets a temporary file, renamed by commit_file; a FIFO or a character
+ * device is written directly; anything else is refused.
+ */
 static void
 write_file(const char *path, int slot, const Dataset *ds, const Output *out)
 {
-	char	   *tmp = xasprintf("%s.tmp", path);
+	struct stat st;
 	FILE	   *fp;
+	int			fd;
 
-	pending_tmp[slot] = tmp;
-	fp = fopen(tmp, "w");
-	if (fp == NULL)
+	if (lstat(path, &st) != 0)
 	{
-		pending_tmp[slot] = NULL;
-		fail(path, "could not create %s: %s", tmp, strerror(errno));
+		if (errno != ENOENT)
+			fail(path, "could not stat: %s", strerror(errno));
+		fd = open_temporary(path, slot);
 	}
+	else if (S_ISREG(st.st_mode))
+		fd = open_temporary(path, slot);
+	else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))
+	{
+		fd = open(path, O_WRONLY);
+		if (fd < 0)
+			fail(path, "could not open: %s", strerror(errno));
+	}
+	else if (S_ISLNK(st.st_mode))
+		fail(path, "is a symbolic link: give the file it points to");
+	else
+		fail(path, "is not a regular file, a FIFO or a character device");
+	fp = fdopen(fd, "w");
+	if (fp == NULL)
+		fail(path, "could not open: %s", strerror(errno));
 	setvbuf(fp, NULL, _IOFBF, OUT_BUFSIZE);
-	write_sql(fp, tmp, ds, out);
+	write_sql(fp, path, ds, out);
 	if (fclose(fp) != 0)
-		fail(tmp, "could not write: %s", strerror(errno));
+		fail(path, "could not write: %s", strerror(errno));
 }
 
-/* Rename the finished temporary file of slot to path. */
+/* Rename the finished temporary file of slot (if it has one) to path. */
 static void
 commit_file(const char *path, int slot)
 {
+	if (pending_tmp[slot] == NULL)
+		return;					/* written directly */
 	if (rename(pending_tmp[slot], path) != 0)
 		fail(path, "could not rename %s: %s", pending_tmp[slot], strerror(errno));
 	free(pending_tmp[slot]);

@@ -3,7 +3,7 @@
 
 CREATE TABLE mnist_models (
 	id bigserial PRIMARY KEY,
-	name text NOT NULL CHECK (name <> ''),
+	name text NOT NULL CHECK (name <> '' AND octet_length(name) <= 200),
 	created_at timestamptz NOT NULL DEFAULT now(),
 	hyperparameters jsonb NOT NULL,
 	metrics jsonb NOT NULL,
@@ -15,11 +15,11 @@ CREATE INDEX mnist_models_name_id ON mnist_models (name, id);
 COMMENT ON TABLE mnist_models IS 'Trained models; the newest (highest id) of a name is the one served. Written only by the training functions.';
 COMMENT ON SEQUENCE mnist_models_id_seq IS 'Ids of mnist_models.';
 COMMENT ON COLUMN mnist_models.id IS 'Model id, returned by mnist_train.';
-COMMENT ON COLUMN mnist_models.name IS 'Model name, as given to mnist_train and mnist_predict.';
+COMMENT ON COLUMN mnist_models.name IS 'Model name (1 to 200 bytes), as given to mnist_train and mnist_predict.';
 COMMENT ON COLUMN mnist_models.created_at IS 'When the model was stored.';
 COMMENT ON COLUMN mnist_models.hyperparameters IS 'epochs, batch_size, learning_rate, hidden_units, seed, init_model and the Adam settings.';
 COMMENT ON COLUMN mnist_models.metrics IS 'rows, seconds, final loss and accuracy, per-epoch loss/accuracy/seconds, and the source (table, or topic and offsets).';
-COMMENT ON COLUMN mnist_models.trained_by IS 'Role that trained the model; a name belongs to the role of its first model.';
+COMMENT ON COLUMN mnist_models.trained_by IS 'Role that trained the model (or was given it by mnist_model_reassign); a name belongs to the role of its first model.';
 COMMENT ON COLUMN mnist_models.weights IS 'Versioned binary weights: magic MNML, version, layer sizes, flags, little-endian float32 parameters (and Adam state); see the README.';
 
 -- models survive pg_dump
@@ -37,6 +37,24 @@ COMMENT ON FUNCTION mnist_models_changed() IS 'Statement trigger on mnist_models
 CREATE TRIGGER mnist_models_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mnist_models
 	FOR EACH STATEMENT EXECUTE FUNCTION mnist_models_changed();
+
+-- a name whose role was dropped stays locked until a superuser gives it to another role
+CREATE FUNCTION mnist_model_reassign(model_name text, new_owner regrole) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	UPDATE mnist_models SET trained_by = new_owner WHERE name = model_name;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n = 0 THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN n;
+END $$;
+COMMENT ON FUNCTION mnist_model_reassign(text, regrole) IS 'Gives every model of a name to another role (trained_by), e.g. the name of a dropped role; returns the number of models. Superusers only (it updates mnist_models).';
+REVOKE ALL ON FUNCTION mnist_model_reassign(text, regrole) FROM PUBLIC;
 
 CREATE FUNCTION mnist_train(
 	source regclass,

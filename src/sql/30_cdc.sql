@@ -14,6 +14,8 @@ COMMENT ON FUNCTION mnist_cdc_status() IS
 CREATE VIEW mnist_cdc_status AS SELECT * FROM mnist_cdc_status();
 COMMENT ON VIEW mnist_cdc_status IS
 'One row describing change data capture to Kafka (see mnist_cdc_status()).';
+-- everybody may read it, as everybody may call the function behind it
+GRANT SELECT ON mnist_cdc_status TO PUBLIC;
 
 CREATE FUNCTION mnist_cdc_snapshot(tbl regclass)
 RETURNS bigint

@@ -1,0 +1,25 @@
+/*
+ * coltype.c
+ *		The column types of image tables: pixels are bytea, labels smallint, integer or bigint,
+ *		each also through a domain over that type.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/lsyscache.h"
+
+#include "coltype.h"
+
+bool
+mnist_pixels_type_ok(Oid typid)
+{
+	return getBaseType(typid) == BYTEAOID;
+}
+
+Oid
+mnist_label_type(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == INT2OID || base == INT4OID || base == INT8OID ? base : InvalidOid;
+}
