@@ -72,9 +72,18 @@ extern void cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *i
 /*
  * Extracts label and pixels of a captured row.  Returns NULL, or a description of why the
  * row cannot be sent (NULL label, wrong size, ...).  *pixels may point into the tuple.
+ * old_tuple (may be NULL): the old row of a decoded UPDATE, logged in full under REPLICA
+ * IDENTITY FULL; it supplies pixels that the UPDATE left unchanged out of line, which
+ * logical decoding does not carry.
  */
-extern const char *cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
-							   int *label, const uint8 **pixels);
+extern const char *cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple,
+							   TupleDesc desc, int *label, const uint8 **pixels);
+
+/* The reason cdc_row_get gives for an unchanged out-of-line value it could not recover. */
+extern const char *const cdc_unchanged_toast;
+
+/* Rows the plugin skipped in this process (the worker publishes its count). */
+extern uint64 cdc_rows_skipped;
 
 /* Appends the row's primary key as text (values joined by commas) to out. */
 extern void cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
@@ -89,6 +98,7 @@ typedef struct CdcShared
 	uint64		produced;		/* messages enqueued to librdkafka */
 	uint64		acknowledged;	/* messages the broker acknowledged */
 	uint64		failed;			/* messages that failed delivery (sent again later) */
+	uint64		skipped;		/* captured rows that could not be sent (WARNING each) */
 	bool		broker_reachable;
 	XLogRecPtr	confirmed_lsn;	/* what the worker last confirmed to its slot */
 	char		last_error[256];

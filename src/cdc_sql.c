@@ -33,8 +33,8 @@ Datum
 mnist_cdc_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[12];
-	bool		nulls[12];
+	Datum		values[13];
+	bool		nulls[13];
 	ReplicationSlot *slot;
 	XLogRecPtr	confirmed = InvalidXLogRecPtr;
 	Oid			dboid = InvalidOid;
@@ -90,6 +90,7 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 	nulls[10] = copy.last_error_at == 0;
 	values[11] = BoolGetDatum(copy.broker_reachable);
 	nulls[11] = copy.pid == 0;
+	values[12] = Int64GetDatum((int64) copy.skipped);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 

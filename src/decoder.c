@@ -298,8 +298,12 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 	}
 }
 
+const char *const cdc_unchanged_toast = "pixels is an unchanged out-of-line value";
+
+uint64		cdc_rows_skipped = 0;
+
 const char *
-cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
+cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleDesc desc,
 			int *label, const uint8 **pixels)
 {
 	Datum		d;
@@ -330,13 +334,20 @@ cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
 	if (isnull)
 		return "pixels is null";
 	bytes = (struct varlena *) DatumGetPointer(d);
-	if (VARATT_IS_EXTENDED(bytes))
+	if (VARATT_IS_EXTERNAL_ONDISK(bytes) && HistoricSnapshotActive())
 	{
-		/* an unchanged out-of-line value of an UPDATE is not in the WAL */
-		if (VARATT_IS_EXTERNAL_ONDISK(bytes) && HistoricSnapshotActive())
-			return "pixels is an unchanged out-of-line value";
-		bytes = pg_detoast_datum_packed(bytes);
+		/* an unchanged out-of-line value of an UPDATE is not in the WAL: the old row's */
+		if (old_tuple == NULL)
+			return cdc_unchanged_toast;
+		d = heap_getattr(old_tuple, info->pixels_att, desc, &isnull);
+		if (isnull)
+			return "pixels is null";
+		bytes = (struct varlena *) DatumGetPointer(d);
+		if (VARATT_IS_EXTERNAL_ONDISK(bytes))
+			return cdc_unchanged_toast;
 	}
+	if (VARATT_IS_EXTENDED(bytes))
+		bytes = pg_detoast_datum_packed(bytes);
 	if (VARSIZE_ANY_EXHDR(bytes) != MNIST_PIXELS)
 		return psprintf("pixels has %d bytes, not 784", (int) VARSIZE_ANY_EXHDR(bytes));
 	*pixels = (const uint8 *) VARDATA_ANY(bytes);
@@ -489,12 +500,21 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	tuple = &change->data.tp.newtuple->tuple;
 
 	old = MemoryContextSwitchTo(data->row_cxt);
-	problem = cdc_row_get(info, tuple, RelationGetDescr(relation), &label, &pixels);
+	problem = cdc_row_get(info, tuple,
+						  change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL,
+						  RelationGetDescr(relation), &label, &pixels);
 	if (problem)
+	{
+		cdc_rows_skipped++;
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("mnist_ml: skipped a row of %s at %X/%X: %s",
-						info->name, LSN_FORMAT_ARGS(change->lsn), problem)));
+						info->name, LSN_FORMAT_ARGS(change->lsn), problem),
+				 problem == cdc_unchanged_toast ?
+				 errhint("Logical decoding does not carry an unchanged out-of-line value; run ALTER TABLE %s REPLICA IDENTITY FULL so that updates log the whole old row.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(relation)),
+													RelationGetRelationName(relation))) : 0));
+	}
 	else
 	{
 		if (!data->xact_wrote)

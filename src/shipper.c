@@ -286,7 +286,7 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(row_cxt);
-		problem = cdc_row_get(info, tuple, desc, &label, &pixels);
+		problem = cdc_row_get(info, tuple, NULL, desc, &label, &pixels);
 		if (problem)
 			ereport(WARNING,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -355,6 +355,7 @@ static TimestampTz last_wal_at = 0;
 static uint64 base_produced = 0;
 static uint64 base_acked = 0;
 static uint64 base_failed = 0;
+static uint64 base_skipped = 0;
 
 /* counters and errors recorded by librdkafka callbacks (plain memory only) */
 static uint64 n_acked = 0;
@@ -558,6 +559,7 @@ service(bool idle)
 	CdcState->produced = base_produced + producer.produced;
 	CdcState->acknowledged = base_acked + n_acked;
 	CdcState->failed = base_failed + n_failed;
+	CdcState->skipped = base_skipped + cdc_rows_skipped;
 	CdcState->broker_reachable = broker_reachable;
 	CdcState->confirmed_lsn = confirmed_lsn;
 	SpinLockRelease(&CdcState->mutex);
@@ -974,6 +976,7 @@ cdc_worker_main(Datum arg)
 	base_produced = CdcState->produced;
 	base_acked = CdcState->acknowledged;
 	base_failed = CdcState->failed;
+	base_skipped = CdcState->skipped;
 	SpinLockRelease(&CdcState->mutex);
 	on_shmem_exit(worker_exit, (Datum) 0);
 	worker_run();

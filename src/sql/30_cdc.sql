@@ -4,12 +4,13 @@ CREATE FUNCTION mnist_cdc_status(
     OUT slot_name text, OUT state text, OUT pid integer, OUT database text,
     OUT confirmed_lsn pg_lsn, OUT lag_bytes bigint,
     OUT produced bigint, OUT acknowledged bigint, OUT failed bigint,
-    OUT last_error text, OUT last_error_at timestamptz, OUT broker_reachable boolean)
+    OUT last_error text, OUT last_error_at timestamptz, OUT broker_reachable boolean,
+    OUT skipped bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'mnist_cdc_status'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION mnist_cdc_status() IS
-'State of the change data capture worker: its slot, confirmed LSN, lag, message counters since server start, last error, broker reachability.';
+'State of the change data capture worker: its slot, confirmed LSN, lag, message counters since server start, last error, broker reachability, captured rows skipped (each with a WARNING).';
 
 CREATE VIEW mnist_cdc_status AS SELECT * FROM mnist_cdc_status();
 COMMENT ON VIEW mnist_cdc_status IS
