@@ -1,13 +1,16 @@
 # mnist_ml: PGXS build of the extension library, its install script and the mnist2sql loader.
 
 EXTENSION = mnist_ml
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 
 MODULE_big = mnist_ml
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one fragment per concern (src/sql/NN_*.sql).
+# The install script of the current version is assembled from one fragment per concern
+# (src/sql/NN_*.sql).  Released versions' scripts and the upgrade scripts between them are
+# committed as they shipped: src/sql/mnist_ml--1.0.sql is 1.0's install script byte for byte.
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.0--1.1.sql
 
 # The loader is a frontend program installed into $(bindir).
 SCRIPTS_built = tools/mnist2sql
@@ -32,7 +35,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
+$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/[0-9]*.sql))
 	cat $^ > $@
 
 tools/mnist2sql: tools/mnist2sql.c

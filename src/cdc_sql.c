@@ -91,6 +91,7 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 	values[11] = BoolGetDatum(copy.broker_reachable);
 	nulls[11] = copy.pid == 0;
 	values[12] = Int64GetDatum((int64) copy.skipped);
+	/* a database still at 1.0 declares 12 columns: heap_form_tuple takes desc's natts */
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 

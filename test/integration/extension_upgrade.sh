@@ -1,0 +1,85 @@
+#!/bin/bash
+# extension_upgrade: 1.0 -> 1.1.  A database created at 1.0 works with the new library (models
+# stored and served, the status read through 1.0's signatures), ALTER EXTENSION mnist_ml UPDATE
+# keeps every model served as before, and the upgraded catalog (functions, tables, columns,
+# constraints, views, triggers, indexes, comments, grants, pg_dump configuration) equals a fresh
+# 1.1 install.
+source "$(dirname "$0")/../lib.sh"
+
+old=mnist_upgrade_old
+new=mnist_upgrade_new
+qd() { local db=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+at_exit "dropdb --if-exists $old; dropdb --if-exists $new"
+dropdb --if-exists $old && dropdb --if-exists $new
+createdb $old && createdb $new || fail "createdb"
+
+qd $old -c "CREATE EXTENSION mnist_ml VERSION '1.0'"
+check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.0 "installed at 1.0"
+qd $old -c "SET client_min_messages = warning" -f "$MNIST_DATA/digits/mnist_test.sql" >/dev/null
+qd $old -c "SET mnist_ml.progress = off" \
+	-c "SELECT mnist_train('mnist_test', 'up', epochs => 1, seed => 7) > 0" >/dev/null || fail "train at 1.0"
+predict="SELECT sum(mnist_predict(pixels, 'up') * id) FROM mnist_test"
+before=$(qd $old -c "$predict")
+[ -n "$before" ] && pass "the new library trains and predicts in a 1.0 database" || fail "predict at 1.0"
+check_eq "$(qd $old -c "SELECT count(*) FROM mnist_cdc_status")" 1 "the status view of 1.0 (12 columns) reads"
+
+qd $old -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE"
+check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "updated to 1.1"
+check_eq "$(qd $old -c "$predict")" "$before" "the stored model is served as before"
+check_eq "$(qd $old -c "SELECT skipped >= 0 FROM mnist_cdc_status")" t "the 1.1 status view reads"
+
+qd $new -c "CREATE EXTENSION mnist_ml"
+check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "a fresh install is 1.1"
+
+# the extension's catalog, described without oids, sorted
+catalog() {
+	qd "$1" <<-'SQL'
+	WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'mnist_ml'),
+	mem AS (SELECT classid, objid FROM pg_depend, ext
+	        WHERE refclassid = 'pg_extension'::regclass AND refobjid = ext.oid AND deptype = 'e')
+	SELECT 'function ' || p.oid::regprocedure || ' -> ' || pg_get_function_result(p.oid)
+	       || ' ' || p.provolatile || p.prosecdef || coalesce(array_to_string(p.proconfig, ','), '')
+	       || ' acl ' || coalesce(p.proacl::text, 'default') || ' src ' || md5(p.prosrc)
+	       || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+	  FROM mem JOIN pg_proc p ON mem.classid = 'pg_proc'::regclass AND p.oid = mem.objid
+	UNION ALL
+	SELECT 'relation ' || c.relname || ' ' || c.relkind || ' acl ' || coalesce(c.relacl::text, 'default')
+	       || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+	       || coalesce(' view ' || pg_get_viewdef(c.oid), '')
+	  FROM mem JOIN pg_class c ON mem.classid = 'pg_class'::regclass AND c.oid = mem.objid
+	UNION ALL
+	SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+	       || ' ' || a.attnotnull || ' ' || a.attnum || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+	       || ' comment ' || coalesce(col_description(c.oid, a.attnum), '-')
+	  FROM mem JOIN pg_class c ON mem.classid = 'pg_class'::regclass AND c.oid = mem.objid
+	  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+	UNION ALL
+	SELECT 'constraint ' || c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) || ' ' || k.convalidated
+	  FROM mem JOIN pg_class c ON mem.classid = 'pg_class'::regclass AND c.oid = mem.objid
+	  JOIN pg_constraint k ON k.conrelid = c.oid
+	UNION ALL
+	SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+	  FROM mem JOIN pg_index i ON mem.classid = 'pg_class'::regclass AND i.indrelid = mem.objid
+	UNION ALL
+	SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+	  FROM mem JOIN pg_trigger t ON mem.classid = 'pg_class'::regclass AND t.tgrelid = mem.objid
+	UNION ALL
+	SELECT 'other ' || pg_describe_object(classid, objid, 0)
+	  FROM mem WHERE classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass)
+	UNION ALL
+	SELECT 'dump config ' || coalesce((SELECT string_agg(c::regclass::text || ' ' || w, ', ' ORDER BY c::regclass::text)
+	       FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, w) WHERE e.extname = 'mnist_ml'), '-')
+	ORDER BY 1
+	SQL
+}
+catalog $old >"$TEST_TMP/catalog.upgraded"
+catalog $new >"$TEST_TMP/catalog.fresh"
+if diff "$TEST_TMP/catalog.fresh" "$TEST_TMP/catalog.upgraded" >"$TEST_TMP/catalog.diff"; then
+	pass "the upgraded catalog equals a fresh 1.1 install ($(wc -l <"$TEST_TMP/catalog.fresh") entries)"
+else
+	fail "the upgraded catalog differs from a fresh install:"
+	sed 's/^/    /' "$TEST_TMP/catalog.diff" >&2
+fi
+check_eq "$(grep -c '^function' "$TEST_TMP/catalog.fresh")" "$(q "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'mnist_ml'")" \
+	"the comparison covers every function of the extension"
