@@ -64,6 +64,7 @@ typedef struct TopicConsumer
 	int			session_timeout_ms; /* the effective session.timeout.ms of the group */
 
 	bool		fatal;
+	bool		auth_failed;	/* the broker refused our credentials (SASL or TLS) */
 	char		last_error[256];
 	int			nlogs;
 	int			dropped_logs;
@@ -98,6 +99,8 @@ topic_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	strlcpy(tc->last_error, reason, sizeof(tc->last_error));
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		tc->fatal = true;
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+		tc->auth_failed = true;
 }
 
 static void
@@ -320,11 +323,17 @@ consumer_create(const char *servers, const char *group_id)
 	return tc;
 }
 
-/* Reports what the callbacks recorded: logs, and a fatal error as an ERROR. */
+/* Reports what the callbacks recorded: logs, and a fatal or authentication error as an ERROR. */
 static void
 consumer_check(TopicConsumer *tc)
 {
 	consumer_flush_logs(tc);
+	if (tc->auth_failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("authentication to the Kafka broker failed"),
+				 errdetail("%s", tc->last_error),
+				 errhint("Check the security.protocol, sasl.* and ssl.* properties of mnist_ml.kafka_properties_file.")));
 	if (tc->fatal)
 	{
 		char		errstr[256];

@@ -23,6 +23,11 @@
 #                             (librdkafka, like the product: for quick looks only)
 #   check_topic_intact TOPIC  passes unless a partition's log lost its start (low watermark > 0)
 #   kafka_java CLASS ARGS...  runs one of Kafka's command-line tools
+# Tests that run nodes of their own (a replicated cluster, a SASL_SSL listener) use the node
+# functions: kafka_node_init DIR, kafka_node_common_props, kafka_node_format DIR CLUSTER_ID,
+# kafka_node_launch DIR BOOTSTRAP [HEAP_MB], kafka_node_kill DIR, kafka_node_stop DIR,
+# kafka_free_port FROM.  The functions above that take no servers use $KAFKA_BOOTSTRAP: call
+# them as KAFKA_BOOTSTRAP=... broker_create_topic ... to reach another cluster.
 
 KAFKA_JVM_TOOL_OPTS="-Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms32m -Xmx256m"
 
@@ -35,96 +40,12 @@ kafka_java() {
 		-cp "$KAFKA_LIB/*" "$cls" "$@"
 }
 
-_broker_pid() {
-	cat "$KAFKA_DIR/pid" 2>/dev/null
-}
+# ---- one Kafka node (a JVM in its own session; DIR holds its config, data, logs and pid)
 
-# broker_running: the broker process exists (possibly frozen).
-broker_running() {
-	local pid
-	pid=$(_broker_pid)
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-_broker_serves() {
-	timeout 5 kcat -b "$KAFKA_BOOTSTRAP" -L -m 2 >/dev/null 2>&1
-}
-
-# _broker_launch: starts java on $KAFKA_DIR and waits (bounded) until it serves metadata.
-_broker_launch() {
-	local i t0 ms
-	t0=$(date +%s%N)
-	setsid bash -c 'echo $$ >"$1/pid"; exec java -Xms256m -Xmx512m -XX:+UseSerialGC \
-		-Dlog4j2.configurationFile="$1/log4j2.properties" -Dkafka.logs.dir="$1/logs" \
-		-cp "$2/*" kafka.Kafka "$1/server.properties" >>"$1/logs/stdout.log" 2>&1' \
-		_ "$KAFKA_DIR" "$KAFKA_LIB" </dev/null &
-	for ((i = 0; i < 600; i++)); do	# up to 60 s
-		[ -s "$KAFKA_DIR/pid" ] && _broker_serves && break
-		if [ -s "$KAFKA_DIR/pid" ] && ! broker_running; then
-			echo "harness: the Kafka broker exited; its log ends with:" >&2
-			tail -n 20 "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	if ! _broker_serves; then
-		echo "harness: the Kafka broker does not serve metadata after 60 s" >&2
-		tail -n 20 "$KAFKA_DIR/logs/server.log" >&2
-		return 1
-	fi
-	ms=$((($(date +%s%N) - t0) / 1000000))
-	KAFKA_START_MS=$ms
-}
-
-# broker_start: fetch (cached), configure, format and start the harness's broker.
-broker_start() {
-	local port cport id
-	KAFKA_LIB=$(bash "$HARNESS_ROOT/test/fetch-kafka") || return 1
-	KAFKA_VERSION=$(cat "$KAFKA_LIB/../version")
-	KAFKA_DIR=$HARNESS_DIR/kafka
-	mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-	export KAFKA_LIB KAFKA_VERSION KAFKA_DIR
-
-	# two free ports from the base past PostgreSQL's range (the controller's must be fixed)
-	port=$((HARNESS_PORT_BASE + 100))
-	while ! _port_free "$port"; do port=$((port + 1)); done
-	cport=$((port + 1))
-	while ! _port_free "$cport"; do cport=$((cport + 1)); done
-	KAFKA_BOOTSTRAP=127.0.0.1:$port
-	export KAFKA_BOOTSTRAP
-
-	cat >"$KAFKA_DIR/server.properties" <<-EOF
-		# the mnist_ml test harness's broker: one node, broker and KRaft controller
-		process.roles=broker,controller
-		node.id=1
-		listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-		advertised.listeners=PLAINTEXT://127.0.0.1:$port
-		controller.listener.names=CONTROLLER
-		inter.broker.listener.name=PLAINTEXT
-		listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-		controller.quorum.voters=1@127.0.0.1:$cport
-		log.dirs=$KAFKA_DIR/data
-		auto.create.topics.enable=false
-		# one node: internal topics without replicas, fewer of their partitions
-		offsets.topic.replication.factor=1
-		offsets.topic.num.partitions=4
-		transaction.state.log.replication.factor=1
-		transaction.state.log.min.isr=1
-		transaction.state.log.num.partitions=4
-		share.coordinator.state.topic.replication.factor=1
-		share.coordinator.state.topic.min.isr=1
-		# a group forms as soon as its first member joins (the default waits 3 s)
-		group.initial.rebalance.delay.ms=0
-		# restarted after SIGKILL, the node registers again once its old session expired (9 s)
-		broker.session.timeout.ms=3000
-		broker.heartbeat.interval.ms=1000
-		# two cores: fewer threads, a small cleaner buffer (the default takes 128 MiB of heap)
-		num.network.threads=2
-		num.io.threads=2
-		background.threads=2
-		log.cleaner.dedupe.buffer.size=2097152
-	EOF
-	cat >"$KAFKA_DIR/log4j2.properties" <<-'EOF'
+# kafka_node_init DIR: a node's directories and logging configuration.
+kafka_node_init() {
+	mkdir -p "$1/data" "$1/logs"
+	cat >"$1/log4j2.properties" <<-'EOF'
 		status = warn
 		appender.file.type = File
 		appender.file.name = file
@@ -134,6 +55,135 @@ broker_start() {
 		rootLogger.level = INFO
 		rootLogger.appenderRef.file.ref = file
 	EOF
+}
+
+# kafka_node_common_props: settings every test node shares (printed, for server.properties).
+kafka_node_common_props() {
+	cat <<-'EOF'
+		auto.create.topics.enable=false
+		# a group forms as soon as its first member joins (the default waits 3 s)
+		group.initial.rebalance.delay.ms=0
+		# restarted after SIGKILL, a node registers again once its old session expired (9 s)
+		broker.session.timeout.ms=3000
+		broker.heartbeat.interval.ms=1000
+		# two cores: fewer threads, a small cleaner buffer (the default takes 128 MiB of heap)
+		num.network.threads=2
+		num.io.threads=2
+		background.threads=2
+		num.replica.fetchers=1
+		log.cleaner.dedupe.buffer.size=2097152
+		offsets.topic.num.partitions=4
+		transaction.state.log.num.partitions=4
+	EOF
+}
+
+# kafka_node_format DIR CLUSTER_ID [StorageTool options...]: formats the node's storage.
+kafka_node_format() {
+	local dir=$1 id=$2
+	shift 2
+	kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" "$@" \
+		>"$dir/logs/format.log" 2>&1 || { cat "$dir/logs/format.log" >&2; return 1; }
+}
+
+# kafka_node_pid DIR / kafka_node_running DIR
+kafka_node_pid() {
+	cat "$1/pid" 2>/dev/null
+}
+
+kafka_node_running() {
+	local pid
+	pid=$(kafka_node_pid "$1")
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# kafka_serves BOOTSTRAP: a metadata request gets an answer.
+kafka_serves() {
+	timeout 5 kcat -b "$1" -L -m 2 >/dev/null 2>&1
+}
+
+# kafka_node_launch DIR BOOTSTRAP [HEAP_MB]: starts the node and waits (bounded) until BOOTSTRAP
+# serves metadata; sets KAFKA_START_MS.
+kafka_node_launch() {
+	local dir=$1 boot=$2 heap=${3:-512} i t0
+	t0=$(date +%s%N)
+	rm -f "$dir/pid"
+	setsid bash -c 'echo $$ >"$1/pid"; exec java -Xms$3m -Xmx$3m -XX:+UseSerialGC \
+		-XX:CICompilerCount=2 -Dlog4j2.configurationFile="$1/log4j2.properties" \
+		-Dkafka.logs.dir="$1/logs" -cp "$2/*" kafka.Kafka "$1/server.properties" \
+		>>"$1/logs/stdout.log" 2>&1' _ "$dir" "$KAFKA_LIB" "$heap" </dev/null &
+	for ((i = 0; i < 900; i++)); do	# up to 90 s
+		[ -s "$dir/pid" ] && kafka_serves "$boot" && break
+		if [ -s "$dir/pid" ] && ! kafka_node_running "$dir"; then
+			echo "harness: the Kafka node in $dir exited; its log ends with:" >&2
+			tail -n 20 "$dir/logs/server.log" "$dir/logs/stdout.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	if ! kafka_serves "$boot"; then
+		echo "harness: the Kafka node in $dir does not serve metadata at $boot after 90 s" >&2
+		tail -n 20 "$dir/logs/server.log" >&2
+		return 1
+	fi
+	KAFKA_START_MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# kafka_node_kill DIR: SIGKILL, and wait until the process is gone.
+kafka_node_kill() {
+	local pid i
+	pid=$(kafka_node_pid "$1")
+	[ -n "$pid" ] || return 1
+	kill -KILL "$pid" 2>/dev/null || return 1
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# kafka_node_stop DIR: SIGTERM (controlled shutdown), SIGKILL after 15 s.
+kafka_node_stop() {
+	local pid i
+	pid=$(kafka_node_pid "$1")
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -CONT "$pid" 2>/dev/null
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+}
+
+# kafka_free_port FROM: the first free TCP port from FROM on.
+kafka_free_port() {
+	local port=$1
+	while ! _port_free "$port"; do port=$((port + 1)); done
+	echo "$port"
+}
+
+# ---- the harness's broker
+
+broker_running() {
+	kafka_node_running "$KAFKA_DIR"
+}
+
+_broker_pid() {
+	kafka_node_pid "$KAFKA_DIR"
+}
+
+_broker_serves() {
+	kafka_serves "$KAFKA_BOOTSTRAP"
+}
+
+# broker_start: fetch (cached), configure, format and start the harness's broker.
+broker_start() {
+	local port cport
+	KAFKA_LIB=$(bash "$HARNESS_ROOT/test/fetch-kafka") || return 1
+	KAFKA_VERSION=$(cat "$KAFKA_LIB/../version")
+	KAFKA_DIR=$HARNESS_DIR/kafka
+	export KAFKA_LIB KAFKA_VERSION KAFKA_DIR
+	kafka_node_init "$KAFKA_DIR"
 	cat >"$KAFKA_DIR/tools-log4j2.properties" <<-'EOF'
 		status = warn
 		appender.err.type = Console
@@ -144,10 +194,35 @@ broker_start() {
 		rootLogger.level = WARN
 		rootLogger.appenderRef.err.ref = err
 	EOF
-	id=$(kafka_java kafka.tools.StorageTool random-uuid) || return 1
-	kafka_java kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" \
-		>"$KAFKA_DIR/logs/format.log" 2>&1 || { cat "$KAFKA_DIR/logs/format.log" >&2; return 1; }
-	_broker_launch || return 1
+
+	# two free ports from the base past PostgreSQL's range (the controller's must be fixed)
+	port=$(kafka_free_port $((HARNESS_PORT_BASE + 100)))
+	cport=$(kafka_free_port $((port + 1)))
+	KAFKA_BOOTSTRAP=127.0.0.1:$port
+	export KAFKA_BOOTSTRAP
+	{
+		cat <<-EOF
+			# the mnist_ml test harness's broker: one node, broker and KRaft controller
+			process.roles=broker,controller
+			node.id=1
+			listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+			advertised.listeners=PLAINTEXT://127.0.0.1:$port
+			controller.listener.names=CONTROLLER
+			inter.broker.listener.name=PLAINTEXT
+			listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+			controller.quorum.voters=1@127.0.0.1:$cport
+			log.dirs=$KAFKA_DIR/data
+			# one node: internal topics without replicas
+			offsets.topic.replication.factor=1
+			transaction.state.log.replication.factor=1
+			transaction.state.log.min.isr=1
+			share.coordinator.state.topic.replication.factor=1
+			share.coordinator.state.topic.min.isr=1
+		EOF
+		kafka_node_common_props
+	} >"$KAFKA_DIR/server.properties"
+	kafka_node_format "$KAFKA_DIR" "$(kafka_java kafka.tools.StorageTool random-uuid)" || return 1
+	kafka_node_launch "$KAFKA_DIR" "$KAFKA_BOOTSTRAP" || return 1
 	echo "harness: Apache Kafka $KAFKA_VERSION (KRaft, 1 node) at $KAFKA_BOOTSTRAP, pid $(_broker_pid), started in $KAFKA_START_MS ms, topic auto-creation off"
 }
 
@@ -157,21 +232,13 @@ broker_restart() {
 		echo "harness: broker_restart: the broker is still running" >&2
 		return 1
 	fi
-	_broker_launch || return 1
+	kafka_node_launch "$KAFKA_DIR" "$KAFKA_BOOTSTRAP" || return 1
 	echo "  (broker restarted in $KAFKA_START_MS ms)"
 }
 
 # broker_kill: SIGKILL, and wait until the process is gone.
 broker_kill() {
-	local pid i
-	pid=$(_broker_pid)
-	[ -n "$pid" ] || return 1
-	kill -KILL "$pid" 2>/dev/null || return 1
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
+	kafka_node_kill "$KAFKA_DIR"
 }
 
 broker_freeze() {
@@ -198,16 +265,7 @@ broker_ensure_up() {
 
 # broker_stop: SIGTERM (controlled shutdown), SIGKILL after 15 s.
 broker_stop() {
-	local pid i
-	pid=$(_broker_pid)
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -CONT "$pid" 2>/dev/null
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < 150; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
+	kafka_node_stop "$KAFKA_DIR"
 }
 
 # broker_create_topic NAME PARTITIONS [REPLICATION [KEY=VALUE ...]]
