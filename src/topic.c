@@ -64,7 +64,7 @@ typedef struct TopicConsumer
 	int			session_timeout_ms; /* the effective session.timeout.ms of the group */
 
 	bool		fatal;
-	bool		auth_failed;	/* the broker refused our credentials (SASL or TLS) */
+	char		auth_error[256];	/* why the broker refused our credentials, or "" */
 	char		last_error[256];
 	int			nlogs;
 	int			dropped_logs;
@@ -100,7 +100,7 @@ topic_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 		tc->fatal = true;
 	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
-		tc->auth_failed = true;
+		strlcpy(tc->auth_error, reason, sizeof(tc->auth_error));
 }
 
 static void
@@ -328,11 +328,11 @@ static void
 consumer_check(TopicConsumer *tc)
 {
 	consumer_flush_logs(tc);
-	if (tc->auth_failed)
+	if (tc->auth_error[0] != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("authentication to the Kafka broker failed"),
-				 errdetail("%s", tc->last_error),
+				 errdetail("%s", tc->auth_error),
 				 errhint("Check the security.protocol, sasl.* and ssl.* properties of mnist_ml.kafka_properties_file.")));
 	if (tc->fatal)
 	{

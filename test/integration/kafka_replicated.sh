@@ -83,7 +83,7 @@ q "DROP TABLE IF EXISTS $t; CREATE TABLE $t (id serial PRIMARY KEY, label smalli
 q "ALTER SYSTEM SET mnist_ml.kafka_bootstrap_servers = '$boot'" >/dev/null
 q "ALTER SYSTEM SET mnist_ml.cdc_tables = 'public.$t'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
-wait_for "[ \"\$(q 'SELECT state || broker_reachable FROM mnist_cdc_status')\" = streamingt ] || { q 'INSERT INTO $t (label, pixels) SELECT label, pixels FROM $src WHERE id = 1' >/dev/null; false; }" 60 \
+wait_for "[ \"\$(q \"SELECT state = 'streaming' AND broker_reachable FROM mnist_cdc_status\")\" = t ] || { q 'INSERT INTO $t (label, pixels) SELECT label, pixels FROM $src WHERE id = 1' >/dev/null; false; }" 60 \
 	"the worker streams to the cluster"
 topic_model kafka_repl || fail "train the model"
 
