@@ -1,16 +1,15 @@
 /*
  * net.c
  *		The network: 784 -> Dense(H, relu) -> Dense(10) logits, softmax cross-entropy, Adam
- *		as Keras.  Plain C + CBLAS, no PostgreSQL calls, no allocation: every buffer comes
- *		from the caller.  Deterministic: the same seed and data give a bit-identical model on
- *		the same CPU path.  The hot loops are in net_kernels.h, compiled once per CPU path;
- *		this file picks the path.
+ *		as Keras.  Plain C, no PostgreSQL calls, no allocation: every buffer comes from the
+ *		caller.  Deterministic: the same seed and data give a bit-identical model on the same
+ *		CPU path.  The hot loops are in net_kernels.h, compiled once per CPU path; this file
+ *		picks the path.
  */
 #include <math.h>
 #include <string.h>
 
 #include "net_path.h"
-
 
 size_t
 net_param_count(int n_hidden)
@@ -260,13 +259,10 @@ net_predict_scratch(int n_hidden)
 	return exact > screen ? exact : screen;
 }
 
-/*
- * The CPU paths: the path in use and its kernels, chosen by net_set_cpu_path(), or on first
- * use the best this CPU has.
- */
+/* The CPU paths: the path in use and its kernels (NULL until net_set_cpu_path). */
 static NetCpuPath cpu_path = NET_CPU_AUTO;
 static const NetKernels *kernels;
-static bool screen_usable;
+static bool path_has_screen;	/* the path is avx512 and the CPU has VNNI */
 
 static const char *const cpu_path_names[] = {
 	[NET_CPU_AUTO] = "auto",
@@ -309,13 +305,13 @@ net_set_cpu_path(NetCpuPath path)
 		path = net_cpu_supports(NET_CPU_AVX512) ? NET_CPU_AVX512 :
 			net_cpu_supports(NET_CPU_AVX2) ? NET_CPU_AVX2 : NET_CPU_BASELINE;
 	cpu_path = path;
-	screen_usable = false;
+	path_has_screen = false;
 	switch (path)
 	{
 #ifdef __x86_64__
 		case NET_CPU_AVX512:
 			kernels = &net_kernels_avx512;
-			screen_usable = __builtin_cpu_supports("avx512vnni");
+			path_has_screen = __builtin_cpu_supports("avx512vnni");
 			break;
 		case NET_CPU_AVX2:
 			kernels = &net_kernels_avx2;
@@ -327,18 +323,27 @@ net_set_cpu_path(NetCpuPath path)
 	}
 }
 
-NetCpuPath
-net_cpu_path(void)
+/* The kernels in use, the best this CPU has unless net_set_cpu_path() chose. */
+static inline const NetKernels *
+current_kernels(void)
 {
 	if (kernels == NULL)
 		net_set_cpu_path(NET_CPU_AUTO);
+	return kernels;
+}
+
+NetCpuPath
+net_cpu_path(void)
+{
+	current_kernels();
 	return cpu_path;
 }
 
 bool
 net_screen_usable(void)
 {
-	return net_cpu_path() == NET_CPU_AVX512 && screen_usable;
+	current_kernels();
+	return path_has_screen;
 }
 
 void
@@ -347,8 +352,7 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 				const uint32_t *idx, int n,
 				double *loss_sum, int64_t *correct)
 {
-	net_cpu_path();
-	kernels->train_batch(t, adam, images, labels, idx, n, loss_sum, correct);
+	current_kernels()->train_batch(t, adam, images, labels, idx, n, loss_sum, correct);
 }
 
 int
@@ -362,6 +366,5 @@ net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 		if (k >= 0)
 			return k;
 	}
-	net_cpu_path();
-	return kernels->predict(net, pixels, scratch, probs, logits);
+	return current_kernels()->predict(net, pixels, scratch, probs, logits);
 }

@@ -383,7 +383,7 @@ net_screen_scratch(int n_hidden)
 	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
 }
 
-#else							/* no screen in this build */
+#else							/* not x86-64: no screen */
 
 size_t
 net_screen_scratch(int n_hidden)
