@@ -23,13 +23,29 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 OPENBLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-serial
 OPENBLAS_INC = /usr/include/x86_64-linux-gnu/openblas-serial
 
+# Portable by default: the library targets x86-64-v2 (every x86-64 server CPU since about
+# 2009), and the network's hot loops are compiled once more for AVX2 and for AVX-512
+# (src/net_avx2.c, net_avx512.c); net.c runs the best this CPU has.  For the machine that
+# builds it only: make OPTFLAGS=-march=native.
+ifeq ($(shell uname -m),x86_64)
+OPTFLAGS = -march=x86-64-v2
+NET_AVX2_FLAGS = -mavx2 -mfma
+NET_AVX512_FLAGS = -mavx512f -mavx512cd -mavx512bw -mavx512dq -mavx512vl -mfma
+endif
+
 PG_CPPFLAGS = -I$(OPENBLAS_INC) -Isrc
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-	-Wno-sign-compare -Wno-cast-function-type -fno-math-errno -march=native
+	-Wno-sign-compare -Wno-cast-function-type -fno-math-errno $(OPTFLAGS)
 SHLIB_LINK = $(shell pkg-config --libs rdkafka) -lz \
 	-L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 
-EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out
+# The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
+# path this machine has, bench/train_bench (bench/train.sh) times it.
+NET_OBJS = src/net.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
+NET_PROGRAMS = test/net_check bench/train_bench
+
+EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out \
+	$(NET_PROGRAMS) $(NET_PROGRAMS:=.o)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -38,8 +54,20 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/[0-9]*.sql))
 	cat $^ > $@
 
+src/net_avx2.o: override CFLAGS += $(NET_AVX2_FLAGS)
+src/net_avx2.bc: BITCODE_CFLAGS += $(NET_AVX2_FLAGS)
+src/net_avx512.o: override CFLAGS += $(NET_AVX512_FLAGS)
+src/net_avx512.bc: BITCODE_CFLAGS += $(NET_AVX512_FLAGS)
+
+$(NET_PROGRAMS): %: %.o $(NET_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm -lz
+
+.PHONY: net_check
+net_check: test/net_check
+	test/net_check
+
 tools/mnist2sql: tools/mnist2sql.c
 	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
 
 # Every object depends on the project's headers (PGXS tracks no header dependencies here).
-$(OBJS): $(wildcard src/*.h)
+$(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h)

@@ -52,12 +52,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 		{ apt-get update -q >/dev/null && apt-get install -y -q "${need_apt[@]}" >/dev/null; }
 fi
 
-# the extension's optimisation flags (Makefile), without PostgreSQL
-blas=/usr/lib/x86_64-linux-gnu/openblas-serial
-cc -O2 -fno-strict-aliasing -fwrapv -fexcess-precision=standard -fno-math-errno -march=native \
-	-Wall -Wextra -I/usr/include/x86_64-linux-gnu/openblas-serial -I"$root/src" \
-	-o "$tmp/train_bench" "$root/bench/train_bench.c" "$root/src/net.c" "$root/src/screen.c" \
-	-L"$blas" -Wl,-rpath,"$blas" -lopenblas -lm -lz
+# the network's objects as the library has them (Makefile), without PostgreSQL
+make -s -C "$root" PG_CONFIG="$PG_CONFIG" bench/train_bench
 
 # value KEY FILE: the value of the first "KEY value" line
 value() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
@@ -148,7 +144,7 @@ sql_scan() {
 
 c_all=() c_cpu=() t_all=() t_cpu=() d_all=() d_cpu=() s_all=() s_cpu=() e_all=() r_all=() r_cpu=()
 for r in $(seq "$ROUNDS"); do
-	"$tmp/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
+	"$root/bench/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
 	c_all+=("$(value epoch_best "$tmp/c.out")")
 	c_cpu+=("$(value epoch_cpu_best "$tmp/c.out")")
 	/usr/bin/python3 "$root/bench/train_torch.py" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/t.out"
@@ -188,12 +184,12 @@ if [ -n "$sql_ok" ]; then
 	row "(reading the table alone: SELECT)" "$(best "${r_all[@]}")" "$(best "${r_cpu[@]}")" "${r_all[*]}"
 fi
 echo "(best of $ROUNDS interleaved rounds; cpu = the process' CPU time, less sensitive to the" \
-	"other work on a shared machine)"
+	"other work on a shared machine; net.c's CPU path: $(value cpu_path "$tmp/c.out"))"
 
 # ---------------------------------------------------------------- quality
 echo
 echo "test accuracy after $EPOCHS epochs (issue 3 wants >= 0.86; seed 0):"
-"$tmp/train_bench" "$DATA" "$EPOCHS" 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
+"$root/bench/train_bench" "$DATA" "$EPOCHS" 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
 /usr/bin/python3 "$root/bench/train_torch.py" "$DATA" "$EPOCHS" 0 "$HIDDEN" "$BATCH" >"$tmp/t.out"
 printf '  %-32s %s\n' "PyTorch" "$(value test_accuracy "$tmp/t.out")"
 printf '  %-32s %s\n' "net.c" "$(value test_accuracy "$tmp/c.out")"

@@ -5,6 +5,7 @@
  *		bench/train.sh.
  *
  *		usage: train_bench DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64] [seed=0]
+ *			[cpu_path=auto]
  *		DATADIR holds train-images-idx3-ubyte[.gz] and the three other IDX files.
  */
 #include <stdio.h>
@@ -128,6 +129,7 @@ main(int argc, char **argv)
 	int			hidden = argc > 4 ? atoi(argv[4]) : 128;
 	int			batch = argc > 5 ? atoi(argv[5]) : 64;
 	uint64_t	seed = argc > 6 ? strtoull(argv[6], NULL, 10) : 0;
+	const char *path = argc > 7 ? argv[7] : "auto";
 	size_t		n,
 				nl,
 				nt,
@@ -151,19 +153,29 @@ main(int argc, char **argv)
 				pred_secs = 1e30,
 				pred_cpu = 1e30;
 	size_t		right = 0;
-	int			r;
+	int			r,
+				p;
 
 	if (n != nl || nt != ntl)
 	{
 		fprintf(stderr, "train_bench: image and label counts differ\n");
 		return 1;
 	}
+	for (p = NET_CPU_AUTO; p <= NET_CPU_BASELINE; p++)
+		if (strcmp(net_cpu_path_name(p), path) == 0 && net_cpu_supports(p))
+			break;
+	if (p > NET_CPU_BASELINE)
+	{
+		fprintf(stderr, "train_bench: unknown CPU path, or one this CPU lacks: %s\n", path);
+		return 1;
+	}
+	net_set_cpu_path(p);
 	/* weight rows on cache lines, as the extension allocates them */
 	net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
 			 malloc(sizeof(float) * np), malloc(sizeof(float) * np));
 	t = net_trainer_bind(malloc(net_trainer_size(hidden, batch)), &net, batch);
 
-	printf("rows %zu\n", n);
+	printf("rows %zu\ncpu_path %s\n", n, net_cpu_path_name(net_cpu_path()));
 	for (r = 0; r < repeats; r++)
 	{
 		train(&net, t, images, labels, n, 1, batch, seed, secs, cpu, &loss, &acc);

@@ -14,6 +14,7 @@
 
 #include "kafka_conf.h"
 #include "mnist_ml.h"
+#include "net.h"
 
 PG_MODULE_MAGIC;
 
@@ -27,7 +28,35 @@ char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
 
+static int	mnist_cpu_path = NET_CPU_AUTO;
+
+static const struct config_enum_entry cpu_path_options[] = {
+	{"auto", NET_CPU_AUTO, false},
+	{"avx512", NET_CPU_AVX512, false},
+	{"avx2", NET_CPU_AVX2, false},
+	{"baseline", NET_CPU_BASELINE, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
+
+/* mnist_ml.cpu_path: a path this CPU lacks would die of SIGILL, so it is refused. */
+static bool
+check_cpu_path(int *newval, void **extra, GucSource source)
+{
+	if (net_cpu_supports((NetCpuPath) *newval))
+		return true;
+	GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
+	GUC_check_errmsg("this CPU cannot run the %s code path", net_cpu_path_name((NetCpuPath) *newval));
+	GUC_check_errdetail("avx512 needs AVX-512 F, CD, BW, DQ and VL with FMA; avx2 needs AVX2 and FMA.");
+	return false;
+}
+
+static void
+assign_cpu_path(int newval, void *extra)
+{
+	net_set_cpu_path((NetCpuPath) newval);
+}
 
 void
 _PG_init(void)
@@ -77,6 +106,11 @@ _PG_init(void)
 							   "Prefix of captured topics: <prefix>.<schema>.<table>.",
 							   NULL, &mnist_topic_prefix, "tf",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("mnist_ml.cpu_path",
+							 "Code path of training and prediction: auto (the best this CPU has), avx512, avx2 or baseline.",
+							 NULL, &mnist_cpu_path, NET_CPU_AUTO, cpu_path_options,
+							 PGC_SUSET, 0, check_cpu_path, assign_cpu_path, NULL);
 
 	MarkGUCPrefixReserved("mnist_ml");
 

@@ -8,6 +8,7 @@
 #ifndef MNIST_NET_H
 #define MNIST_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -134,8 +135,8 @@ extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratc
  * The screen (screen.c): the first layer again in integers, which settles most argmax
  * predictions in a fraction of the time, and says when it cannot (then net_predict computes
  * the float network).  net_screen_size() is the bytes to allocate (aligned to 64) for a
- * hidden layer of n_hidden units, 0 where this build has no vector code for it (then there is
- * no screen).  net_screen_build() fills that memory from net's parameters, which must not
+ * hidden layer of n_hidden units, 0 where the path in use has none (see below): then there
+ * is no screen.  net_screen_build() fills that memory from net's parameters, which must not
  * change after.
  */
 typedef struct NetScreen NetScreen;
@@ -145,12 +146,38 @@ extern const NetScreen *net_screen_build(const MnistNet *net, void *mem);
 
 /*
  * The argmax class of one image as net_predict computes it without a screen, or -1 when the
- * screen cannot tell (the two best logits are too close for its error bound).  net_predict
- * uses it when net->screen is set and only the class is wanted.  scratch: at least
+ * screen cannot tell (the two best logits are too close for its error bound, or the path in
+ * use has no screen).  net_predict uses it when net->screen is set and only the class is
+ * wanted.  scratch: at least
  * net_screen_scratch() floats (net_predict_scratch() is enough).
  */
 extern int	net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
 extern size_t net_screen_scratch(int n_hidden);
+
+/*
+ * CPU paths.  The hot loops (training's sparse layers and Adam, pixel compaction, the forward
+ * pass, the screen) are compiled once per instruction set, and the best path this CPU has runs
+ * unless net_set_cpu_path() picks another (mnist_ml.cpu_path).  The AVX-512 and AVX2 paths give
+ * bit-identical results: both multiply-add with FMA, in the same order.  The baseline path
+ * rounds each product and sum separately (x86-64-v2 has no FMA), so it trains a slightly
+ * different model from the same seed.  The screen runs on the AVX-512 path where the CPU also
+ * has VNNI.
+ */
+typedef enum NetCpuPath
+{
+	NET_CPU_AUTO,				/* the best path this CPU has */
+	NET_CPU_AVX512,				/* AVX-512 F, CD, BW, DQ, VL and FMA (the screen: and VNNI) */
+	NET_CPU_AVX2,				/* AVX2 and FMA */
+	NET_CPU_BASELINE			/* what the build targets (-march=x86-64-v2 by default) */
+} NetCpuPath;
+
+/* Whether this CPU can run path (always for NET_CPU_AUTO and NET_CPU_BASELINE). */
+extern bool net_cpu_supports(NetCpuPath path);
+/* Uses path (which this CPU must support) from now on; NET_CPU_AUTO: the best it supports. */
+extern void net_set_cpu_path(NetCpuPath path);
+/* The path in use (never NET_CPU_AUTO), and a path's name as mnist_ml.cpu_path spells it. */
+extern NetCpuPath net_cpu_path(void);
+extern const char *net_cpu_path_name(NetCpuPath path);
 
 /* Index of the largest of the 10 logits (the first on ties). */
 extern int	net_argmax10(const float *z);

@@ -2,17 +2,20 @@
  * screen.c
  *		The prediction screen: net_predict's argmax from the first layer in integers, with a
  *		rigorous bound, for most images in a fraction of the float network's time.  Plain C
- *		with AVX-512 VNNI intrinsics, no PostgreSQL calls, no allocation.
+ *		with AVX-512 VNNI intrinsics, no PostgreSQL calls, no allocation.  The functions that
+ *		use them are compiled for AVX-512 VNNI whatever the build targets (SCREEN_TARGET), and
+ *		run only on the path that has it (net_screen_usable).
  */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#include "net.h"
+#include "net_path.h"
 
-/* The screen needs AVX-512 with byte dot products (VNNI); without, there is none. */
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+/* The screen needs AVX-512 with byte dot products (VNNI): on x86-64 only. */
+#ifdef __x86_64__
 #define NET_SCREEN 1
+#define SCREEN_TARGET __attribute__((target("avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx512vnni,fma")))
 #include <immintrin.h>
 #endif
 
@@ -85,6 +88,8 @@ net_screen_size(int n_hidden)
 {
 	size_t		w = SCREEN_WIDTH(n_hidden);
 
+	if (!net_screen_usable())
+		return 0;
 	return NET_ALIGN64(sizeof(NetScreen)) + 2 * NET_ALIGN64((size_t) NET_INPUTS * w) +
 		3 * NET_ALIGN64(sizeof(float) * w) + NET_ALIGN64(sizeof(float) * w * NET_OUTPUTS);
 }
@@ -190,7 +195,7 @@ net_screen_build(const MnistNet *net, void *mem)
  * their four bytes.  Returns the count; sets *psum to the sum of the pixels and *nonzero to
  * the number of nonzero pixels.
  */
-static int
+static SCREEN_TARGET int
 screen_quads(const uint8_t *pixels, uint32_t *quad, uint32_t *qval, int64_t *psum,
 			 int *nonzero)
 {
@@ -228,7 +233,7 @@ screen_quads(const uint8_t *pixels, uint32_t *quad, uint32_t *qval, int64_t *psu
  * sum[0..nvec * 16) = sum over the fours of their pixels times the weight bytes of the units
  * (units j0.. of a [SCREEN_QUADS][width][4] array, rows stride bytes apart).
  */
-static inline __attribute__((always_inline)) void
+static inline SCREEN_TARGET __attribute__((always_inline)) void
 screen_block(int32_t *sum, const int8_t *q, size_t stride, int nvec,
 			 const uint32_t *quad, const uint32_t *qval, int count)
 {
@@ -254,7 +259,7 @@ screen_block(int32_t *sum, const int8_t *q, size_t stride, int nvec,
 }
 
 /* sum[0..w) = the integer first layer of one byte array (hi or lo) */
-static void
+static SCREEN_TARGET void
 screen_layer(int32_t *sum, const int8_t *q, int w, const uint32_t *quad, const uint32_t *qval,
 			 int count)
 {
@@ -271,7 +276,7 @@ screen_layer(int32_t *sum, const int8_t *q, int w, const uint32_t *quad, const u
  * 256 S1 + sum2 (exact in int64).  Returns the class, or -1 when the bound cannot rule out
  * another.
  */
-static int
+static SCREEN_TARGET int
 screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int64_t psum,
 			  int nonzero)
 {
@@ -333,11 +338,10 @@ screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int6
 	return t;
 }
 
-int
-net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+static SCREEN_TARGET int
+screen_classify(const NetScreen *s, const uint8_t *pixels, float *scratch)
 {
-	const NetScreen *s = net->screen;
-	int			w,
+	int			w = s->width,
 				count,
 				nonzero,
 				t;
@@ -347,9 +351,6 @@ net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 			   *qval;
 	int64_t		psum;
 
-	if (s == NULL)
-		return -1;
-	w = s->width;
 	sum1 = (int32_t *) scratch;
 	sum2 = (int32_t *) (scratch + w);
 	quad = (uint32_t *) (scratch + 2 * w);
@@ -367,6 +368,14 @@ net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 	return screen_decide(s, sum1, sum2, psum, nonzero);
 }
 
+int
+net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+{
+	if (net->screen == NULL || !net_screen_usable())
+		return -1;
+	return screen_classify(net->screen, pixels, scratch);
+}
+
 size_t
 net_screen_scratch(int n_hidden)
 {
@@ -374,7 +383,7 @@ net_screen_scratch(int n_hidden)
 	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
 }
 
-#else							/* no screen in this build */
+#else							/* not x86-64: no screen */
 
 size_t
 net_screen_scratch(int n_hidden)

@@ -3,7 +3,8 @@
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
  *		net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
- *		and the prediction screen against the exact class.
+ *		and the prediction screen against the exact class, on every CPU path this machine
+ *		has; then every path against the baseline path.
  *		Prints one line per check and exits non-zero if any failed.
  */
 #include <math.h>
@@ -555,7 +556,7 @@ check_screen(void)
 
 	if (net_screen_size(h) == 0)
 	{
-		printf("skip: this build has no screen (it needs AVX-512 with VNNI)\n");
+		printf("skip: the %s path has no screen (it needs AVX-512 with VNNI)\n", net_cpu_path_name(net_cpu_path()));
 		free(images);
 		free(labels);
 		free(odd);
@@ -667,16 +668,132 @@ check_screen(void)
 	free(odd);
 }
 
+/* Trains the toy net of check_paths on the path in use; returns its held-out logits. */
+static void
+train_on_path(NetCpuPath path, const uint8_t *images, const uint8_t *labels, int n,
+			  const uint8_t *test_images, int n_test, TestNet *tn, float *logits)
+{
+	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(32));
+
+	net_set_cpu_path(path);
+	testnet_make(tn, 32, 64, 5);
+	train_toy(tn, images, labels, n, 64, 4, 5, NULL, NULL);
+	for (int i = 0; i < n_test; i++)
+		net_predict(&tn->net, test_images + (size_t) i * NET_INPUTS, scratch, NULL,
+					logits + (size_t) i * NET_OUTPUTS);
+	free(scratch);
+}
+
+/*
+ * Every other path against the baseline, the same training from the same seed.  Paths that
+ * multiply-add with FMA must give bit-identical models (the README's determinism rule); the
+ * baseline has no FMA (unless the build targets it, as -march=native may), so there the
+ * rounding differs and the models must only agree: the same held-out classes, logits close.
+ */
+static void
+check_paths(const NetCpuPath *paths, int n_paths)
+{
+	const int	n = 2000,
+				n_test = 500;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t    *labels = malloc(n);
+	uint8_t    *test_images = malloc((size_t) n_test * NET_INPUTS);
+	uint8_t    *test_labels = malloc(n_test);
+	float	   *ref_logits = malloc(sizeof(float) * n_test * NET_OUTPUTS);
+	float	   *fma_logits = malloc(sizeof(float) * n_test * NET_OUTPUTS);
+	float	   *logits = malloc(sizeof(float) * n_test * NET_OUTPUTS);
+	TestNet		ref,
+				fma = {0},
+				tn;
+	int			have_fma = 0;
+	char		msg[300];
+
+	make_toy(images, labels, n, 1);
+	make_toy(test_images, test_labels, n_test, 99);
+	train_on_path(NET_CPU_BASELINE, images, labels, n, test_images, n_test, &ref, ref_logits);
+	for (int p = 0; p < n_paths; p++)
+	{
+		size_t		np = net_param_count(32);
+		double		worst_param = 0.0,
+					worst_logit = 0.0;
+		int			same_class = 0;
+
+		if (paths[p] == NET_CPU_BASELINE)
+			continue;
+		train_on_path(paths[p], images, labels, n, test_images, n_test, &tn, logits);
+		for (size_t i = 0; i < np; i++)
+			worst_param = fmax(worst_param, fabs(tn.net.params[i] - ref.net.params[i]));
+		for (int i = 0; i < n_test; i++)
+		{
+			for (int k = 0; k < NET_OUTPUTS; k++)
+				worst_logit = fmax(worst_logit, fabs(logits[i * NET_OUTPUTS + k] - ref_logits[i * NET_OUTPUTS + k]));
+			same_class += net_argmax10(logits + i * NET_OUTPUTS) == net_argmax10(ref_logits + i * NET_OUTPUTS);
+		}
+		snprintf(msg, sizeof(msg), "path %s vs baseline after 4 toy epochs: parameters within %.1e, held-out logits within %.1e, %d of %d classes the same",
+				 net_cpu_path_name(paths[p]), worst_param, worst_logit, same_class, n_test);
+		check(worst_param < 1e-4 && worst_logit < 1e-3 && same_class >= n_test * 99 / 100, msg);
+#ifdef __FMA__
+		snprintf(msg, sizeof(msg), "path %s = baseline bit for bit (this build gives the baseline FMA)",
+				 net_cpu_path_name(paths[p]));
+		check(memcmp(tn.net.params, ref.net.params, sizeof(float) * np) == 0, msg);
+#endif
+		if (have_fma)
+		{
+			snprintf(msg, sizeof(msg), "path %s = path avx2 bit for bit (model and held-out logits)",
+					 net_cpu_path_name(paths[p]));
+			check(memcmp(tn.net.params, fma.net.params, sizeof(float) * np) == 0 &&
+				  memcmp(tn.net.adam_m, fma.net.adam_m, sizeof(float) * np) == 0 &&
+				  memcmp(tn.net.adam_v, fma.net.adam_v, sizeof(float) * np) == 0 &&
+				  memcmp(logits, fma_logits, sizeof(float) * n_test * NET_OUTPUTS) == 0, msg);
+			testnet_free(&tn);
+		}
+		else
+		{
+			fma = tn;
+			memcpy(fma_logits, logits, sizeof(float) * n_test * NET_OUTPUTS);
+			have_fma = 1;
+		}
+	}
+	testnet_free(&ref);
+	if (have_fma)
+		testnet_free(&fma);
+	free(images);
+	free(labels);
+	free(test_images);
+	free(test_labels);
+	free(ref_logits);
+	free(fma_logits);
+	free(logits);
+}
+
 int
 main(void)
 {
+	/* every path, best last, so that the FMA paths are compared with avx2 */
+	static const NetCpuPath all[] = {NET_CPU_BASELINE, NET_CPU_AVX2, NET_CPU_AVX512};
+	NetCpuPath	paths[3];
+	int			n_paths = 0;
+
 	check_init();
 	check_shuffle();
-	check_gradients();
-	check_predict();
-	check_learning_and_determinism();
-	check_scaling();
-	check_screen();
+	for (int p = 0; p < 3; p++)
+	{
+		if (!net_cpu_supports(all[p]))
+		{
+			printf("skip: this CPU cannot run the %s path\n", net_cpu_path_name(all[p]));
+			continue;
+		}
+		paths[n_paths++] = all[p];
+		net_set_cpu_path(all[p]);
+		printf("-- path %s\n", net_cpu_path_name(all[p]));
+		check_gradients();
+		check_predict();
+		check_learning_and_determinism();
+		check_scaling();
+		check_screen();
+	}
+	printf("-- every path against the baseline\n");
+	check_paths(paths, n_paths);
 	printf("%s\n", failures ? "net_check: FAILED" : "net_check: all passed");
 	return failures ? 1 : 0;
 }

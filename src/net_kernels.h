@@ -1,0 +1,513 @@
+/*
+ * net_kernels.h
+ *		The network's hot loops: training's sparse layers and Adam, pixel compaction, the
+ *		forward pass.  A template: src/net_baseline.c, net_avx2.c and net_avx512.c each define
+ *		NET_KERNELS (the name of their NetKernels) and include it, and the Makefile compiles
+ *		each for its instruction set; the code follows the compiler's (__AVX512F__, __AVX2__).
+ *		Plain C, no PostgreSQL calls, no allocation.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "net_path.h"
+
+#define Min(a, b)	((a) < (b) ? (a) : (b))
+
+/*
+ * Sums of scaled rows, the one kernel of both layers' sparse side: for k = 0..count-1 in
+ * order, acc[0..h) += val[k] * rows[idx[k] * h + 0..h).  The first layer's forward pass
+ * (rows = w1, one entry per nonzero pixel) and its weight gradient (rows = the hidden
+ * gradients, one entry per image with that pixel nonzero) both reduce to it, so zero pixels
+ * cost nothing.  Columns go in blocks of a fixed width, which the compiler keeps in vector
+ * registers; each element is summed in the order of idx, so training and net_predict compute
+ * the first layer identically.
+ */
+#ifdef __AVX512F__
+#define CHUNK 128
+#else
+#define CHUNK 64
+#endif
+
+/* One block of width columns (a constant once inlined) of accumulate_rows. */
+static inline __attribute__((always_inline)) void
+accumulate_block(float *restrict acc, const float *restrict rows, size_t h, int width,
+				 const uint32_t *restrict idx, const float *restrict val, int count)
+{
+	float		a[CHUNK];
+	int			j,
+				k;
+
+	memcpy(a, acc, sizeof(float) * width);
+	for (k = 0; k < count; k++)
+	{
+		const float *w = rows + idx[k] * h;
+		float		x = val[k];
+
+#pragma GCC unroll 128
+		for (j = 0; j < width; j++)
+			a[j] += x * w[j];
+	}
+	memcpy(acc, a, sizeof(float) * width);
+}
+
+static void
+accumulate_rows(float *restrict acc, const float *restrict rows, int h,
+				const uint32_t *restrict idx, const float *restrict val, int count)
+{
+	int			j0 = 0;
+
+	for (; j0 + CHUNK <= h; j0 += CHUNK)
+		accumulate_block(acc + j0, rows + j0, h, CHUNK, idx, val, count);
+	for (; j0 + 8 <= h; j0 += 8)
+		accumulate_block(acc + j0, rows + j0, h, 8, idx, val, count);
+	for (; j0 < h; j0++)
+		accumulate_block(acc + j0, rows + j0, h, 1, idx, val, count);
+}
+
+/* Pixel values / 255, as the reference scales them (computed at compile time). */
+#define SCALE1(i)	((float) (i) / 255.0f)
+#define SCALE4(i)	SCALE1(i), SCALE1(i + 1), SCALE1(i + 2), SCALE1(i + 3)
+#define SCALE16(i)	SCALE4(i), SCALE4(i + 4), SCALE4(i + 8), SCALE4(i + 12)
+#define SCALE64(i)	SCALE16(i), SCALE16(i + 16), SCALE16(i + 32), SCALE16(i + 48)
+static const float pixel_scale[256] = {SCALE64(0), SCALE64(64), SCALE64(128), SCALE64(192)};
+
+/*
+ * Nonzero pixels from..to-1 of one image, in pixel order: their indexes and values / 255.
+ * Returns the count.  With AVX-512, sixteen pixels at a time are compacted in registers
+ * (vcompress, then a store of just the nonzero lanes); with AVX2, eight at a time (a
+ * permutation from a table); the divisions are IEEE, so the values equal pixel_scale's.
+ * Otherwise eight pixels at a time are skipped when all are zero (most of a digit's are), and
+ * within a block the scan is branch-free (pixels are zero at random).  Without AVX-512, idx
+ * and val get written up to the position of the last pixel: they need to - from entries.
+ */
+#if defined(__AVX2__) && !defined(__AVX512F__)
+/* For each mask of 8 lanes, the numbers of its set lanes packed into bytes, lowest first. */
+#define LANE(m, k)	(((m) >> (k) & 1) ? (uint64_t) (k) << (8 * __builtin_popcount((m) & ((1u << (k)) - 1))) : 0)
+#define LANES1(m)	(LANE(m, 0) | LANE(m, 1) | LANE(m, 2) | LANE(m, 3) | \
+					 LANE(m, 4) | LANE(m, 5) | LANE(m, 6) | LANE(m, 7))
+#define LANES4(m)	LANES1(m), LANES1(m + 1), LANES1(m + 2), LANES1(m + 3)
+#define LANES16(m)	LANES4(m), LANES4(m + 4), LANES4(m + 8), LANES4(m + 12)
+#define LANES64(m)	LANES16(m), LANES16(m + 16), LANES16(m + 32), LANES16(m + 48)
+static const uint64_t nonzero_lanes[256] = {LANES64(0u), LANES64(64u), LANES64(128u), LANES64(192u)};
+#endif
+
+#define SPARSE_ONE(i) \
+	do { idx[count] = (i); val[count] = pixel_scale[pixels[i]]; count += pixels[i] != 0; } while (0)
+
+static int
+sparse_pixels(const uint8_t *pixels, int from, int to, uint32_t *idx, float *val)
+{
+	int			i = from,
+				count = 0;
+
+#ifdef __AVX512F__
+	const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m512 v255 = _mm512_set1_ps(255.0f);
+
+	for (; i + 16 <= to; i += 16)
+	{
+		__m512i		p = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (pixels + i)));
+		__mmask16	nz = _mm512_test_epi32_mask(p, p);
+		__mmask16	first;
+
+		if (nz == 0)
+			continue;
+		first = (__mmask16) ((1u << __builtin_popcount(nz)) - 1);
+		_mm512_mask_storeu_epi32(idx + count, first,
+								 _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(i))));
+		_mm512_mask_storeu_ps(val + count, first,
+							  _mm512_maskz_compress_ps(nz, _mm512_div_ps(_mm512_cvtepi32_ps(p), v255)));
+		count += __builtin_popcount(nz);
+	}
+#elif defined(__AVX2__)
+	const __m256 v255 = _mm256_set1_ps(255.0f);
+
+	for (; i + 8 <= to; i += 8)
+	{
+		uint64_t	block;
+		__m256i		p,
+					order;
+		unsigned	nz;
+
+		memcpy(&block, pixels + i, sizeof(block));
+		if (block == 0)
+			continue;
+		/* the nonzero lanes' numbers, packed in pixel order, as a permutation */
+		p = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long) block));
+		nz = (unsigned) _mm256_movemask_ps(_mm256_castsi256_ps(
+			_mm256_cmpgt_epi32(p, _mm256_setzero_si256())));
+		order = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long) nonzero_lanes[nz]));
+		/* full 8-lane stores: they stay below idx + (i - from) + 8 <= idx + (to - from) */
+		_mm256_storeu_si256((__m256i *) (idx + count),
+							_mm256_permutevar8x32_epi32(_mm256_add_epi32(_mm256_set1_epi32(i),
+																		 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+														order));
+		_mm256_storeu_ps(val + count,
+						 _mm256_permutevar8x32_ps(_mm256_div_ps(_mm256_cvtepi32_ps(p), v255), order));
+		count += __builtin_popcount(nz);
+	}
+#else
+	for (; i + 8 <= to; i += 8)
+	{
+		uint64_t	block;
+
+		memcpy(&block, pixels + i, sizeof(block));
+		if (block == 0)
+			continue;
+		for (int j = i; j < i + 8; j++)
+			SPARSE_ONE(j);
+	}
+#endif
+	for (; i < to; i++)
+		SPARSE_ONE(i);
+	return count;
+}
+
+/*
+ * relu in place, and the mask of its gradient (d[i] = 0 where the unit was off): loops in
+ * fixed blocks with the values loaded unconditionally, so that they vectorise.
+ */
+#define RELU_ONE(x, i) \
+	do { float v_ = (x)[i]; (x)[i] = v_ > 0.0f ? v_ : 0.0f; } while (0)
+#define MASK_ONE(d, gate, i) \
+	do { float v_ = (d)[i]; (d)[i] = (gate)[i] > 0.0f ? v_ : 0.0f; } while (0)
+
+static void
+relu(float *x, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			RELU_ONE(x, i);
+	for (i = i0; i < n; i++)
+		RELU_ONE(x, i);
+}
+
+static void
+relu_mask(float *restrict d, const float *restrict gate, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			MASK_ONE(d, gate, i);
+	for (i = i0; i < n; i++)
+		MASK_ONE(d, gate, i);
+}
+
+/* First layer of one image: hid = relu(b1 + sum of its nonzero pixels' w1 rows, scaled). */
+static void
+hidden_layer(const MnistNet *net, const uint32_t *idx, const float *val, int count, float *hid)
+{
+	int			h = net->n_hidden;
+
+	memcpy(hid, net->b1, sizeof(float) * h);
+	accumulate_rows(hid, net->w1, h, idx, val, count);
+	relu(hid, h);
+}
+
+/* Keras' Adam for one step: the coefficients shared by every parameter. */
+typedef struct AdamStep
+{
+	float		b1,
+				b2,
+				c1,
+				c2,
+				eps,
+				alpha;
+} AdamStep;
+
+static void
+adam_step_init(AdamStep *a, const NetAdam *adam, int64_t t)
+{
+	a->b1 = adam->beta1;
+	a->b2 = adam->beta2;
+	a->c1 = 1.0f - adam->beta1;
+	a->c2 = 1.0f - adam->beta2;
+	a->eps = adam->epsilon;
+	a->alpha = (float) (adam->learning_rate * sqrt(1.0 - pow(adam->beta2, (double) t)) /
+						(1.0 - pow(adam->beta1, (double) t)));
+}
+
+/* One Adam parameter: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= alpha m / (sqrt(v) + eps). */
+#define ADAM_ONE(a, p, m, v, g, i) \
+	do { \
+		float		mi_ = (a)->b1 * (m)[i] + (a)->c1 * (g)[i]; \
+		float		vi_ = (a)->b2 * (v)[i] + (a)->c2 * (g)[i] * (g)[i]; \
+		(m)[i] = mi_; \
+		(v)[i] = vi_; \
+		(p)[i] -= (a)->alpha * mi_ / (sqrtf(vi_) + (a)->eps); \
+	} while (0)
+
+/* Adam on n parameters with gradient g (fixed-size blocks so that it vectorises). */
+static void
+adam_update(const AdamStep *a, float *restrict p, float *restrict m, float *restrict v,
+			const float *restrict g, size_t n)
+{
+	size_t		i0 = 0,
+				i;
+
+	for (; i0 + CHUNK <= n; i0 += CHUNK)
+		for (i = i0; i < i0 + CHUNK; i++)
+			ADAM_ONE(a, p, m, v, g, i);
+	for (i = i0; i < n; i++)
+		ADAM_ONE(a, p, m, v, g, i);
+}
+
+/* The images of a batch are read in random order: fetch them a few ahead. */
+#define PREFETCH_AHEAD 4
+
+static inline void
+prefetch_image(const uint8_t *image)
+{
+	int			i;
+
+	for (i = 0; i < NET_INPUTS; i += 64)
+		__builtin_prefetch(image + i);
+}
+
+/* Calls the trainer's check, if it has one, at the end of every block of every items. */
+static inline void
+check_every(const NetTrainer *t, int i, int every)
+{
+	if (t->check && i % every == every - 1)
+		t->check(t->check_arg);
+}
+
+/*
+ * The batch's nonzero pixels twice: by image and block of w1 rows (row_*, for the forward
+ * pass) and by pixel (col_*, images in batch order, for the first layer's weight gradient).
+ * Both are branch-free compactions of the pixel bytes.
+ */
+static void
+sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
+{
+	const uint8_t **image = t->image;
+	uint32_t	total = 0;
+	int			r,
+				b,
+				i;
+
+	for (r = 0; r < n; r++)
+	{
+		image[r] = images + (size_t) idx[r] * NET_INPUTS;
+		if (r < PREFETCH_AHEAD)
+			prefetch_image(image[r]);
+	}
+	for (r = 0; r < n; r++)
+	{
+		if (r + PREFETCH_AHEAD < n)
+			prefetch_image(image[r + PREFETCH_AHEAD]);
+		for (b = 0; b < t->n_blocks; b++)
+		{
+			t->block_start[r * t->n_blocks + b] = total;
+			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
+								   t->row_idx + total, t->row_val + total);
+		}
+		check_every(t, r, NET_CHECK_ROWS);
+	}
+	t->block_start[n * t->n_blocks] = total;
+
+	total = 0;
+	for (i = 0; i < NET_INPUTS; i++)
+	{
+		t->col_start[i] = total;
+		for (r = 0; r < n; r++)
+		{
+			uint8_t		p = image[r][i];
+
+			t->col_idx[total] = r;
+			t->col_val[total] = pixel_scale[p];
+			total += p != 0;
+		}
+		check_every(t, i, NET_CHECK_PIXELS);
+	}
+	t->col_start[NET_INPUTS] = total;
+}
+
+/*
+ * hidden = relu(x w1 + b1) for the batch: the sums of hidden_layer(), in the same order, one
+ * block of w1 rows at a time (first_layer_blocks).
+ */
+static void
+first_layer_batch(NetTrainer *t, int n)
+{
+	const MnistNet *net = t->net;
+	int			h = net->n_hidden;
+	int			r,
+				b;
+
+	for (r = 0; r < n; r++)
+	{
+		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
+		check_every(t, r, NET_CHECK_ROWS);
+	}
+	for (b = 0; b < t->n_blocks; b++)
+	{
+		for (r = 0; r < n; r++)
+		{
+			uint32_t	c0 = t->block_start[r * t->n_blocks + b],
+						c1 = t->block_start[r * t->n_blocks + b + 1];
+
+			accumulate_rows(t->hidden + (size_t) r * h, net->w1, h, t->row_idx + c0,
+							t->row_val + c0, (int) (c1 - c0));
+			check_every(t, r, NET_CHECK_ROWS);
+		}
+	}
+	relu(t->hidden, (size_t) n * h);
+}
+
+static void
+train_batch(NetTrainer *t, const NetAdam *adam,
+			const uint8_t *images, const uint8_t *labels,
+			const uint32_t *idx, int n,
+			double *loss_sum, int64_t *correct)
+{
+	MnistNet   *net = t->net;
+	int			h = net->n_hidden;
+	float	   *gb1 = t->grad;
+	float	   *gw2 = gb1 + h;
+	float	   *gb2 = gw2 + (size_t) h * NET_OUTPUTS;
+	float		inv_n = 1.0f / n;
+	int			rows = NET_BLAS_ROWS * (1 + NET_CHECK_FLOATS / NET_BLAS_ROWS / h);
+	uint32_t   *all = t->row_idx;	/* 0..n-1, for the bias gradient */
+	float	   *ones = t->row_val;
+	AdamStep	step;
+	int			r,
+				i,
+				k;
+
+	/* forward: hidden = relu(x w1 + b1) from the nonzero pixels, logits = hidden w2 + b2 */
+	sparse_batch(t, images, idx, n);
+	first_layer_batch(t, n);
+	for (r = 0; r < n; r++)
+		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, NET_OUTPUTS, h,
+				1.0f, t->hidden, h, net->w2, NET_OUTPUTS, 1.0f, t->logits, NET_OUTPUTS);
+
+	/* loss, accuracy, dlogits = (softmax - onehot) / n (the loss is the batch mean) */
+	for (r = 0; r < n; r++)
+	{
+		const float *z = t->logits + r * NET_OUTPUTS;
+		float	   *dz = t->dlogits + r * NET_OUTPUTS;
+		int			label = labels[idx[r]];
+
+		*loss_sum += net_log_sum_exp10(z, dz) - z[label];
+		if (net_argmax10(z) == label)
+			(*correct)++;
+		dz[label] -= 1.0f;
+		for (k = 0; k < NET_OUTPUTS; k++)
+			dz[k] *= inv_n;
+	}
+
+	/* backward: second layer, then the hidden gradient through relu */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, NET_OUTPUTS, n,
+				1.0f, t->hidden, h, t->dlogits, NET_OUTPUTS, 0.0f, gw2, NET_OUTPUTS);
+	for (k = 0; k < NET_OUTPUTS; k++)
+	{
+		float		s = 0.0f;
+
+		for (r = 0; r < n; r++)
+			s += t->dlogits[r * NET_OUTPUTS + k];
+		gb2[k] = s;
+	}
+	for (r = 0; r < n; r += rows)
+	{
+		/* in blocks of rows (one for most batches), computed exactly as in a single call */
+		int			m = n - r < rows ? n - r : rows;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, h, NET_OUTPUTS,
+					1.0f, t->dlogits + (size_t) r * NET_OUTPUTS, NET_OUTPUTS, net->w2, NET_OUTPUTS,
+					0.0f, t->dhidden + (size_t) r * h, h);
+		relu_mask(t->dhidden + (size_t) r * h, t->hidden + (size_t) r * h, (size_t) m * h);
+		if (t->check)
+			t->check(t->check_arg);
+	}
+
+	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
+	for (r = 0; r < n; r++)
+	{
+		all[r] = r;
+		ones[r] = 1.0f;
+	}
+	memset(gb1, 0, sizeof(float) * h);
+	accumulate_rows(gb1, t->dhidden, h, all, ones, n);
+
+	/*
+	 * Adam, w1 row by row with its gradient computed on the fly from the images where that
+	 * pixel is nonzero (a zero gradient for the others, whose moments still decay), then b1,
+	 * w2, b2, which follow w1 in params.
+	 */
+	net->adam_step++;
+	adam_step_init(&step, adam, net->adam_step);
+	for (i = 0; i < NET_INPUTS; i++)
+	{
+		uint32_t	c0 = t->col_start[i],
+					c1 = t->col_start[i + 1];
+		size_t		off = (size_t) i * h;
+		const float *g = t->zero_row;
+
+		if (c1 > c0)
+		{
+			memset(t->grad_row, 0, sizeof(float) * h);
+			accumulate_rows(t->grad_row, t->dhidden, h, t->col_idx + c0, t->col_val + c0,
+							(int) (c1 - c0));
+			g = t->grad_row;
+		}
+		adam_update(&step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
+		check_every(t, i, NET_CHECK_PIXELS);
+	}
+	{
+		size_t		off = (size_t) NET_INPUTS * h;
+
+		adam_update(&step, net->b1, net->adam_m + off, net->adam_v + off, t->grad,
+					net->n_params - off);
+	}
+}
+
+/* net_predict without the screen */
+static int
+predict(const MnistNet *net, const uint8_t *pixels, float *scratch, float *probs, float *logits)
+{
+	int			h = net->n_hidden;
+	float	   *hid = scratch;
+	float	   *val = scratch + h;
+	uint32_t   *idx = (uint32_t *) (scratch + h + NET_INPUTS);
+	float		acc[NET_OUTPUTS],
+				z[NET_OUTPUTS];
+	int			j,
+				k;
+
+	hidden_layer(net, idx, val, sparse_pixels(pixels, 0, NET_INPUTS, idx, val), hid);
+
+	/* the second layer in registers (acc is never addressed as a whole) */
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		acc[k] = net->b2[k];
+	for (j = 0; j < h; j++)
+	{
+		const float *w = net->w2 + (size_t) j * NET_OUTPUTS;
+
+#pragma GCC unroll 10
+		for (k = 0; k < NET_OUTPUTS; k++)
+			acc[k] += hid[j] * w[k];
+	}
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		z[k] = acc[k];
+	if (logits)
+		memcpy(logits, z, sizeof(z));
+	if (probs)
+		net_log_sum_exp10(z, probs);
+	return net_argmax10(z);
+}
+
+const NetKernels NET_KERNELS = {train_batch, predict};
