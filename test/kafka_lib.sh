@@ -57,8 +57,19 @@ kafka_node_init() {
 	EOF
 }
 
-# kafka_node_common_props: settings every test node shares (printed, for server.properties).
+# kafka_node_common_props [NODES]: settings every test node of a cluster of NODES (default 1)
+# shares, printed for server.properties: the internal topics' replicas (min.insync.replicas of
+# 2 from 3 nodes on), timings and threads.
 kafka_node_common_props() {
+	local rf=${1:-1} isr=1
+	[ "$rf" -ge 3 ] && isr=2
+	cat <<-EOF
+		offsets.topic.replication.factor=$rf
+		transaction.state.log.replication.factor=$rf
+		transaction.state.log.min.isr=$isr
+		share.coordinator.state.topic.replication.factor=$rf
+		share.coordinator.state.topic.min.isr=$isr
+	EOF
 	cat <<-'EOF'
 		auto.create.topics.enable=false
 		# a group forms as soon as its first member joins (the default waits 3 s)
@@ -212,12 +223,6 @@ broker_start() {
 			listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 			controller.quorum.voters=1@127.0.0.1:$cport
 			log.dirs=$KAFKA_DIR/data
-			# one node: internal topics without replicas
-			offsets.topic.replication.factor=1
-			transaction.state.log.replication.factor=1
-			transaction.state.log.min.isr=1
-			share.coordinator.state.topic.replication.factor=1
-			share.coordinator.state.topic.min.isr=1
 		EOF
 		kafka_node_common_props
 	} >"$KAFKA_DIR/server.properties"

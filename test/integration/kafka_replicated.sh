@@ -48,13 +48,8 @@ for n in 1 2 3; do
 			log.dirs=$CL/$n/data
 			default.replication.factor=3
 			min.insync.replicas=2
-			offsets.topic.replication.factor=3
-			transaction.state.log.replication.factor=3
-			transaction.state.log.min.isr=2
-			share.coordinator.state.topic.replication.factor=3
-			share.coordinator.state.topic.min.isr=2
 		EOF
-		kafka_node_common_props
+		kafka_node_common_props 3
 	} >"$CL/$n/server.properties"
 	kafka_node_format "$CL/$n" "$id" || fail "format node $n"
 done

@@ -54,11 +54,6 @@ pc=$(kafka_free_port $((pp + 1)))
 		listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="$secret";
 		ssl.keystore.type=PEM
 		ssl.keystore.location=$S/broker.pem
-		offsets.topic.replication.factor=1
-		transaction.state.log.replication.factor=1
-		transaction.state.log.min.isr=1
-		share.coordinator.state.topic.replication.factor=1
-		share.coordinator.state.topic.min.isr=1
 	EOF
 	kafka_node_common_props
 } >"$S/server.properties"
