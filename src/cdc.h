@@ -82,7 +82,7 @@ extern const char *cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTupl
 /* The reason cdc_row_get gives for an unchanged out-of-line value it could not recover. */
 extern const char *const cdc_unchanged_toast;
 
-/* Rows the plugin skipped in this process (the worker publishes its count). */
+/* Captured rows skipped in this process, by the plugin or the worker (which publishes it). */
 extern uint64 cdc_rows_skipped;
 
 /* Appends the row's primary key as text (values joined by commas) to out. */
@@ -136,7 +136,8 @@ typedef struct CdcHeaders
 /* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */
 extern void cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
 							   void (*wait) (CdcProducer *p));
-extern rd_kafka_topic_t *cdc_topic(CdcProducer *p, const char *name, int len);
+extern rd_kafka_topic_t *cdc_topic(CdcProducer *p, const char *name, int len,
+								   char **bad_topic);
 extern void cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
 extern uint64 cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,

@@ -143,12 +143,28 @@ cdc_set_error(const char *msg)
 typedef struct TopicEntry
 {
 	char		name[2 * NAMEDATALEN + 2];	/* schema.table, hash key */
-	rd_kafka_topic_t *rkt;
+	rd_kafka_topic_t *rkt;		/* NULL when the topic name is illegal */
 } TopicEntry;
 
-/* The topic handle of table name (schema.table), created on first use. */
+/* Whether Kafka accepts topic as a topic name: 1 to 249 of [a-zA-Z0-9._-], not . or .. */
+static bool
+kafka_topic_name_ok(const char *topic)
+{
+	size_t		len = strlen(topic);
+
+	if (len == 0 || len > 249 || strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
+		return false;
+	return strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+/*
+ * The topic handle of table name (schema.table), created on first use.  NULL when
+ * <prefix>.<schema>.<table> is not a legal Kafka topic name (the broker would refuse every
+ * message of it); the first time, *bad_topic names that topic for the caller's message, later
+ * it is left alone.
+ */
 rd_kafka_topic_t *
-cdc_topic(CdcProducer *p, const char *name, int len)
+cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
 {
 	char		key[2 * NAMEDATALEN + 2];
 	TopicEntry *entry;
@@ -173,6 +189,12 @@ cdc_topic(CdcProducer *p, const char *name, int len)
 	{
 		char	   *topic = psprintf("%s.%s", p->prefix, key);
 
+		if (!kafka_topic_name_ok(topic))
+		{
+			entry->rkt = NULL;
+			*bad_topic = topic;
+			return NULL;
+		}
 		entry->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
 		if (entry->rkt == NULL)
 		{
@@ -184,6 +206,8 @@ cdc_topic(CdcProducer *p, const char *name, int len)
 		}
 		pfree(topic);
 	}
+	if (entry->rkt == NULL)
+		return NULL;
 	memcpy(p->last_name, key, len);
 	p->last_len = len;
 	p->last_rkt = entry->rkt;
@@ -260,7 +284,8 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 {
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	rd_kafka_topic_t *rkt = cdc_topic(p, info->name, info->name_len);
+	char	   *bad_topic = NULL;
+	rd_kafka_topic_t *rkt = cdc_topic(p, info->name, info->name_len, &bad_topic);
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml snapshot row",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -269,6 +294,12 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 	char		value[PIXELS_CSV_MAX];
 	uint64		sent = 0;
 
+	if (rkt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid Kafka topic name \"%s\"", bad_topic),
+				 errdetail("Kafka topic names have 1 to 249 letters, digits, dots, underscores or hyphens."),
+				 errhint("Rename the table or change mnist_ml.topic_prefix.")));
 	h->table = info->name;
 	h->table_len = info->name_len;
 	h->op = "r";
@@ -623,6 +654,8 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	int			n;
 	char		lsn_text[32];
 	CdcHeaders	h;
+	rd_kafka_topic_t *rkt;
+	char	   *bad_topic = NULL;
 
 	if (memchr(d, '\t', len) == NULL)
 	{
@@ -666,8 +699,21 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	h.op = f[3];
 	h.pk = f[4];
 	h.pk_len = end - f[4];
-	cdc_produce(&producer, cdc_topic(&producer, f[0], h.table_len),
-				f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
+	rkt = cdc_topic(&producer, f[0], h.table_len, &bad_topic);
+	if (rkt == NULL)
+	{
+		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
+		cdc_rows_skipped++;
+		if (bad_topic)
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("mnist_ml: skipping the rows of %.*s: \"%s\" is not a valid Kafka topic name",
+							h.table_len, h.table, bad_topic),
+					 errdetail("Kafka topic names have 1 to 249 letters, digits, dots, underscores or hyphens; mnist_cdc_status.skipped counts the rows."),
+					 errhint("Rename the table, or leave it out of mnist_ml.cdc_tables.")));
+		return;
+	}
+	cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
 				(void *) (uintptr_t) cur_seq);
 	ring[cur_seq & ring_mask].outstanding++;
 }

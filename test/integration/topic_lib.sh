@@ -40,15 +40,6 @@ topic_model() {
 		-c "DROP SCHEMA $1 CASCADE" >/dev/null
 }
 
-# topic_total TOPIC: messages in TOPIC by its high watermarks (0 when it does not exist).
-topic_total() {
-	local w total=0
-	for w in $(broker_watermarks "$1" 2>/dev/null); do
-		total=$((total + ${w##*:}))
-	done
-	echo $total
-}
-
 # topic_after TOPIC: "(partition, high)" SQL rows of TOPIC's current high watermarks, so that a
 # query can keep only the messages produced afterwards.
 topic_after() {
