@@ -143,9 +143,17 @@ watermarks(rd_kafka_t *rk, const char *topic)
 	{
 		int64_t		lo,
 					hi;
-		rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
-																   timeout_ms);
+		long		start = now_ms();
+		rd_kafka_resp_err_t err;
 
+		/* a partition between leaders (a broker just restarted or thawed) answers later */
+		while ((err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms)) != 0 &&
+			   (err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+				err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+				err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+				err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
+			   now_ms() - start < timeout_ms)
+			usleep(100 * 1000);
 		if (err)
 			die("watermarks of %s: %s", topic, rd_kafka_err2str(err));
 		printf("%s%d:%lld:%lld", p ? " " : "", p, (long long) lo, (long long) hi);
