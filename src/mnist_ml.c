@@ -114,6 +114,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("mnist_ml");
 
-	if (process_shared_preload_libraries_in_progress)
+	/* no CDC worker in a server started by pg_upgrade: it must not touch slots or Kafka */
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 		cdc_register();
 }
