@@ -288,4 +288,4 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	printf f, "latency max ms", amax, bmax, sprintf("%.2fx", bmax / amax)
 	printf f, "peak RSS MiB (worker process vs Connect JVM)", ar, br, sprintf("%.1fx", br / ar)
 	printf f, "peak RssAnon MiB", aa, ba, sprintf("%.1fx", ba / aa)
-	print "  (rows/s: ours / Debezium's; latency and memory: Debezium's / ours)" }'
+	print "  (ratio of rows/s: ours over Debezium; of latency and memory: Debezium over ours)" }'
