@@ -55,6 +55,11 @@ mem_sample() {
 	done >"$2"
 }
 
+# mem_sample_once PID: "RSS RssAnon" in MiB now.
+mem_sample_once() {
+	awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "/proc/$1/status"
+}
+
 # mem_peak FILE: "RSS RssAnon" peaks in MiB.
 mem_peak() {
 	awk '$1 > r { r = $1 } $2 > a { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "$1"
@@ -110,6 +115,7 @@ cdc_wait_state streaming 60 >/dev/null
 q "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_wal2json', 'wal2json')" >/dev/null
 acked0=$(q "SELECT acknowledged FROM mnist_cdc_status")
 worker_pid=$(q "SELECT pid FROM mnist_cdc_status")
+read -r ours_rss0 ours_anon0 < <(mem_sample_once "$worker_pid")
 mem_sample "$worker_pid" "$TEST_TMP/mem.ours" &
 sampler=$!
 
@@ -235,6 +241,7 @@ until [ "$(_topic_total dbz.public.dbz_bench)" = 1 ]; do
 done
 echo "Debezium $DEBEZIUM_VERSION on Kafka Connect $CONNECT_VERSION (standalone, pid $dbz_jvm): first event in the topic $((($(now_us) - c0) / 1000)) ms after the JVM's start"
 
+read -r dbz_rss0 dbz_anon0 < <(mem_sample_once "$dbz_jvm")
 mem_sample "$dbz_jvm" "$TEST_TMP/mem.dbz" &
 sampler=$!
 t0=$(now_us)
@@ -255,37 +262,55 @@ read -r dbz_rss dbz_anon < <(mem_peak "$TEST_TMP/mem.dbz")
 dbz=$(awk -v n=60000 -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 echo "  Debezium, insert start -> all 60,000 events in the topic: $dbz rows/s (inserts alone: $(awk -v us=$((t_commit - t0)) 'BEGIN { printf "%.0f", 60000 / (us / 1e6) }') rows/s; last event $(((t1 - t_commit) / 1000)) ms after the last commit)"
 
-latency_consumer dbz.public.dbz_bench_lat "$TEST_TMP/latency.dbz" "$TEST_TMP/latency.dbz.stop" debezium &
-consumer=$!
-sleep 3
 sed 's/mnist_bench_lat/dbz_bench_lat/' "$TEST_TMP/lat.sql" >"$TEST_TMP/lat.dbz.sql"
-pgbench -n -f "$TEST_TMP/lat.dbz.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
-	grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /'
-committed=$(q "SELECT count(*) FROM dbz_bench_lat")
-c0=$(now_us)
-until [ "$(_topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
-	if [ $(($(now_us) - c0)) -gt 60000000 ]; then
-		echo "bench: Debezium's latency events not all in the topic after 60 s" >&2
-		break
-	fi
-	sleep 0.05
-done
-sleep 1
-touch "$TEST_TMP/latency.dbz.stop"
-wait "$consumer"
+# dbz_latency NAME: the latency run against the running connector: "p50 p99 max" (ms)
+dbz_latency() {
+	local committed c0
+	rm -f "$TEST_TMP/latency.stop"
+	latency_consumer dbz.public.dbz_bench_lat "$TEST_TMP/latency.$1" "$TEST_TMP/latency.stop" debezium &
+	consumer=$!
+	sleep 3
+	pgbench -n -f "$TEST_TMP/lat.dbz.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
+		grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /' >&2
+	committed=$(q "SELECT count(*) FROM dbz_bench_lat")
+	c0=$(now_us)
+	until [ "$(_topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
+		if [ $(($(now_us) - c0)) -gt 60000000 ]; then
+			echo "bench: Debezium's latency events not all in the topic after 60 s" >&2
+			break
+		fi
+		sleep 0.05
+	done
+	sleep 1
+	touch "$TEST_TMP/latency.stop"
+	wait "$consumer"
+	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed" >&2
+	percentiles "$TEST_TMP/latency.$1"
+}
+read -r dbz_p50 dbz_p99 dbz_max < <(dbz_latency defaults) || { echo "  no event timed"; exit 1; }
+echo "  commit -> consumer arrival: p50 $dbz_p50 ms, p99 $dbz_p99 ms, max $dbz_max ms"
+# again with the connector's latency setting turned down (its queue hands a batch to Connect
+# when max.batch.size (2048) events are in or poll.interval.ms (default 500) has passed),
+# restarted through the REST API in the same, warm, JVM
+dbz_reconfigure poll.interval.ms=10 || exit 1
+read -r dbzt_p50 dbzt_p99 dbzt_max < <(dbz_latency poll.interval.ms=10) || { echo "  no event timed"; exit 1; }
+echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbzt_max ms"
 dbz_stop
-echo "  Debezium latency at 1,000 single-row commits/s for $DURATION s ($committed commits, $(wc -l <"$TEST_TMP/latency.dbz") events timed)"
-read -r dbz_p50 dbz_p99 dbz_max < <(percentiles "$TEST_TMP/latency.dbz") || { echo "  no event timed"; exit 1; }
 
 echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
-	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" 'BEGIN {
-	f = "  %-48s %12s %12s %10s\n"
+	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" \
+	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" 'BEGIN {
+	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)
 	printf f, "latency p50 ms at 1,000 commits/s", a50, b50, sprintf("%.2fx", b50 / a50)
 	printf f, "latency p99 ms", a99, b99, sprintf("%.2fx", b99 / a99)
 	printf f, "latency max ms", amax, bmax, sprintf("%.2fx", bmax / amax)
-	printf f, "peak RSS MiB (worker process vs Connect JVM)", ar, br, sprintf("%.1fx", br / ar)
-	printf f, "peak RssAnon MiB", aa, ba, sprintf("%.1fx", ba / aa)
+	printf f, "  Debezium with poll.interval.ms=10: p50 ms", a50, t50, sprintf("%.2fx", t50 / a50)
+	printf f, "  p99 ms", a99, t99, sprintf("%.2fx", t99 / a99)
+	printf f, "RSS MiB at rest (worker process vs Connect JVM)", ar0, br0, sprintf("%.1fx", br0 / ar0)
+	printf f, "RssAnon MiB at rest", aa0, ba0, sprintf("%.1fx", ba0 / aa0)
+	printf f, "peak RSS MiB during the 60,000 rows", ar, br, sprintf("%.1fx", br / ar)
+	printf f, "peak RssAnon MiB during the 60,000 rows", aa, ba, sprintf("%.1fx", ba / aa)
 	print "  (ratio of rows/s: ours over Debezium; of latency and memory: Debezium over ours)" }'

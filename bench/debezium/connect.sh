@@ -6,6 +6,8 @@
 #                         starts Connect (one JVM in its own session, pid in $DBZ_DIR/pid) and
 #                         waits (bounded) until the connector streams; the tables must exist, and
 #                         their topics dbz.public.TABLE (topic auto-creation is off on the broker)
+#   dbz_reconfigure KEY=VALUE...  the connector's settings changed through Connect's REST API
+#                         (the connector restarts in the same, warm, JVM); waits until it streams
 #   dbz_pid / dbz_stop    the JVM's pid; SIGTERM, SIGKILL after 15 s
 #
 # Settings, as a user would deploy it: the JVM options of Kafka's connect-standalone.sh
@@ -23,13 +25,14 @@ dbz_pid() {
 }
 
 dbz_start() {
-	local lib t tables='' i
+	local lib t tables=''
 	lib=$(bash "$HARNESS_ROOT/bench/debezium/fetch") || return 1
 	source "$lib/../versions"
 	export DEBEZIUM_VERSION CONNECT_VERSION
 	DBZ_DIR=$TEST_TMP/dbz
 	mkdir -p "$DBZ_DIR"
 	for t in "$@"; do tables+=${tables:+,}public.$t; done
+	DBZ_REST=127.0.0.1:$(kafka_free_port $((HARNESS_PORT_BASE + 200)))
 	cat >"$DBZ_DIR/worker.properties" <<-EOF
 		bootstrap.servers=$KAFKA_BOOTSTRAP
 		key.converter=org.apache.kafka.connect.json.JsonConverter
@@ -37,7 +40,7 @@ dbz_start() {
 		key.converter.schemas.enable=false
 		value.converter.schemas.enable=false
 		offset.storage.file.filename=$DBZ_DIR/offsets
-		listeners=http://127.0.0.1:$(kafka_free_port $((HARNESS_PORT_BASE + 200)))
+		listeners=http://$DBZ_REST
 		plugin.discovery=service_load
 	EOF
 	cat >"$DBZ_DIR/connector.properties" <<-EOF
@@ -66,22 +69,39 @@ dbz_start() {
 		rootLogger.level = INFO
 		rootLogger.appenderRef.file.ref = file
 	EOF
-	rm -f "$DBZ_DIR/pid"
+	rm -f "$DBZ_DIR/pid" "$DBZ_DIR/connect.log"
 	# shellcheck disable=SC2086
 	setsid bash -c 'echo $$ >"$1/pid"; exec java '"$DBZ_JVM_OPTS"' \
 		-Dlog4j2.configurationFile="$1/log4j2.properties" -Ddbz.log="$1/connect.log" \
 		-cp "$2/*" org.apache.kafka.connect.cli.ConnectStandalone \
 		"$1/worker.properties" "$1/connector.properties" >"$1/stdout.log" 2>&1' _ "$DBZ_DIR" "$lib" </dev/null &
-	for ((i = 0; i < 1200; i++)); do	# up to 120 s
-		grep -q 'Processing messages' "$DBZ_DIR/connect.log" 2>/dev/null && return 0
-		if [ -s "$DBZ_DIR/pid" ] && ! kill -0 "$(dbz_pid)" 2>/dev/null; then
-			break
-		fi
+	_dbz_wait_streaming 1
+}
+
+# _dbz_wait_streaming N: until the log says "Processing messages" N times (bounded, 120 s).
+_dbz_wait_streaming() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		[ "$(grep -c 'Processing messages' "$DBZ_DIR/connect.log" 2>/dev/null)" -ge "$1" ] && return 0
+		kill -0 "$(dbz_pid)" 2>/dev/null || break
 		sleep 0.1
 	done
 	echo "bench: Debezium did not start streaming; its log ends with:" >&2
 	tail -n 20 "$DBZ_DIR/connect.log" "$DBZ_DIR/stdout.log" >&2
 	return 1
+}
+
+dbz_reconfigure() {
+	local n kv
+	n=$(grep -c 'Processing messages' "$DBZ_DIR/connect.log")
+	for kv in "$@"; do echo "$kv"; done >>"$DBZ_DIR/connector.properties"
+	/usr/bin/python3 -c '
+import json, sys
+conf = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[1]) if "=" in l)
+print(json.dumps(conf))' "$DBZ_DIR/connector.properties" |
+		curl -sS -f -X PUT -H 'Content-Type: application/json' --data-binary @- \
+			"http://$DBZ_REST/connectors/dbz-bench/config" >"$DBZ_DIR/reconfigure.out" || return 1
+	_dbz_wait_streaming $((n + 1))
 }
 
 dbz_stop() {
