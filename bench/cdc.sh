@@ -60,6 +60,13 @@ mem_sample_once() {
 	awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "/proc/$1/status"
 }
 
+# cpu_s PID...: user + system CPU seconds the processes have used so far, summed.
+cpu_s() {
+	local p
+	for p in "$@"; do cat "/proc/$p/stat"; done |
+		awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.2f\n", t / hz }'
+}
+
 # mem_peak FILE: "RSS RssAnon" peaks in MiB.
 mem_peak() {
 	awk '$1 > r { r = $1 } $2 > a { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "$1"
@@ -118,6 +125,7 @@ worker_pid=$(q "SELECT pid FROM mnist_cdc_status")
 read -r ours_rss0 ours_anon0 < <(mem_sample_once "$worker_pid")
 mem_sample "$worker_pid" "$TEST_TMP/mem.ours" &
 sampler=$!
+cpu0=$(cpu_s "$worker_pid")
 
 t0=$(now_us)
 for ((i = 0; i < 60; i++)); do
@@ -135,6 +143,8 @@ done
 t1=$(now_us)
 kill "$sampler"
 read -r ours_rss ours_anon < <(mem_peak "$TEST_TMP/mem.ours")
+ours_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$worker_pid")" 'BEGIN { printf "%.2f", b - a }')
+read -r pm_rss pm_anon < <(mem_sample_once "$(head -1 "$PGDATA/postmaster.pid")")
 ours=$(awk -v n=60000 -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 insert_only=$(awk -v n=60000 -v us=$((t_commit - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 tail_ms=$(( (t1 - t_commit) / 1000 ))
@@ -244,6 +254,9 @@ echo "Debezium $DEBEZIUM_VERSION on Kafka Connect $CONNECT_VERSION (standalone, 
 read -r dbz_rss0 dbz_anon0 < <(mem_sample_once "$dbz_jvm")
 mem_sample "$dbz_jvm" "$TEST_TMP/mem.dbz" &
 sampler=$!
+# the JVM and the walsender that decodes for it (pgoutput), as our worker decodes in-process
+dbz_walsender=$(q "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'dbz_bench'")
+cpu0=$(cpu_s "$dbz_jvm" "$dbz_walsender")
 t0=$(now_us)
 for ((i = 0; i < 60; i++)); do
 	echo "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id > $((i * 1000)) AND id <= $(((i + 1) * 1000));"
@@ -259,6 +272,7 @@ done
 t1=$(now_us)
 kill "$sampler"
 read -r dbz_rss dbz_anon < <(mem_peak "$TEST_TMP/mem.dbz")
+dbz_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$dbz_jvm" "$dbz_walsender")" 'BEGIN { printf "%.2f", b - a }')
 dbz=$(awk -v n=60000 -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 echo "  Debezium, insert start -> all 60,000 events in the topic: $dbz rows/s (inserts alone: $(awk -v us=$((t_commit - t0)) 'BEGIN { printf "%.0f", 60000 / (us / 1e6) }') rows/s; last event $(((t1 - t_commit) / 1000)) ms after the last commit)"
 
@@ -300,10 +314,12 @@ dbz_stop
 echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
 	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" \
-	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" 'BEGIN {
+	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
+	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" 'BEGIN {
 	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)
+	printf f, "CPU s for them (worker; JVM + its walsender)", ac, bc, sprintf("%.2fx", bc / ac)
 	printf f, "latency p50 ms at 1,000 commits/s", a50, b50, sprintf("%.2fx", b50 / a50)
 	printf f, "latency p99 ms", a99, b99, sprintf("%.2fx", b99 / a99)
 	printf f, "latency max ms", amax, bmax, sprintf("%.2fx", bmax / amax)
@@ -313,4 +329,5 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	printf f, "RssAnon MiB at rest", aa0, ba0, sprintf("%.1fx", ba0 / aa0)
 	printf f, "peak RSS MiB during the 60,000 rows", ar, br, sprintf("%.1fx", br / ar)
 	printf f, "peak RssAnon MiB during the 60,000 rows", aa, ba, sprintf("%.1fx", ba / aa)
-	print "  (ratio of rows/s: ours over Debezium; of latency and memory: Debezium over ours)" }'
+	print "  (ratio of rows/s: ours over Debezium; of the others: Debezium over ours)"
+	printf "  (the postmaster: RSS %s MiB, RssAnon %s MiB, which every backend inherits, ours included)\n", pr, pa }'

@@ -82,7 +82,7 @@ dbz_start() {
 _dbz_wait_streaming() {
 	local i
 	for ((i = 0; i < 1200; i++)); do
-		[ "$(grep -c 'Processing messages' "$DBZ_DIR/connect.log" 2>/dev/null)" -ge "$1" ] && return 0
+		[ "$(cat "$DBZ_DIR/connect.log" 2>/dev/null | grep -c 'Processing messages')" -ge "$1" ] && return 0
 		kill -0 "$(dbz_pid)" 2>/dev/null || break
 		sleep 0.1
 	done
