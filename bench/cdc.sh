@@ -221,6 +221,7 @@ touch "$TEST_TMP/latency.stop"
 wait "$consumer"
 committed=$(q "SELECT count(*) FROM mnist_bench_lat")
 echo "latency at 1,000 single-row commits/s for $DURATION s ($committed commits, $(wc -l <"$TEST_TMP/latency") messages timed):"
+ours_load=$(cut -d' ' -f1 /proc/loadavg)
 read -r ours_p50 ours_p99 ours_max < <(percentiles "$TEST_TMP/latency") || { echo "  no message timed"; exit 1; }
 awk -v p50="$ours_p50" -v p99="$ours_p99" -v max="$ours_max" 'BEGIN {
 	printf "  commit -> consumer arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 50 ms): %s\n",
@@ -307,6 +308,7 @@ dbz_latency() {
 	percentiles "$TEST_TMP/latency.$1"
 }
 read -r dbz_p50 dbz_p99 dbz_max < <(dbz_latency defaults) || { echo "  no event timed"; exit 1; }
+dbz_load=$(cut -d' ' -f1 /proc/loadavg)
 echo "  commit -> consumer arrival: p50 $dbz_p50 ms, p99 $dbz_p99 ms, max $dbz_max ms"
 # again with the connector's latency setting turned down (its queue hands a batch to Connect
 # when max.batch.size (2048) events are in or poll.interval.ms (default 500) has passed),
@@ -320,7 +322,8 @@ echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSIO
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
 	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" \
 	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
-	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" 'BEGIN {
+	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" \
+	-v al="$ours_load" -v bl="$dbz_load" 'BEGIN {
 	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)
@@ -328,6 +331,7 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	printf f, "latency p50 ms at 1,000 commits/s", a50, b50, sprintf("%.2fx", b50 / a50)
 	printf f, "latency p99 ms", a99, b99, sprintf("%.2fx", b99 / a99)
 	printf f, "latency max ms", amax, bmax, sprintf("%.2fx", bmax / amax)
+	printf f, "load average (1 min) after the latency run", al, bl, ""
 	printf f, "  Debezium with poll.interval.ms=10: p50 ms", a50, t50, sprintf("%.2fx", t50 / a50)
 	printf f, "  p99 ms", a99, t99, sprintf("%.2fx", t99 / a99)
 	printf f, "RSS MiB at rest (worker process vs Connect JVM)", ar0, br0, sprintf("%.1fx", br0 / ar0)
