@@ -18,9 +18,11 @@
 #      fetched once by bench/debezium/fetch) on tables outside our worker's public.mnist_* glob:
 #      the same 60,000 rows => time until the topic's high watermarks count them all; the same
 #      1,000 commits/s => arrival minus the event's source.ts_us (the commit time, as the
-#      commit_time header is ours).  Resident memory: the peak VmRSS and RssAnon
-#      (/proc/PID/status, every 0.1 s) of our worker process and of the Connect JVM during
-#      their throughput runs.  Printed side by side with ratios (DEBEZIUM=0 skips it).
+#      commit_time header is ours); again with poll.interval.ms=10 (set through Connect's REST
+#      API: same JVM).  Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
+#      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
+#      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
+#      the walsender decoding for it.  Printed side by side with ratios (DEBEZIUM=0 skips it).
 # Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] bash bench/cdc.sh
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
