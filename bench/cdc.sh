@@ -19,11 +19,13 @@
 #      the same 60,000 rows => time until the topic's high watermarks count them all; the same
 #      1,000 commits/s => arrival minus the event's source.ts_us (the commit time, as the
 #      commit_time header is ours); again with poll.interval.ms=10 (set through Connect's REST
-#      API: same JVM).  Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
+#      API: same JVM); then ROUNDS (default 3) interleaved pairs of latency runs, ours and
+#      Debezium's, whose medians compare them at the same moments of a noisy machine.
+#      Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
 #      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
 #      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
 #      the walsender decoding for it.  Printed side by side with ratios (DEBEZIUM=0 skips it).
-# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] bash bench/cdc.sh
+# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3] bash bench/cdc.sh
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/test/lib.sh"
@@ -31,6 +33,7 @@ source "$root/test/cdc_lib.sh"
 source "$root/bench/debezium/connect.sh"
 DURATION=${DURATION:-10}
 DEBEZIUM=${DEBEZIUM:-1}
+ROUNDS=${ROUNDS:-3}
 
 if ! dpkg -s postgresql-15-wal2json >/dev/null 2>&1; then
 	apt-get install -y -q postgresql-15-wal2json >/dev/null || { echo "cannot install wal2json" >&2; exit 1; }
@@ -208,23 +211,29 @@ awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wa
 broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null
 q "CREATE TABLE mnist_bench_lat (id serial PRIMARY KEY, label smallint, pixels bytea)"
 cdc_wait_caught_up 60 "caught up" >/dev/null
-latency_consumer tf.public.mnist_bench_lat "$TEST_TMP/latency" "$TEST_TMP/latency.stop" header &
-consumer=$!
-sleep 3
 cat >"$TEST_TMP/lat.sql" <<'SQL'
 \set id random(1, 60000)
 INSERT INTO mnist_bench_lat (label, pixels) SELECT label, pixels FROM bench_src WHERE id = :id;
 SQL
-pgbench -n -f "$TEST_TMP/lat.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
-	grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /'
-cdc_wait_caught_up 60 "caught up" >/dev/null
-sleep 1
-touch "$TEST_TMP/latency.stop"
-wait "$consumer"
-committed=$(q "SELECT count(*) FROM mnist_bench_lat")
-echo "latency at 1,000 single-row commits/s for $DURATION s ($committed commits, $(wc -l <"$TEST_TMP/latency") messages timed):"
+# ours_latency NAME: one latency run of DURATION s: "p50 p99 max" (ms) of the messages timed
+ours_latency() {
+	rm -f "$TEST_TMP/latency.stop"
+	latency_consumer tf.public.mnist_bench_lat "$TEST_TMP/latency.$1" "$TEST_TMP/latency.stop" header &
+	consumer=$!
+	sleep 3
+	pgbench -n -f "$TEST_TMP/lat.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
+		grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /' >&2
+	cdc_wait_caught_up 60 "caught up" >/dev/null
+	sleep 1
+	touch "$TEST_TMP/latency.stop"
+	wait "$consumer"
+	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed" >&2
+	percentiles "$TEST_TMP/latency.$1"
+}
+read -r ours_p50 ours_p99 ours_max < <(ours_latency single) || { echo "  no message timed"; exit 1; }
 ours_load=$(cut -d' ' -f1 /proc/loadavg)
-read -r ours_p50 ours_p99 ours_max < <(percentiles "$TEST_TMP/latency") || { echo "  no message timed"; exit 1; }
+committed=$(q "SELECT count(*) FROM mnist_bench_lat")
+echo "latency at 1,000 single-row commits/s for $DURATION s ($committed commits):"
 awk -v p50="$ours_p50" -v p99="$ours_p99" -v max="$ours_max" 'BEGIN {
 	printf "  commit -> consumer arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 50 ms): %s\n",
 		p50, p99, max, (p99 < 50 ? "met" : "NOT met") }'
@@ -318,14 +327,36 @@ echo "  commit -> consumer arrival: p50 $dbz_p50 ms, p99 $dbz_p99 ms, max $dbz_m
 dbz_reconfigure poll.interval.ms=10 || exit 1
 read -r dbzt_p50 dbzt_p99 dbzt_max < <(dbz_latency poll.interval.ms=10) || { echo "  no event timed"; exit 1; }
 echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbzt_max ms"
+
+# ---- 3b. the latencies again in ROUNDS interleaved pairs (ours, then Debezium with
+# poll.interval.ms=10), so that both arms meet the same moments of a noisy machine: our worker
+# is switched off during Debezium's runs; Connect stays up, idle, during ours (its walsender
+# still decodes, and skips, our table's changes).  Each arm's median p50 and p99.
+: >"$TEST_TMP/rounds"
+for ((r = 1; r <= ROUNDS; r++)); do
+	cdc_reset cdc_tables
+	cdc_wait_state streaming 60 >/dev/null
+	cdc_wait_caught_up 60 "caught up" >/dev/null
+	read -r a50 a99 _ < <(ours_latency "round$r") || { echo "  no message timed"; exit 1; }
+	cdc_set cdc_tables ''
+	cdc_wait_state off 30 >/dev/null
+	read -r b50 b99 _ < <(dbz_latency "round$r") || { echo "  no event timed"; exit 1; }
+	echo "  round $r: mnist_ml p50 $a50 ms, p99 $a99 ms; Debezium (poll.interval.ms=10) p50 $b50 ms, p99 $b99 ms (load $(cut -d' ' -f1 /proc/loadavg))"
+	echo "$a50 $a99 $b50 $b99" >>"$TEST_TMP/rounds"
+done
 dbz_stop
+# median COLUMN: the median of a column of $TEST_TMP/rounds
+median() {
+	cut -d' ' -f"$1" "$TEST_TMP/rounds" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 
 echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
 	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" \
 	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
 	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" \
-	-v al="$ours_load" -v bl="$dbz_load" 'BEGIN {
+	-v al="$ours_load" -v bl="$dbz_load" -v rounds="$ROUNDS" \
+	-v m1="$(median 1)" -v m2="$(median 2)" -v m3="$(median 3)" -v m4="$(median 4)" 'BEGIN {
 	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)
@@ -336,6 +367,8 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	printf f, "load average (1 min) after the latency run", al, bl, ""
 	printf f, "  Debezium with poll.interval.ms=10: p50 ms", a50, t50, sprintf("%.2fx", t50 / a50)
 	printf f, "  p99 ms", a99, t99, sprintf("%.2fx", t99 / a99)
+	printf f, sprintf("interleaved, %d rounds: median p50 ms", rounds), m1, m3, sprintf("%.2fx", m3 / m1)
+	printf f, "  median p99 ms", m2, m4, sprintf("%.2fx", m4 / m2)
 	printf f, "RSS MiB at rest (worker process vs Connect JVM)", ar0, br0, sprintf("%.1fx", br0 / ar0)
 	printf f, "RssAnon MiB at rest", aa0, ba0, sprintf("%.1fx", ba0 / aa0)
 	printf f, "peak RSS MiB during the 60,000 rows", ar, br, sprintf("%.1fx", br / ar)
