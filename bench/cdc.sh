@@ -12,12 +12,28 @@
 #      a kcat consumer stamps each message on arrival and subtracts the commit_time header:
 #      commit -> acknowledged -> fetched, so an upper bound of commit-to-acknowledged.
 #      Target: p99 < 50 ms.
-# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] bash bench/cdc.sh
+#   3. the pipeline our worker replaces, on the same cluster, broker and rows, after ours with
+#      our worker off (cdc_tables ''): Debezium's PostgreSQL connector in Kafka Connect
+#      standalone mode (bench/debezium/connect.sh: pgoutput, one task, JSON without schemas,
+#      fetched once by bench/debezium/fetch) on tables outside our worker's public.mnist_* glob:
+#      the same 60,000 rows => time until the topic's high watermarks count them all; the same
+#      1,000 commits/s => arrival minus the event's source.ts_us (the commit time, as the
+#      commit_time header is ours); again with poll.interval.ms=10 (set through Connect's REST
+#      API: same JVM); then ROUNDS (default 3) interleaved pairs of latency runs, ours and
+#      Debezium's, whose medians compare them at the same moments of a noisy machine.
+#      Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
+#      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
+#      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
+#      the walsender decoding for it.  Printed side by side with ratios (DEBEZIUM=0 skips it).
+# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3] bash bench/cdc.sh
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/test/lib.sh"
 source "$root/test/cdc_lib.sh"
+source "$root/bench/debezium/connect.sh"
 DURATION=${DURATION:-10}
+DEBEZIUM=${DEBEZIUM:-1}
+ROUNDS=${ROUNDS:-3}
 
 if ! dpkg -s postgresql-15-wal2json >/dev/null 2>&1; then
 	apt-get install -y -q postgresql-15-wal2json >/dev/null || { echo "cannot install wal2json" >&2; exit 1; }
@@ -36,15 +52,87 @@ if [ -n "$(q "SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'")
 fi
 now_us() { date +%s%6N; }
 
+# mem_sample PID FILE: "VmRSS RssAnon" (kB) of PID every 0.1 s until killed or PID exits.
+mem_sample() {
+	while kill -0 "$1" 2>/dev/null; do
+		awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { print r, a }' "/proc/$1/status" 2>/dev/null
+		sleep 0.1
+	done >"$2"
+}
+
+# mem_sample_once PID: "RSS RssAnon" in MiB now.
+mem_sample_once() {
+	awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "/proc/$1/status"
+}
+
+# cpu_s PID...: user + system CPU seconds the processes have used so far, summed.
+cpu_s() {
+	local p
+	for p in "$@"; do cat "/proc/$p/stat"; done |
+		awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.2f\n", t / hz }'
+}
+
+# mem_peak FILE: "RSS RssAnon" peaks in MiB.
+mem_peak() {
+	awk '$1 > r { r = $1 } $2 > a { a = $2 } END { printf "%.1f %.1f\n", r / 1024, a / 1024 }' "$1"
+}
+
+# latency_consumer TOPIC OUT STOP MODE: a kcat consumer from the topic's end, until file STOP
+# exists, writing arrival minus commit time (µs) per message to OUT; MODE header: our
+# commit_time header; debezium: the JSON envelope's source.ts_us.
+latency_consumer() {
+	/usr/bin/python3 -c '
+import json, os, select, subprocess, sys, time
+topic, out, stop, mode, boot = sys.argv[1:6]
+p = subprocess.Popen(["kcat", "-b", boot, "-C", "-t", topic, "-o", "end",
+                      "-u", "-q", "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=1",
+                      "-f", "%h\\n" if mode == "header" else "%s\\n"],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+fd, buf = p.stdout.fileno(), b""
+with open(out, "w") as f:
+    while not os.path.exists(stop):
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        data = os.read(fd, 1 << 16)
+        arrival = time.time_ns() // 1000
+        if not data:
+            break
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if mode == "header":
+                for h in line.decode().split(","):
+                    if h.startswith("commit_time="):
+                        f.write("%d\n" % (arrival - int(h[12:])))
+            elif line:
+                f.write("%d\n" % (arrival - json.loads(line)["source"]["ts_us"]))
+p.kill()' "$1" "$2" "$3" "$4" "$KAFKA_BOOTSTRAP"
+}
+
+# percentiles FILE: "p50 p99 max" in ms of the µs values in FILE (fails when it is empty).
+percentiles() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		if (NR == 0) exit 1
+		p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
+		printf "%.1f %.1f %.1f\n", p50 / 1000, p99 / 1000, v[NR] / 1000 }'
+}
+
 # ---- 1. throughput
+# bench_src is unlogged: its one 47 MB load never reaches the WAL, so no decoder holds it in a
+# reorder buffer (up to logical_decoding_work_mem, 64 MB, kept in the process's RSS afterwards)
 broker_create_topic tf.public.mnist_bench 16 >/dev/null
 sed -e '/^CREATE TABLE/d' -e 's/^COPY mnist_train(/COPY bench_src(/' "$MNIST_DATA/fashion/mnist_train.sql" |
-	{ q "CREATE TABLE bench_src (id serial PRIMARY KEY, label smallint, pixels bytea)"; psql -X -q -v ON_ERROR_STOP=1 >/dev/null; }
+	{ q "CREATE UNLOGGED TABLE bench_src (id serial PRIMARY KEY, label smallint, pixels bytea)"; psql -X -q -v ON_ERROR_STOP=1 >/dev/null; }
 q "CREATE TABLE mnist_bench (id serial PRIMARY KEY, label smallint, pixels bytea)"
 q "VACUUM ANALYZE bench_src"
 cdc_wait_state streaming 60 >/dev/null
 q "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_wal2json', 'wal2json')" >/dev/null
 acked0=$(q "SELECT acknowledged FROM mnist_cdc_status")
+worker_pid=$(q "SELECT pid FROM mnist_cdc_status")
+read -r ours_rss0 ours_anon0 < <(mem_sample_once "$worker_pid")
+mem_sample "$worker_pid" "$TEST_TMP/mem.ours" &
+sampler=$!
+cpu0=$(cpu_s "$worker_pid")
 
 t0=$(now_us)
 for ((i = 0; i < 60; i++)); do
@@ -60,6 +148,10 @@ until [ "$(q "SELECT acknowledged - $acked0 >= 60000 FROM mnist_cdc_status")" = 
 	sleep 0.01
 done
 t1=$(now_us)
+kill "$sampler"
+read -r ours_rss ours_anon < <(mem_peak "$TEST_TMP/mem.ours")
+ours_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$worker_pid")" 'BEGIN { printf "%.2f", b - a }')
+read -r pm_rss pm_anon < <(mem_sample_once "$(head -1 "$PGDATA/postmaster.pid")")
 ours=$(awk -v n=60000 -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 insert_only=$(awk -v n=60000 -v us=$((t_commit - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 tail_ms=$(( (t1 - t_commit) / 1000 ))
@@ -119,45 +211,168 @@ awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wa
 broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null
 q "CREATE TABLE mnist_bench_lat (id serial PRIMARY KEY, label smallint, pixels bytea)"
 cdc_wait_caught_up 60 "caught up" >/dev/null
-/usr/bin/python3 -c '
-import os, select, subprocess, sys, time
-out, stop, boot = sys.argv[1], sys.argv[2], sys.argv[3]
-p = subprocess.Popen(["kcat", "-b", boot, "-C", "-t", "tf.public.mnist_bench_lat", "-o", "end",
-                      "-u", "-q", "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=1",
-                      "-f", "%h\\n"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-fd, buf = p.stdout.fileno(), b""
-with open(out, "w") as f:
-    while not os.path.exists(stop):
-        if not select.select([fd], [], [], 0.2)[0]:
-            continue
-        data = os.read(fd, 1 << 16)
-        arrival = time.time_ns() // 1000
-        if not data:
-            break
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            for h in line.decode().split(","):
-                if h.startswith("commit_time="):
-                    f.write("%d\n" % (arrival - int(h[12:])))
-p.kill()' "$TEST_TMP/latency" "$TEST_TMP/latency.stop" "$KAFKA_BOOTSTRAP" &
-consumer=$!
-sleep 3
 cat >"$TEST_TMP/lat.sql" <<'SQL'
 \set id random(1, 60000)
 INSERT INTO mnist_bench_lat (label, pixels) SELECT label, pixels FROM bench_src WHERE id = :id;
 SQL
-pgbench -n -f "$TEST_TMP/lat.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
-	grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /'
-cdc_wait_caught_up 60 "caught up" >/dev/null
-sleep 1
-touch "$TEST_TMP/latency.stop"
-wait "$consumer"
+# ours_latency NAME: one latency run of DURATION s: "p50 p99 max" (ms) of the messages timed
+ours_latency() {
+	rm -f "$TEST_TMP/latency.stop"
+	latency_consumer tf.public.mnist_bench_lat "$TEST_TMP/latency.$1" "$TEST_TMP/latency.stop" header &
+	consumer=$!
+	sleep 3
+	pgbench -n -f "$TEST_TMP/lat.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
+		grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /' >&2
+	cdc_wait_caught_up 60 "caught up" >/dev/null
+	sleep 1
+	touch "$TEST_TMP/latency.stop"
+	wait "$consumer"
+	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed" >&2
+	percentiles "$TEST_TMP/latency.$1"
+}
+read -r ours_p50 ours_p99 ours_max < <(ours_latency single) || { echo "  no message timed"; exit 1; }
+ours_load=$(cut -d' ' -f1 /proc/loadavg)
 committed=$(q "SELECT count(*) FROM mnist_bench_lat")
-echo "latency at 1,000 single-row commits/s for $DURATION s ($committed commits, $(wc -l <"$TEST_TMP/latency") messages timed):"
-sort -n "$TEST_TMP/latency" | awk '{ v[NR] = $1 } END {
-	if (NR == 0) { print "  no message timed"; exit 1 }
-	p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
+echo "latency at 1,000 single-row commits/s for $DURATION s ($committed commits):"
+awk -v p50="$ours_p50" -v p99="$ours_p99" -v max="$ours_max" 'BEGIN {
 	printf "  commit -> consumer arrival: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 50 ms): %s\n",
-		p50 / 1000, p99 / 1000, v[NR] / 1000, (p99 < 50000 ? "met" : "NOT met") }'
+		p50, p99, max, (p99 < 50 ? "met" : "NOT met") }'
 q "SELECT produced, acknowledged, failed FROM mnist_cdc_status" | awk -F'|' '{ printf "status: produced %s, acknowledged %s, failed %s\n", $1, $2, $3 }'
+
+[ "$DEBEZIUM" = 1 ] || exit 0
+
+# ---- 3. the same against Debezium + Kafka Connect (our worker off: each arm has the machine,
+# less the broker's JVM, which both share)
+for t in dbz_bench dbz_bench_lat; do
+	q "CREATE TABLE $t (id serial PRIMARY KEY, label smallint, pixels bytea)"
+	broker_create_topic dbz.public.$t 16 >/dev/null
+done
+cdc_set cdc_tables ''
+cdc_wait_state off 30 >/dev/null
+at_exit dbz_stop
+c0=$(now_us)
+dbz_start dbz_bench dbz_bench_lat || exit 1
+dbz_jvm=$(dbz_pid)
+# one row through the whole path: the producer has its connections and metadata, as ours had
+q "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id = 1"
+until [ "$(_topic_total dbz.public.dbz_bench)" = 1 ]; do
+	if [ $(($(now_us) - c0)) -gt 180000000 ]; then
+		echo "bench: Debezium's first event is not in dbz.public.dbz_bench after 180 s" >&2
+		tail -n 20 "$DBZ_DIR/connect.log" >&2
+		exit 1
+	fi
+	sleep 0.05
+done
+echo "Debezium $DEBEZIUM_VERSION on Kafka Connect $CONNECT_VERSION (standalone, pid $dbz_jvm): first event in the topic $((($(now_us) - c0) / 1000)) ms after the JVM's start"
+
+read -r dbz_rss0 dbz_anon0 < <(mem_sample_once "$dbz_jvm")
+mem_sample "$dbz_jvm" "$TEST_TMP/mem.dbz" &
+sampler=$!
+# the JVM and the walsender that decodes for it (pgoutput), as our worker decodes in-process
+dbz_walsender=$(q "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'dbz_bench'")
+cpu0=$(cpu_s "$dbz_jvm" "$dbz_walsender")
+mem_sample "$dbz_walsender" "$TEST_TMP/mem.walsender" &
+sampler2=$!
+t0=$(now_us)
+for ((i = 0; i < 60; i++)); do
+	echo "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id > $((i * 1000)) AND id <= $(((i + 1) * 1000));"
+done | psql -X -q -v ON_ERROR_STOP=1
+t_commit=$(now_us)
+until [ "$(_topic_total dbz.public.dbz_bench)" -ge 60001 ]; do
+	if [ $(($(now_us) - t0)) -gt 300000000 ]; then
+		echo "bench: Debezium's 60,000 events not in the topic after 300 s" >&2
+		exit 1
+	fi
+	sleep 0.02
+done
+t1=$(now_us)
+kill "$sampler" "$sampler2"
+read -r dbz_rss dbz_anon < <(mem_peak "$TEST_TMP/mem.dbz")
+read -r ws_rss ws_anon < <(mem_peak "$TEST_TMP/mem.walsender")
+dbz_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$dbz_jvm" "$dbz_walsender")" 'BEGIN { printf "%.2f", b - a }')
+dbz=$(awk -v n=60000 -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+echo "  Debezium, insert start -> all 60,000 events in the topic: $dbz rows/s (inserts alone: $(awk -v us=$((t_commit - t0)) 'BEGIN { printf "%.0f", 60000 / (us / 1e6) }') rows/s; last event $(((t1 - t_commit) / 1000)) ms after the last commit)"
+
+sed 's/mnist_bench_lat/dbz_bench_lat/' "$TEST_TMP/lat.sql" >"$TEST_TMP/lat.dbz.sql"
+# dbz_latency NAME: the latency run against the running connector: "p50 p99 max" (ms)
+dbz_latency() {
+	local committed c0
+	rm -f "$TEST_TMP/latency.stop"
+	latency_consumer dbz.public.dbz_bench_lat "$TEST_TMP/latency.$1" "$TEST_TMP/latency.stop" debezium &
+	consumer=$!
+	sleep 3
+	pgbench -n -f "$TEST_TMP/lat.dbz.sql" -R 1000 -T "$DURATION" -c 4 -j 2 2>/dev/null |
+		grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /' >&2
+	committed=$(q "SELECT count(*) FROM dbz_bench_lat")
+	c0=$(now_us)
+	until [ "$(_topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
+		if [ $(($(now_us) - c0)) -gt 60000000 ]; then
+			echo "bench: Debezium's latency events not all in the topic after 60 s" >&2
+			break
+		fi
+		sleep 0.05
+	done
+	sleep 1
+	touch "$TEST_TMP/latency.stop"
+	wait "$consumer"
+	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed" >&2
+	percentiles "$TEST_TMP/latency.$1"
+}
+read -r dbz_p50 dbz_p99 dbz_max < <(dbz_latency defaults) || { echo "  no event timed"; exit 1; }
+dbz_load=$(cut -d' ' -f1 /proc/loadavg)
+echo "  commit -> consumer arrival: p50 $dbz_p50 ms, p99 $dbz_p99 ms, max $dbz_max ms"
+# again with the connector's latency setting turned down (its queue hands a batch to Connect
+# when max.batch.size (2048) events are in or poll.interval.ms (default 500) has passed),
+# restarted through the REST API in the same, warm, JVM
+dbz_reconfigure poll.interval.ms=10 || exit 1
+read -r dbzt_p50 dbzt_p99 dbzt_max < <(dbz_latency poll.interval.ms=10) || { echo "  no event timed"; exit 1; }
+echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbzt_max ms"
+
+# ---- 3b. the latencies again in ROUNDS interleaved pairs (ours, then Debezium with
+# poll.interval.ms=10), so that both arms meet the same moments of a noisy machine: our worker
+# is switched off during Debezium's runs; Connect stays up, idle, during ours (its walsender
+# still decodes, and skips, our table's changes).  Each arm's median p50 and p99.
+: >"$TEST_TMP/rounds"
+for ((r = 1; r <= ROUNDS; r++)); do
+	cdc_reset cdc_tables
+	cdc_wait_state streaming 60 >/dev/null
+	cdc_wait_caught_up 60 "caught up" >/dev/null
+	read -r a50 a99 _ < <(ours_latency "round$r") || { echo "  no message timed"; exit 1; }
+	cdc_set cdc_tables ''
+	cdc_wait_state off 30 >/dev/null
+	read -r b50 b99 _ < <(dbz_latency "round$r") || { echo "  no event timed"; exit 1; }
+	echo "  round $r: mnist_ml p50 $a50 ms, p99 $a99 ms; Debezium (poll.interval.ms=10) p50 $b50 ms, p99 $b99 ms (load $(cut -d' ' -f1 /proc/loadavg))"
+	echo "$a50 $a99 $b50 $b99" >>"$TEST_TMP/rounds"
+done
+dbz_stop
+# median COLUMN: the median of a column of $TEST_TMP/rounds
+median() {
+	cut -d' ' -f"$1" "$TEST_TMP/rounds" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
+awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
+	-v amax="$ours_max" -v bmax="$dbz_max" -v ar="$ours_rss" -v br="$dbz_rss" -v aa="$ours_anon" -v ba="$dbz_anon" \
+	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
+	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" \
+	-v al="$ours_load" -v bl="$dbz_load" -v rounds="$ROUNDS" \
+	-v m1="$(median 1)" -v m2="$(median 2)" -v m3="$(median 3)" -v m4="$(median 4)" 'BEGIN {
+	f = "  %-50s %10s %10s %8s\n"
+	printf f, "", "mnist_ml", "Debezium", "ratio"
+	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)
+	printf f, "CPU s for them (worker; JVM + its walsender)", ac, bc, sprintf("%.2fx", bc / ac)
+	printf f, "latency p50 ms at 1,000 commits/s", a50, b50, sprintf("%.2fx", b50 / a50)
+	printf f, "latency p99 ms", a99, b99, sprintf("%.2fx", b99 / a99)
+	printf f, "latency max ms", amax, bmax, sprintf("%.2fx", bmax / amax)
+	printf f, "load average (1 min) after the latency run", al, bl, ""
+	printf f, "  Debezium with poll.interval.ms=10: p50 ms", a50, t50, sprintf("%.2fx", t50 / a50)
+	printf f, "  p99 ms", a99, t99, sprintf("%.2fx", t99 / a99)
+	printf f, sprintf("interleaved, %d rounds: median p50 ms", rounds), m1, m3, sprintf("%.2fx", m3 / m1)
+	printf f, "  median p99 ms", m2, m4, sprintf("%.2fx", m4 / m2)
+	printf f, "RSS MiB at rest (worker process vs Connect JVM)", ar0, br0, sprintf("%.1fx", br0 / ar0)
+	printf f, "RssAnon MiB at rest", aa0, ba0, sprintf("%.1fx", ba0 / aa0)
+	printf f, "peak RSS MiB during the 60,000 rows", ar, br, sprintf("%.1fx", br / ar)
+	printf f, "peak RssAnon MiB during the 60,000 rows", aa, ba, sprintf("%.1fx", ba / aa)
+	print "  (ratio of rows/s: ours over Debezium; of the others: Debezium over ours)"
+	printf "  (the postmaster: RSS %s MiB, RssAnon %s MiB, inherited by every backend, ours included;\n", pr, pa
+	printf "   the walsender decoding for Debezium, not counted above: peak RSS %s MiB, RssAnon %s MiB)\n", wr, wa }'
