@@ -17,9 +17,8 @@ cat >>"$D/data/postgresql.conf" <<-CONF
 	mnist_ml.kafka_bootstrap_servers = '$KAFKA_BOOTSTRAP'
 CONF
 at_exit "as_postgres '$HARNESS_PG_BINDIR/pg_ctl' -D '$D/data' -m immediate -w stop >/dev/null 2>&1"
-workers() {	# the server's processes named like the CDC worker
-	psql -X -qAt -h "$D" -p "$port" -d postgres \
-		-c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mnist_ml cdc'"
+workers() {	# the postmaster's children that are the CDC worker
+	ps --ppid "$(head -1 "$D/data/postmaster.pid")" -o args= | grep -c 'mnist_ml change data capture'
 }
 
 as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -o "-b" -w start >/dev/null ||
