@@ -255,7 +255,7 @@ dbz_start dbz_bench dbz_bench_lat || exit 1
 dbz_jvm=$(dbz_pid)
 # one row through the whole path: the producer has its connections and metadata, as ours had
 q "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id = 1"
-until [ "$(_topic_total dbz.public.dbz_bench)" = 1 ]; do
+until [ "$(topic_total dbz.public.dbz_bench)" = 1 ]; do
 	if [ $(($(now_us) - c0)) -gt 180000000 ]; then
 		echo "bench: Debezium's first event is not in dbz.public.dbz_bench after 180 s" >&2
 		tail -n 20 "$DBZ_DIR/connect.log" >&2
@@ -278,7 +278,7 @@ for ((i = 0; i < 60; i++)); do
 	echo "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id > $((i * 1000)) AND id <= $(((i + 1) * 1000));"
 done | psql -X -q -v ON_ERROR_STOP=1
 t_commit=$(now_us)
-until [ "$(_topic_total dbz.public.dbz_bench)" -ge 60001 ]; do
+until [ "$(topic_total dbz.public.dbz_bench)" -ge 60001 ]; do
 	if [ $(($(now_us) - t0)) -gt 300000000 ]; then
 		echo "bench: Debezium's 60,000 events not in the topic after 300 s" >&2
 		exit 1
@@ -305,7 +305,7 @@ dbz_latency() {
 		grep -E 'number of transactions actually processed|latency average|tps' | sed 's/^/  pgbench: /' >&2
 	committed=$(q "SELECT count(*) FROM dbz_bench_lat")
 	c0=$(now_us)
-	until [ "$(_topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
+	until [ "$(topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
 		if [ $(($(now_us) - c0)) -gt 60000000 ]; then
 			echo "bench: Debezium's latency events not all in the topic after 60 s" >&2
 			break
