@@ -652,7 +652,8 @@ check_topic_name(const char *name)
 
 /*
  * mnist_train_topic(topic, model_name, epochs, batch_size, learning_rate, hidden_units, seed,
- * init_model, bootstrap_servers): trains on every message present when the call starts.
+ * init_model, bootstrap_servers, validation, deploy): trains on every message present when the
+ * call starts.
  */
 Datum
 mnist_train_topic(PG_FUNCTION_ARGS)
@@ -670,7 +671,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	int			remaining = 0;
 	int64		total = 0,
 				received = 0;
-	TrainSet	set;
+	TrainSet	set,
+				vset;
 	BadMessages bad = {0};
 	rd_kafka_topic_partition_list_t *assignment;
 	TimestampTz start,
@@ -698,7 +700,10 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	train_options_gate(&opt, fcinfo, 9);
 	train_options_validate(&opt);	/* before reading the topic */
+	if (OidIsValid(opt.validation))
+		train_read_validation(&opt, "pixels", "label", &vset);
 
 	start = GetCurrentTimestamp();
 	tc = consumer_create(servers, NULL);
@@ -861,7 +866,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 						 p ? ", " : "", p, low[p], high[p]);
 	appendStringInfoString(&source, "]}");
 
-	model_id = mnist_train_and_store(&set, &opt, source.data);
+	model_id = mnist_train_and_store(&set, &opt, source.data,
+									 OidIsValid(opt.validation) ? &vset : NULL);
 	PG_RETURN_INT64(model_id);
 }
 

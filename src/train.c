@@ -3,7 +3,10 @@
  *		Training: mnist_train(source regclass, ...) reads a relation into a compact TrainSet
  *		and mnist_train_and_store() (shared with mnist_train_topic) validates the
  *		hyperparameters, trains the network of net.c with Adam on shuffled mini-batches,
- *		reports each epoch, and stores the model row.
+ *		reports each epoch, stores the model row and deploys it: always, never, or through
+ *		the gate (if its validation accuracy is at least the deployed model's, both measured
+ *		on the same rows in this call, the deployed one at decision time under the name's
+ *		lock).
  */
 #include "postgres.h"
 
@@ -18,6 +21,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
+#include "deploy.h"
 #include "model.h"
 #include "net.h"
 #include "source.h"
@@ -56,6 +60,34 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 }
 
 void
+train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
+{
+	char	   *deploy;
+
+	opt->validation = InvalidOid;
+	opt->deploy = TRAIN_DEPLOY_ALWAYS;
+	if (PG_NARGS() < argno + 2)
+		return;
+	if (!PG_ARGISNULL(argno))
+		opt->validation = PG_GETARG_OID(argno);
+	if (PG_ARGISNULL(argno + 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("deploy must not be null")));
+	deploy = text_to_cstring(PG_GETARG_TEXT_PP(argno + 1));
+	if (strcmp(deploy, "always") == 0)
+		opt->deploy = TRAIN_DEPLOY_ALWAYS;
+	else if (strcmp(deploy, "never") == 0)
+		opt->deploy = TRAIN_DEPLOY_NEVER;
+	else if (strcmp(deploy, "if_better") == 0)
+		opt->deploy = TRAIN_DEPLOY_IF_BETTER;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("deploy must be 'always', 'never' or 'if_better', not '%s'", deploy)));
+}
+
+void
 train_options_validate(const TrainOptions *opt)
 {
 	/* fail now rather than after training when the model cannot be stored */
@@ -82,6 +114,11 @@ train_options_validate(const TrainOptions *opt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("hidden_units must be between 1 and %d, not %d",
 						MNIST_MAX_HIDDEN, opt->hidden_units)));
+	if (opt->deploy == TRAIN_DEPLOY_IF_BETTER && !OidIsValid(opt->validation))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("deploy => 'if_better' needs a validation table"),
+				 errhint("Pass validation => 'a_table' with labelled rows held out from training.")));
 }
 
 static double
@@ -103,6 +140,48 @@ json_number(StringInfo buf, const char *key, double value)
 	appendStringInfo(buf, ": %s", float8out_internal(value));
 }
 
+/* SourceRowFn adding a row to a TrainSet. */
+static void
+add_row(void *arg, const uint8 *pixels, int label)
+{
+	trainset_add((TrainSet *) arg, pixels, label);
+}
+
+void
+train_read_validation(const TrainOptions *opt, const char *pixels_column,
+					  const char *label_column, TrainSet *vset)
+{
+	trainset_init(vset, source_estimated_rows(opt->validation));
+	source_scan(opt->validation, pixels_column, label_column, add_row, vset);
+	if (vset->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation table %s has no rows", source_relation_name(opt->validation))));
+}
+
+/* Mean cross-entropy and accuracy of net on a set. */
+static void
+evaluate_set(const MnistNet *net, const TrainSet *set, double *loss, double *accuracy)
+{
+	float	   *scratch = palloc(net_predict_scratch(net->n_hidden) * sizeof(float));
+	double		loss_sum = 0;
+	int64		correct = 0;
+
+	for (int64 i = 0; i < set->n; i++)
+	{
+		float		logits[NET_OUTPUTS];
+		int			k = net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
+
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		loss_sum += net_cross_entropy(logits, set->labels[i]);
+		correct += (k == set->labels[i]);
+	}
+	pfree(scratch);
+	*loss = loss_sum / set->n;
+	*accuracy = (double) correct / set->n;
+}
+
 /* NetCheckFn: query cancel and statement_timeout inside a mini-batch. */
 static void
 check_interrupts(void *arg)
@@ -111,7 +190,8 @@ check_interrupts(void *arg)
 }
 
 int64
-mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json)
+mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json,
+					  const TrainSet *vset)
 {
 	int			h = opt->hidden_units;
 	size_t		p = net_param_count(h);
@@ -126,7 +206,14 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				epochs;
 	struct timespec start;
 	double		loss = 0,
-				accuracy = 0;
+				accuracy = 0,
+				vloss = 0,
+				vaccuracy = 0,
+				dloss = 0,
+				daccuracy = 0;
+	int64		deployed_id = 0;
+	bool		deploy;
+	StringInfoData reason;
 	int64		id;
 
 	train_options_validate(opt);
@@ -221,6 +308,29 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	appendStringInfoString(&hyper, ", \"beta1\": 0.9, \"beta2\": 0.999, \"epsilon\": 1e-07");
 	appendStringInfoChar(&hyper, '}');
 
+	/*
+	 * The deploy decision, under the name's lock (concurrent decisions of one name queue here),
+	 * against the model deployed now: both measured on the validation rows.
+	 */
+	if (vset)
+		evaluate_set(&net, vset, &vloss, &vaccuracy);
+	mnist_model_lock(opt->model_name);
+	if (vset)
+	{
+		deployed_id = mnist_model_served_id(opt->model_name);
+		if (deployed_id != 0)
+			evaluate_set(&mnist_model_load_id(deployed_id, false)->net, vset, &dloss, &daccuracy);
+	}
+	deploy = opt->deploy == TRAIN_DEPLOY_ALWAYS ||
+		(opt->deploy == TRAIN_DEPLOY_IF_BETTER && (deployed_id == 0 || vaccuracy >= daccuracy));
+	initStringInfo(&reason);
+	appendStringInfoString(&reason, opt->deploy == TRAIN_DEPLOY_IF_BETTER ? "gate" : "trained");
+	if (vset && deployed_id != 0)
+		appendStringInfo(&reason, ": validation accuracy %.4f %s %.4f of model " INT64_FORMAT,
+						 vaccuracy, vaccuracy >= daccuracy ? ">=" : "<", daccuracy, deployed_id);
+	else if (vset)
+		appendStringInfo(&reason, ": validation accuracy %.4f, no model deployed", vaccuracy);
+
 	initStringInfo(&metrics);
 	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, set->n);
 	json_number(&metrics, "seconds", seconds_since(&start));
@@ -229,18 +339,38 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", epochs.data, source_json);
 	if (opt->init_model)
 		appendStringInfo(&metrics, ", \"init_model_id\": " INT64_FORMAT, init_id);
-	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT "}", (int64) net.adam_step);
+	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT, (int64) net.adam_step);
+	if (vset)
+	{
+		appendStringInfoString(&metrics, ", \"validation\": {\"table\": ");
+		escape_json(&metrics, source_relation_name(opt->validation));
+		appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT, vset->n);
+		json_number(&metrics, "loss", vloss);
+		json_number(&metrics, "accuracy", vaccuracy);
+		if (deployed_id != 0)
+		{
+			appendStringInfo(&metrics, ", \"deployed_model_id\": " INT64_FORMAT, deployed_id);
+			json_number(&metrics, "deployed_loss", dloss);
+			json_number(&metrics, "deployed_accuracy", daccuracy);
+		}
+		appendStringInfoChar(&metrics, '}');
+	}
+	appendStringInfo(&metrics, ", \"deploy\": {\"mode\": \"%s\", \"deployed\": %s, \"reason\": ",
+					 opt->deploy == TRAIN_DEPLOY_ALWAYS ? "always" :
+					 opt->deploy == TRAIN_DEPLOY_NEVER ? "never" : "if_better",
+					 deploy ? "true" : "false");
+	escape_json(&metrics, reason.data);
+	appendStringInfoString(&metrics, "}}");
 
 	id = mnist_model_store(opt->model_name, hyper.data, metrics.data,
 						   mnist_weights_encode(&net));
+	if (deploy)
+		mnist_deployment_record(opt->model_name, id, reason.data);
+	if (vset || opt->deploy != TRAIN_DEPLOY_ALWAYS)
+		ereport(NOTICE,
+				(errmsg("model " INT64_FORMAT " of \"%s\" %s (%s)", id, opt->model_name,
+						deploy ? "deployed" : "stored, not deployed", reason.data)));
 	return id;
-}
-
-/* SourceRowFn adding a row to a TrainSet. */
-static void
-add_row(void *arg, const uint8 *pixels, int label)
-{
-	trainset_add((TrainSet *) arg, pixels, label);
 }
 
 PG_FUNCTION_INFO_V1(mnist_train);
@@ -248,7 +378,7 @@ PG_FUNCTION_INFO_V1(mnist_train);
 /*
  * mnist_train(source regclass, model_name text, epochs int, batch_size int,
  *			   learning_rate float8, hidden_units int, pixels_column name, label_column name,
- *			   seed bigint, init_model text) RETURNS bigint
+ *			   seed bigint, init_model text, validation regclass, deploy text) RETURNS bigint
  */
 Datum
 mnist_train(PG_FUNCTION_ARGS)
@@ -256,7 +386,8 @@ mnist_train(PG_FUNCTION_ARGS)
 	static const char *const argnames[] = {"source", "model_name", "epochs", "batch_size",
 	"learning_rate", "hidden_units", "pixels_column", "label_column", "seed"};
 	TrainOptions opt;
-	TrainSet	set;
+	TrainSet	set,
+				vset;
 	Oid			relid;
 	char	   *relname;
 	const char *pixels_column;
@@ -279,7 +410,10 @@ mnist_train(PG_FUNCTION_ARGS)
 	label_column = NameStr(*PG_GETARG_NAME(7));
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
+	train_options_gate(&opt, fcinfo, 10);
 	train_options_validate(&opt);
+	if (OidIsValid(opt.validation))
+		train_read_validation(&opt, pixels_column, label_column, &vset);
 
 	relname = source_relation_name(relid);
 	/* sized from the planner's estimate: growing by copies costs as much as reading */
@@ -304,5 +438,6 @@ mnist_train(PG_FUNCTION_ARGS)
 	escape_json(&source, label_column);
 	appendStringInfoChar(&source, '}');
 
-	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data));
+	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data,
+										  OidIsValid(opt.validation) ? &vset : NULL));
 }

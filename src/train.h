@@ -5,7 +5,18 @@
 #ifndef MNIST_TRAIN_H
 #define MNIST_TRAIN_H
 
+#include "fmgr.h"
+
 #include "mnist_ml.h"
+
+/* What storing a trained model does to the name's deployment (the deploy argument). */
+typedef enum TrainDeploy
+{
+	TRAIN_DEPLOY_ALWAYS,		/* 'always': deploy it */
+	TRAIN_DEPLOY_NEVER,			/* 'never': store it only */
+	TRAIN_DEPLOY_IF_BETTER		/* 'if_better': deploy it if its validation accuracy is at
+								 * least the deployed model's */
+} TrainDeploy;
 
 /* Hyperparameters as given to the SQL functions (validated by mnist_train_and_store). */
 typedef struct TrainOptions
@@ -17,6 +28,8 @@ typedef struct TrainOptions
 	int			hidden_units;
 	int64		seed;
 	const char *init_model;		/* NULL: fresh Glorot weights */
+	Oid			validation;		/* validation relation, or InvalidOid */
+	TrainDeploy deploy;
 } TrainOptions;
 
 /* A compact, growable training set: pixels as uint8, as read (convert per batch). */
@@ -29,6 +42,13 @@ typedef struct TrainSet
 } TrainSet;
 
 /*
+ * The validation and deploy arguments of a training function, which has nargs arguments of
+ * which these are the last two (a database still at 1.0 calls it with its old signature,
+ * without them: no validation, deploy 'always').  ERROR 22023 for a bad deploy value.
+ */
+extern void train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno);
+
+/*
  * ERROR unless the hyperparameters are in range (22023) and the transaction can store a model
  * (not read-only, 25006): call before reading a source.
  */
@@ -39,11 +59,19 @@ extern void trainset_init(TrainSet *set, int64 expected_rows);
 extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
 /*
+ * Reads opt->validation (pixels and labels from those columns, as the caller; bad rows are
+ * errors naming the row) into vset.  Call before training, to fail before any work.
+ */
+extern void train_read_validation(const TrainOptions *opt, const char *pixels_column,
+								  const char *label_column, TrainSet *vset);
+
+/*
  * Validates opt, trains on set (ERROR when empty), stores the model row with source_json
- * (a JSON object describing the source, e.g. {"table": "public.t"} or {"topic": ..., 
- * "offsets": ...}) in its metadata, and returns the new model's id.
+ * (a JSON object describing the source, e.g. {"table": "public.t"} or {"topic": ...,
+ * "offsets": ...}) in its metadata, deploys it as opt->deploy says (vset: the validation
+ * rows, or NULL), and returns the new model's id.
  */
 extern int64 mnist_train_and_store(TrainSet *set, const TrainOptions *opt,
-								   const char *source_json);
+								   const char *source_json, const TrainSet *vset);
 
 #endif							/* MNIST_TRAIN_H */
