@@ -146,7 +146,9 @@ mnist_deployment_record(const char *name, int64 model_id, const char *reason)
 	served = mnist_model_served_id(name);
 	SPI_connect();
 	cur = current_deployment(name);
-	insert_deployment(name, model_id, served, reason, cur.id);
+	/* a name never deployed was served by its newest model, unless that is this one */
+	insert_deployment(name, model_id, cur.id != 0 ? cur.model_id : served != model_id ? served : 0,
+					  reason, cur.id);
 	SPI_finish();
 }
 
