@@ -495,11 +495,20 @@ mnist_model_load_id(int64 id, bool with_adam)
 	bool		isnull;
 	bytea	   *weights;
 
+	SPIPlanPtr	plan;
+	Snapshot	snap;
+
 	models_relation();
 	SPI_connect();
-	if (SPI_execute_with_args(psprintf("SELECT name, weights FROM %s WHERE id = $1", models_qualname),
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id = $1", models_qualname),
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	/* the latest snapshot: a gate compares with a model deployed after the statement began */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
+	UnregisterSnapshot(snap);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

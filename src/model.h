@@ -31,8 +31,8 @@ extern MnistModel *mnist_model_get(const char *name);
 extern int64 mnist_model_served_id(const char *name);
 
 /*
- * The stored model of that id, decoded (not cached) in CurrentMemoryContext, with its Adam
- * state if with_adam.  ERROR (42704) if there is none.
+ * The stored model of that id as of now (the latest snapshot), decoded (not cached) in
+ * CurrentMemoryContext, with its Adam state if with_adam.  ERROR (42704) if there is none.
  */
 extern MnistModel *mnist_model_load_id(int64 id, bool with_adam);
 
