@@ -1,6 +1,7 @@
 /*
  * mnist_ml.c
- *		Module entry point: settings (GUCs) and, when preloaded, the change data capture worker.
+ *		Module entry point: settings (GUCs) and, when preloaded, the change data capture worker
+ *		and the online learning worker (online_worker.c).
  *
  * One shared library serves the SQL functions, the logical decoding output plugin (decoder.c)
  * and the background worker (shipper.c).  Nothing here creates threads or librdkafka handles:
@@ -14,6 +15,7 @@
 
 #include "kafka_conf.h"
 #include "mnist_ml.h"
+#include "online.h"
 
 PG_MODULE_MAGIC;
 
@@ -26,6 +28,7 @@ char	   *mnist_kafka_properties_file = NULL;
 char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
+char	   *mnist_online_database = NULL;
 
 void		_PG_init(void);
 
@@ -78,8 +81,16 @@ _PG_init(void)
 							   NULL, &mnist_topic_prefix, "tf",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomStringVariable("mnist_ml.online_database",
+							   "Database whose online learning jobs the online learning worker runs; empty means mnist_ml.cdc_database.",
+							   NULL, &mnist_online_database, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("mnist_ml");
 
 	if (process_shared_preload_libraries_in_progress)
+	{
 		cdc_register();
+		online_register();
+	}
 }

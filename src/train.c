@@ -223,8 +223,18 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				 errmsg("no rows to train on"),
 				 errdetail("Source: %s.", source_json)));
 
-	/* fresh Glorot weights, or those of init_model with its Adam state */
-	if (opt->init_model != NULL)
+	/* fresh Glorot weights, or those of the initial model with its Adam state */
+	if (opt->init_model_id != 0)
+	{
+		init_id = opt->init_model_id;
+		net = mnist_model_load_id(init_id, true)->net;
+		if (net.n_hidden != h)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model id " INT64_FORMAT " has %d hidden units, not %d",
+							init_id, net.n_hidden, h)));
+	}
+	else if (opt->init_model != NULL)
 	{
 		bytea	   *w = mnist_model_fetch_weights(opt->init_model, &init_id);
 
@@ -337,7 +347,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	json_number(&metrics, "loss", loss);
 	json_number(&metrics, "accuracy", accuracy);
 	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", epochs.data, source_json);
-	if (opt->init_model)
+	if (init_id != 0)
 		appendStringInfo(&metrics, ", \"init_model_id\": " INT64_FORMAT, init_id);
 	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT, (int64) net.adam_step);
 	if (vset)
@@ -410,6 +420,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	label_column = NameStr(*PG_GETARG_NAME(7));
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
+	opt.init_model_id = 0;
 	train_options_gate(&opt, fcinfo, 10);
 	train_options_validate(&opt);
 	if (OidIsValid(opt.validation))

@@ -28,6 +28,7 @@ typedef struct TrainOptions
 	int			hidden_units;
 	int64		seed;
 	const char *init_model;		/* NULL: fresh Glorot weights */
+	int64		init_model_id;	/* if not 0: continue from this stored model (not init_model) */
 	Oid			validation;		/* validation relation, or InvalidOid */
 	TrainDeploy deploy;
 } TrainOptions;
