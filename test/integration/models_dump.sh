@@ -1,7 +1,7 @@
 #!/bin/bash
-# models_dump: stored models and the deployment history survive pg_dump and restore
-# (mnist_models, mnist_deployments and their sequences are extension configuration), and the
-# restored name serves the same deployed model, which predicts exactly as before.
+# models_dump: stored models, the deployment history and online learning jobs survive pg_dump
+# and restore (they are extension configuration); the restored name serves the same deployed
+# model, which predicts exactly as before, and a restored job is stopped.
 source "$(dirname "$0")/../lib.sh"
 
 db=models_dump_src
@@ -21,6 +21,7 @@ CREATE TABLE small AS SELECT pixels, label FROM mnist_train ORDER BY id LIMIT 10
 SELECT mnist_train('small', 'dumped', epochs => 1);
 SELECT mnist_train('small', 'dumped', epochs => 1, seed => 1);
 SELECT mnist_rollback('dumped');
+SELECT mnist_online_start('dumped', 'models_dump_topic', 'small');
 SQL
 [ $? -eq 0 ] || fail "training in $db failed"
 
@@ -52,3 +53,7 @@ check_eq "$(dst "SELECT id > (SELECT max(id) FROM mnist_models WHERE name = 'dum
 	t "the id sequence continues after restore"
 check_eq "$(dst "SELECT count(*) FROM mnist_deployments WHERE name = 'after_restore' AND id > 3")" 1 \
 	"the deployment sequence continues after restore"
+# an online learning job comes back stopped (started in another database)
+check_eq "$(src "SELECT state FROM mnist_online_status")" running "the job runs in the dumped database"
+check_eq "$(dst "SELECT state || ': ' || last_error FROM mnist_online_status WHERE model_name = 'dumped'")" \
+	"stopped: restored from another database: start it again with mnist_online_start" "the restored job is stopped"
