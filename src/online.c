@@ -201,7 +201,8 @@ mnist_online_start(PG_FUNCTION_ARGS)
 							"learning_rate = EXCLUDED.learning_rate, start_from = EXCLUDED.start_from, "
 							"bootstrap_servers = EXCLUDED.bootstrap_servers, started_by = EXCLUDED.started_by, "
 							"started_at = EXCLUDED.started_at, started_in = EXCLUDED.started_in, "
-							"state = EXCLUDED.state, last_model_id = NULL, last_error = NULL, last_error_at = NULL, "
+							"state = EXCLUDED.state, last_model_id = NULL, served_model_id = NULL, last_error = NULL, "
+							"last_error_at = NULL, "
 							"offsets = CASE WHEN j.topic = EXCLUDED.topic THEN j.offsets END "
 							"WHERE j.state IN ('stopped', 'failed') OR j.started_in <> EXCLUDED.started_in",
 							online_table("mnist_online_jobs")),

@@ -13,7 +13,9 @@
  * in one transaction, as the role that started the job: it continues training the job's last
  * candidate (the first round: the deployed model), evaluates it and the deployed model on the
  * validation table, stores it, deploys it through the gate, and stores the round's end
- * offsets and its mnist_online_rounds row.  A crash or restart before the commit loses the
+ * offsets and its mnist_online_rounds row.  A round after someone else deployed or rolled
+ * back the name is superseded: stored, not deployed, and the job's line starts again from
+ * the deployed model.  A crash or restart before the commit loses the
  * round entirely and the restarted worker repeats it from the stored offsets; after the
  * commit, it is never repeated.
  *
@@ -144,12 +146,12 @@ job_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static uint64
 run_sql(const char *sql, int nargs, const char **args, bool read_only)
 {
-	Oid			types[8];
-	Datum		values[8];
-	char		nulls[8] = "";
+	Oid			types[10];
+	Datum		values[10];
+	char		nulls[10] = "";
 	int			rc;
 
-	Assert(nargs <= 8);
+	Assert(nargs <= 10);
 	for (int i = 0; i < nargs; i++)
 	{
 		types[i] = TEXTOID;
@@ -554,14 +556,16 @@ job_round(Job *job)
 	TimestampTz start = GetCurrentTimestamp();
 	char	   *from = offsets_json(job->stored, job->nparts);
 	char	   *to = offsets_json(job->next_offset, job->nparts);
-	const char *args[8];
+	const char *args[10];
 	TrainOptions opt = {0};
 	TrainSet	vset;
 	StringInfoData source;
 	Oid			save_userid;
 	int			save_sec;
 	int64		init_id;
+	int64		served;
 	int64		id;
+	bool		superseded;
 	RangeVar   *rv;
 
 	transaction_begin(psprintf("mnist_ml online: round of model \"%s\"", job->name));
@@ -569,14 +573,16 @@ job_round(Job *job)
 	/* still this start of the job?  (stopped meanwhile: nothing to do) */
 	args[0] = job->name;
 	args[1] = job->started_at;
-	if (run_sql(psprintf("SELECT last_model_id FROM %s WHERE model_name = $1 AND started_at::text = $2 "
-						 "AND state IN ('running', 'paused') FOR UPDATE", jobs_table),
+	if (run_sql(psprintf("SELECT last_model_id, served_model_id FROM %s WHERE model_name = $1 "
+						 "AND started_at::text = $2 AND state IN ('running', 'paused') FOR UPDATE",
+						 jobs_table),
 				2, args, false) == 0)
 	{
 		transaction_end();
 		return;
 	}
 	init_id = value_text(0, 1) ? strtoll(value_text(0, 1), NULL, 10) : 0;
+	served = value_text(0, 2) ? strtoll(value_text(0, 2), NULL, 10) : 0;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
 		ereport(ERROR,
@@ -594,7 +600,15 @@ job_round(Job *job)
 	opt.learning_rate = job->learning_rate;
 	opt.seed = start;
 	opt.validation = RangeVarGetRelid(rv, AccessShareLock, false);
-	opt.deploy = TRAIN_DEPLOY_IF_BETTER;
+	/*
+	 * A deploy or rollback by someone else since the last round (the name's lock, held from
+	 * here, keeps further ones out until the round commits) supersedes the job's line: this
+	 * round's candidate is stored, not deployed, and the next round starts from the model
+	 * deployed now.
+	 */
+	mnist_model_lock(job->name);
+	superseded = served != 0 && mnist_model_served_id(job->name) != served;
+	opt.deploy = superseded ? TRAIN_DEPLOY_NEVER : TRAIN_DEPLOY_IF_BETTER;
 	/* the job's own line of candidates; the first round starts from the deployed model */
 	opt.init_model_id = init_id != 0 ? init_id : mnist_model_served_id(job->name);
 	if (opt.init_model_id == 0)
@@ -620,17 +634,21 @@ job_round(Job *job)
 	args[5] = psprintf(INT64_FORMAT, job->buf.n);
 	args[6] = psprintf(INT64_FORMAT, job->skipped);
 	args[7] = psprintf("%.6f", (GetCurrentTimestamp() - start) / 1e6);
-	run_sql(psprintf("UPDATE %s SET offsets = $5::jsonb, last_model_id = $3::bigint, state = 'running', "
-					 "last_error = NULL WHERE model_name = $1 AND started_at::text = $2",
-					 jobs_table), 8, args, false);
+	args[8] = psprintf(INT64_FORMAT, mnist_model_served_id(job->name));
+	args[9] = superseded ? psprintf("superseded: model " INT64_FORMAT " was deployed since the job's last round",
+									mnist_model_served_id(job->name)) : NULL;
+	run_sql(psprintf("UPDATE %s SET offsets = $5::jsonb, state = 'running', last_error = NULL, "
+					 "last_model_id = CASE WHEN $10 IS NULL THEN $3::bigint END, served_model_id = $9::bigint "
+					 "WHERE model_name = $1 AND started_at::text = $2",
+					 jobs_table), 10, args, false);
 	run_sql(psprintf("INSERT INTO %s (model_name, seconds, rows, skipped, from_offsets, to_offsets, model_id, "
 					 "accuracy_before, accuracy_after, deployed, reason) "
 					 "SELECT $1, $8::float8, $6::bigint, $7::bigint, $4::jsonb, $5::jsonb, id, "
 					 "(metrics->'validation'->>'deployed_accuracy')::float8, "
 					 "(metrics->'validation'->>'accuracy')::float8, "
-					 "(metrics->'deploy'->>'deployed')::boolean, metrics->'deploy'->>'reason' "
+					 "(metrics->'deploy'->>'deployed')::boolean, coalesce($10, metrics->'deploy'->>'reason') "
 					 "FROM %s WHERE id = $3::bigint",
-					 rounds_table, mnist_models_table()), 8, args, false);
+					 rounds_table, mnist_models_table()), 10, args, false);
 	transaction_end();
 
 	elog(LOG, "online learning of model \"%s\": round of " INT64_FORMAT " messages stored model " INT64_FORMAT,

@@ -181,6 +181,7 @@ CREATE TABLE mnist_online_jobs (
 	state text NOT NULL,
 	offsets jsonb,
 	last_model_id bigint,
+	served_model_id bigint,
 	last_error text,
 	last_error_at timestamptz
 );
@@ -203,6 +204,7 @@ COMMENT ON COLUMN mnist_online_jobs.started_in IS 'The cluster (system identifie
 COMMENT ON COLUMN mnist_online_jobs.state IS 'running, paused (broker unreachable; resumes by itself), stopped, or failed (see last_error).';
 COMMENT ON COLUMN mnist_online_jobs.offsets IS 'Next offset of each partition ({"partition": offset}), stored in the transaction of each round: the worker resumes there.';
 COMMENT ON COLUMN mnist_online_jobs.last_model_id IS 'The job''s last candidate, from which the next round continues (NULL: start from the deployed model).';
+COMMENT ON COLUMN mnist_online_jobs.served_model_id IS 'The model serving the name after the job''s last round: if another has been deployed since, the next round is superseded.';
 COMMENT ON COLUMN mnist_online_jobs.last_error IS 'Why the job is paused or failed.';
 COMMENT ON COLUMN mnist_online_jobs.last_error_at IS 'When last_error was recorded.';
 

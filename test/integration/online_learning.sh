@@ -78,6 +78,9 @@ check_eq "$(q "SELECT bool_and(deployed = (accuracy_after >= accuracy_before)) A
 echo "  rounds: $(q "SELECT string_agg(round(accuracy_before::numeric, 3) || ' -> ' || round(accuracy_after::numeric, 3) || ' ' || deployed, ', ' ORDER BY id) FROM mnist_online_rounds WHERE model_name = 'online_it'")"
 check_eq "$(status "rows_consumed || ' ' || (deployed_accuracy IS NOT NULL)")" "2000 true" "status: rows consumed and the deployed accuracy"
 
+# a manual deploy between rounds supersedes the job's line: round 3 is stored, not deployed
+check_eq "$(q "SELECT mnist_deploy('online_it', $base)")" "$base" "the base model deployed by hand"
+
 # the worker killed while round 3 waits (for the validation table, locked): the restarted
 # worker repeats round 3 from the stored offsets, once
 psql -X -qAt -c "BEGIN" -c "LOCK TABLE $S.val" -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null &
@@ -98,7 +101,11 @@ check_eq "$(status rounds)" 3 "round 3 ran once"
 check_eq "$(q "SELECT rows || ' ' || (SELECT sum(value::bigint) FROM jsonb_each_text(from_offsets)) || '-' || (SELECT sum(value::bigint) FROM jsonb_each_text(to_offsets))
 	FROM mnist_online_rounds WHERE model_name = 'online_it' ORDER BY id DESC LIMIT 1")" "1000 2000-3000" "round 3: the 1000 messages after round 2"
 check_eq "$(q "SELECT count(*) FROM mnist_models WHERE name = 'online_it'")" $((models_before + 1)) "one model stored for round 3"
-check_eq "$(q "SELECT count(*) = count(DISTINCT model_id) FROM mnist_deployments WHERE name = 'online_it'")" t "no model deployed twice"
+check_eq "$(q "SELECT deployed || ' ' || reason FROM mnist_online_rounds WHERE model_name = 'online_it' ORDER BY id DESC LIMIT 1")" \
+	"false superseded: model $base was deployed since the job's last round" "round 3 was superseded by the manual deploy"
+check_eq "$(q "SELECT (SELECT loss FROM mnist_evaluate('$S.val', 'online_it')) = (SELECT loss FROM mnist_evaluate('$S.val', $base::bigint))")" t \
+	"the hand-deployed model still serves"
+check_eq "$(q "SELECT count(*) = count(DISTINCT model_id) FROM mnist_deployments WHERE name = 'online_it' AND reason LIKE 'gate:%'")" t "no round's model deployed twice"
 
 # a broker outage pauses the job; it resumes by itself and runs the next round
 broker_kill || fail "broker_kill"
@@ -108,6 +115,8 @@ broker_restart || fail "broker_restart"
 topic_produce $T "$TEST_TMP/batch3.txt"
 wait_for "[ \"\$(status rounds)\" = 4 ]" 90 "round 4 ran after the broker came back"
 check_eq "$(status "state || ' ' || coalesce(last_error, 'none')")" "running none" "the job runs again"
+check_eq "$(q "SELECT (metrics->>'init_model_id')::bigint FROM mnist_models WHERE id = (SELECT model_id FROM mnist_online_rounds WHERE model_name = 'online_it' ORDER BY id DESC LIMIT 1)")" \
+	"$base" "round 4 started again from the deployed model"
 
 # stop: no more rounds
 check_eq "$(q "SELECT mnist_online_stop('online_it')")" t "mnist_online_stop"
