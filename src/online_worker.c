@@ -659,6 +659,22 @@ job_round(Job *job)
 	job->last_round = GetCurrentTimestamp();
 }
 
+/* Only bad messages since the last round: their offsets are stored, nothing is trained. */
+static void
+job_skip_bad(Job *job)
+{
+	const char *args[3] = {job->name, job->started_at, offsets_json(job->next_offset, job->nparts)};
+
+	transaction_begin("mnist_ml online: skipping bad messages");
+	run_sql(psprintf("UPDATE %s SET offsets = $3::jsonb WHERE model_name = $1 AND started_at::text = $2",
+					 jobs_table), 3, args, false);
+	transaction_end();
+	elog(LOG, "online learning of model \"%s\": skipped " INT64_FORMAT " bad messages",
+		 job->name, job->skipped);
+	memcpy(job->stored, job->next_offset, job->nparts * sizeof(int64));
+	job->skipped = 0;
+}
+
 /* One step of a job: reach the broker, consume, and run a round when one is due. */
 static void
 job_step(Job *job)
@@ -666,10 +682,14 @@ job_step(Job *job)
 	if (job->rk == NULL && !job_connect(job))
 		return;
 	job_consume(job);
-	if (job->buf.n + job->skipped >= job->min_rows && job->buf.n > 0 &&
-		(job->last_round == 0 ||
-		 TimestampDifferenceExceeds(job->last_round, GetCurrentTimestamp(), (int) (job->every_s * 1000))))
+	if (job->buf.n + job->skipped < job->min_rows ||
+		(job->last_round != 0 &&
+		 !TimestampDifferenceExceeds(job->last_round, GetCurrentTimestamp(), (int) (job->every_s * 1000))))
+		return;
+	if (job->buf.n > 0)
 		job_round(job);
+	else
+		job_skip_bad(job);
 }
 
 /*

@@ -126,6 +126,22 @@ sleep 4
 check_eq "$(status rounds)" 4 "no round after the stop"
 check_eq "$(q "SELECT mnist_online_stop('online_it')")" f "stopping again: false"
 
+# bad messages are skipped and counted; a batch of bad messages only moves the offsets on
+broker_create_topic online_it_bad 1
+printf 'x:1,2,3\n3:1,2\n' >"$TEST_TMP/bad.txt"
+head -3 "$TEST_TMP/batch0.txt" >>"$TEST_TMP/bad.txt"
+topic_produce online_it_bad "$TEST_TMP/bad.txt"
+q "SET mnist_ml.progress = off; SELECT mnist_train('$S.base', 'online_it_bad', epochs => 1)" >/dev/null
+q "SELECT mnist_online_start('online_it_bad', 'online_it_bad', '$S.val', every => '1 second', min_rows => 5, max_rows => 5, start_from => 'earliest')" >/dev/null
+wait_for "[ \"\$(status rounds online_it_bad)\" = 1 ]" 60 "a round of 3 good and 2 bad messages"
+check_eq "$(q "SELECT rows || ' ' || skipped FROM mnist_online_rounds WHERE model_name = 'online_it_bad'")" "3 2" "3 rows trained, 2 skipped"
+printf 'x:1\ny:2\nz:3\n7:1,2\n7:\n' >"$TEST_TMP/bad2.txt"
+topic_produce online_it_bad "$TEST_TMP/bad2.txt"
+bad_offset() { q "SELECT offsets->>'0' FROM mnist_online_jobs WHERE model_name = 'online_it_bad'"; }
+wait_for '[ "$(bad_offset)" = 10 ]' 30 "5 bad messages: the offsets move on"
+check_eq "$(status "rounds || ' ' || state" online_it_bad)" "1 running" "no round for bad messages only, the job runs"
+q "SELECT mnist_online_stop('online_it_bad')" >/dev/null
+
 # a job whose role is dropped fails, with the reason, and the worker goes on
 q "CREATE ROLE regress_online_gone; GRANT USAGE ON SCHEMA $S TO regress_online_gone;
    GRANT SELECT ON $S.val, $S.base TO regress_online_gone;
