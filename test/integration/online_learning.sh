@@ -2,7 +2,8 @@
 # Online learning: a job started on a topic runs rounds on new messages, each consumed once
 # (a round starts where the previous one ended); the worker killed while a round waits repeats
 # that round once, deploying nothing twice; a broker outage pauses the job and it resumes by
-# itself; stop; a job whose role was dropped fails cleanly; bad arguments.
+# itself; a server crash and restart; stop; bad messages; a job whose role lost a privilege or
+# was dropped fails cleanly; bad arguments.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/topic_lib.sh"
 
@@ -118,12 +119,19 @@ check_eq "$(status "state || ' ' || coalesce(last_error, 'none')")" "running non
 check_eq "$(q "SELECT (metrics->>'init_model_id')::bigint FROM mnist_models WHERE id = (SELECT model_id FROM mnist_online_rounds WHERE model_name = 'online_it' ORDER BY id DESC LIMIT 1)")" \
 	"$base" "round 4 started again from the deployed model"
 
+# a server restart (crash): the job runs again and resumes from its stored offsets
+pg_stop_immediate && pg_start || fail "restart the server"
+topic_produce $T "$TEST_TMP/batch4.txt"
+wait_for "[ \"\$(status rounds)\" = 5 ]" 90 "round 5 ran after the server restart"
+check_eq "$(q "SELECT rows || ' ' || (SELECT sum(value::bigint) FROM jsonb_each_text(from_offsets)) || '-' || (SELECT sum(value::bigint) FROM jsonb_each_text(to_offsets))
+	FROM mnist_online_rounds WHERE model_name = 'online_it' ORDER BY id DESC LIMIT 1")" "1000 4000-5000" "round 5: the 1000 messages after round 4"
+
 # stop: no more rounds
 check_eq "$(q "SELECT mnist_online_stop('online_it')")" t "mnist_online_stop"
 check_eq "$(status state)" stopped "stopped"
-topic_produce $T "$TEST_TMP/batch4.txt"
+topic_produce $T "$TEST_TMP/batch0.txt"
 sleep 4
-check_eq "$(status rounds)" 4 "no round after the stop"
+check_eq "$(status rounds)" 5 "no round after the stop"
 check_eq "$(q "SELECT mnist_online_stop('online_it')")" f "stopping again: false"
 
 # bad messages are skipped and counted; a batch of bad messages only moves the offsets on
@@ -142,20 +150,34 @@ wait_for '[ "$(bad_offset)" = 10 ]' 30 "5 bad messages: the offsets move on"
 check_eq "$(status "rounds || ' ' || state" online_it_bad)" "1 running" "no round for bad messages only, the job runs"
 q "SELECT mnist_online_stop('online_it_bad')" >/dev/null
 
-# a job whose role is dropped fails, with the reason, and the worker goes on
+# a job whose role lost a privilege, or was dropped, fails with the reason; the worker goes on
 q "CREATE ROLE regress_online_gone; GRANT USAGE ON SCHEMA $S TO regress_online_gone;
    GRANT SELECT ON $S.val, $S.base TO regress_online_gone;
    GRANT EXECUTE ON FUNCTION mnist_online_start(text, text, regclass, text, interval, int, int, int, int, float8, text, text) TO regress_online_gone"
 pid=$(worker_pid)
-psql -X -qAt -v ON_ERROR_STOP=1 >/dev/null <<-SQL || fail "the role's job"
-	SET ROLE regress_online_gone;
-	SET mnist_ml.progress = off;
-	SELECT mnist_train('$S.base', 'online_it_gone', epochs => 1);
-	SELECT mnist_online_start('online_it_gone', '$T', '$S.val', every => '1 second', min_rows => 100, max_rows => 100, start_from => 'earliest');
-SQL
+head -100 "$TEST_TMP/batch4.txt" >"$TEST_TMP/hundred.txt"
+role_job() {	# role_job NAME: the role trains NAME and starts its job on topic NAME (from its end)
+	broker_create_topic $1 1
+	psql -X -qAt -v ON_ERROR_STOP=1 >/dev/null <<-SQL || fail "the role's job $1"
+		SET ROLE regress_online_gone;
+		SET mnist_ml.progress = off;
+		SELECT mnist_train('$S.base', '$1', epochs => 1);
+		SELECT mnist_online_start('$1', '$1', '$S.val', every => '1 second', min_rows => 100, max_rows => 100);
+	SQL
+	wait_for "[ \"\$(status 'offsets IS NOT NULL' $1)\" = t ]" 30 "the job $1 of the role waits for messages"
+}
+role_job online_it_priv
+q "REVOKE SELECT ON $S.val FROM regress_online_gone"
+topic_produce online_it_priv "$TEST_TMP/hundred.txt"
+wait_for "[ \"\$(status state online_it_priv)\" = failed ]" 60 "the job of a role that lost SELECT on the validation table failed"
+check_eq "$(status "last_error" online_it_priv)" "permission denied for table val" "status says why"
+
+q "GRANT SELECT ON $S.val TO regress_online_gone"
+role_job online_it_gone
 q "REVOKE ALL ON $S.val, $S.base FROM regress_online_gone; REVOKE USAGE ON SCHEMA $S FROM regress_online_gone;
    REVOKE EXECUTE ON FUNCTION mnist_online_start(text, text, regclass, text, interval, int, int, int, int, float8, text, text) FROM regress_online_gone;
    DROP ROLE regress_online_gone"
+topic_produce online_it_gone "$TEST_TMP/hundred.txt"
 wait_for "[ \"\$(status state online_it_gone)\" = failed ]" 60 "the dropped role's job failed"
 check_eq "$(status "last_error LIKE 'role with OID % that started the job no longer exists'" online_it_gone)" t \
 	"status says why: $(status last_error online_it_gone)"
