@@ -82,6 +82,7 @@ typedef struct Job
 	Oid			owner;
 
 	rd_kafka_t *rk;				/* NULL until the broker answered */
+	rd_kafka_queue_t **queues;	/* per partition: its own message queue */
 	int			nparts;
 	int64	   *stored;			/* per partition: offset stored with the last round, -1 none */
 	int64	   *next_offset;	/* per partition: next offset to consume into buf */
@@ -225,6 +226,8 @@ offsets_json(const int64 *offsets, int n)
 static void
 job_destroy(Job *job)
 {
+	for (int p = 0; job->queues && p < job->nparts; p++)
+		rd_kafka_queue_destroy(job->queues[p]);
 	if (job->rk)
 	{
 		rd_kafka_assign(job->rk, NULL);
@@ -485,42 +488,70 @@ job_connect(Job *job)
 	if (err)
 		elog(ERROR, "could not assign the partitions of Kafka topic \"%s\": %s",
 			 job->topic, rd_kafka_err2str(err));
+	/* each partition's messages on a queue of their own, so that rounds take from all evenly */
+	job->queues = MemoryContextAlloc(job->cxt, job->nparts * sizeof(rd_kafka_queue_t *));
+	for (int p = 0; p < job->nparts; p++)
+	{
+		job->queues[p] = rd_kafka_queue_get_partition(job->rk, job->topic, p);
+		rd_kafka_queue_forward(job->queues[p], NULL);
+	}
 	job->last_round = 0;
 	job_resume(job);
 	return true;
 }
 
-/* Consumes what has arrived, up to max_rows messages in the buffer. */
+/* Takes one message into the buffer; false for an event that is not a message. */
+static bool
+job_message(Job *job, rd_kafka_message_t *msg)
+{
+	uint8		pixels[MNIST_PIXELS];
+	int			label;
+	const char *bad;
+
+	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || msg->partition < 0 || msg->partition >= job->nparts)
+	{
+		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			strlcpy(job->error, rd_kafka_message_errstr(msg), sizeof(job->error));
+		rd_kafka_message_destroy(msg);
+		return false;
+	}
+	bad = pixels_csv_decode_label(msg->key, msg->key_len, &label);
+	if (bad == NULL)
+		bad = pixels_csv_decode(msg->payload, msg->len, pixels);
+	if (bad == NULL)
+		trainset_add(&job->buf, pixels, label);
+	else
+		job->skipped++;
+	job->next_offset[msg->partition] = msg->offset + 1;
+	rd_kafka_message_destroy(msg);
+	return true;
+}
+
+/*
+ * Consumes what has arrived, up to max_rows messages in the buffer, one message from each
+ * partition in turn: CDC keys messages by label, so a round cut short by max_rows would
+ * otherwise see the labels of a few partitions only.
+ */
 static void
 job_consume(Job *job)
 {
 	MemoryContext old = MemoryContextSwitchTo(job->cxt);
+	rd_kafka_message_t *msg;
 	bool		got = false;
+	bool		more = true;
 
-	while (job->buf.n + job->skipped < job->max_rows)
+	/* serves the callbacks (errors) and anything still on the consumer's queue */
+	while ((msg = rd_kafka_consumer_poll(job->rk, 0)) != NULL)
+		got |= job_message(job, msg);
+	while (more && job->buf.n + job->skipped < job->max_rows)
 	{
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(job->rk, 0);
-		uint8		pixels[MNIST_PIXELS];
-		int			label;
-
-		if (msg == NULL)
-			break;
-		if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->partition < job->nparts)
-		{
-			const char *bad = pixels_csv_decode_label(msg->key, msg->key_len, &label);
-
-			if (bad == NULL)
-				bad = pixels_csv_decode(msg->payload, msg->len, pixels);
-			if (bad == NULL)
-				trainset_add(&job->buf, pixels, label);
-			else
-				job->skipped++;
-			job->next_offset[msg->partition] = msg->offset + 1;
-			got = true;
-		}
-		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-			strlcpy(job->error, rd_kafka_message_errstr(msg), sizeof(job->error));
-		rd_kafka_message_destroy(msg);
+		more = false;
+		for (int p = 0; p < job->nparts && job->buf.n + job->skipped < job->max_rows; p++)
+			if ((msg = rd_kafka_consume_queue(job->queues[p], 0)) != NULL)
+			{
+				got |= job_message(job, msg);
+				more = true;
+			}
 	}
 	MemoryContextSwitchTo(old);
 

@@ -150,6 +150,23 @@ wait_for '[ "$(bad_offset)" = 10 ]' 30 "5 bad messages: the offsets move on"
 check_eq "$(status "rounds || ' ' || state" online_it_bad)" "1 running" "no round for bad messages only, the job runs"
 q "SELECT mnist_online_stop('online_it_bad')" >/dev/null
 
+# 2,000 messages at once, rounds of 1,000: a round takes from every partition evenly (CDC keys
+# by label, so a partition holds a few labels only)
+broker_create_topic online_it_fair 4
+q "SET mnist_ml.progress = off; SELECT mnist_train('$S.base', 'online_it_fair', epochs => 1)" >/dev/null
+q "SELECT mnist_online_start('online_it_fair', 'online_it_fair', '$S.val', every => '1 second', min_rows => 1000, max_rows => 1000)" >/dev/null
+wait_for "[ \"\$(status 'offsets IS NOT NULL' online_it_fair)\" = t ]" 30 "the fair job waits for messages"
+cat "$TEST_TMP/batch0.txt" "$TEST_TMP/batch1.txt" >"$TEST_TMP/two.txt"
+topic_produce online_it_fair "$TEST_TMP/two.txt"
+wait_for "[ \"\$(status rounds online_it_fair)\" = 2 ]" 60 "two rounds of 1,000"
+echo "  per partition, round 1: $(q "SELECT string_agg(t.key || ': ' || (t.value::bigint - f.value::bigint), ', ' ORDER BY t.key)
+	FROM mnist_online_rounds r, jsonb_each_text(r.to_offsets) t, jsonb_each_text(r.from_offsets) f
+	WHERE r.id = (SELECT min(id) FROM mnist_online_rounds WHERE model_name = 'online_it_fair') AND f.key = t.key")"
+check_eq "$(q "SELECT min(t.value::bigint - f.value::bigint) >= 100 FROM mnist_online_rounds r, jsonb_each_text(r.to_offsets) t,
+	jsonb_each_text(r.from_offsets) f WHERE r.id = (SELECT min(id) FROM mnist_online_rounds WHERE model_name = 'online_it_fair') AND f.key = t.key")" t \
+	"round 1 took at least 100 messages from each of the 4 partitions"
+q "SELECT mnist_online_stop('online_it_fair')" >/dev/null
+
 # a job whose role lost a privilege, or was dropped, fails with the reason; the worker goes on
 q "CREATE ROLE regress_online_gone; GRANT USAGE ON SCHEMA $S TO regress_online_gone;
    GRANT SELECT ON $S.val, $S.base TO regress_online_gone;
