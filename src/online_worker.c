@@ -10,10 +10,10 @@
  * is exactly what follows the last committed round.  Between rounds the worker consumes new
  * messages into the job's buffer (bad messages are skipped and counted) with no transaction
  * open.  A round (at least min_rows messages and every seconds after the previous one) runs
- * in one transaction, as the role that started the job: it continues training the job's last
- * candidate (the first round: the deployed model), evaluates it and the deployed model on the
- * validation table, stores it, deploys it through the gate, and stores the round's end
- * offsets and its mnist_online_rounds row.  A round after someone else deployed or rolled
+ * as the role that started the job: it continues training the job's last candidate (the
+ * first round: the deployed model) with no transaction open, then in one transaction
+ * evaluates it and the deployed model on the validation table, stores it, deploys it through
+ * the gate, and stores the round's end offsets and its mnist_online_rounds row.  A round after someone else deployed or rolled
  * back the name is superseded: stored, not deployed, and the job's line starts again from
  * the deployed model.  A crash or restart before the commit loses the
  * round entirely and the restarted worker repeats it from the stored offsets; after the
@@ -575,88 +575,112 @@ job_consume(Job *job)
 
 /* ---- a round ---- */
 
+/* ERROR unless the role that started the job still exists. */
+static void
+job_check_role(Job *job)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u that started the job no longer exists", job->owner)));
+}
+
 /*
- * Trains, gates and stores a round in one transaction, with the round's end offsets.  ERROR
- * (the job fails) for anything the next round could not fix either.
+ * A round: a short transaction reads the model to continue and the validation rows, training
+ * runs with no transaction open, and one transaction stores the candidate, deploys it through
+ * the gate and stores the round's end offsets and row.  Both transactions run as the role
+ * that started the job.  ERROR (the job fails) for anything the next round could not fix
+ * either.
  */
 static void
 job_round(Job *job)
 {
+	MemoryContext round_cxt = CurrentMemoryContext; /* outlives the two transactions */
 	TimestampTz start = GetCurrentTimestamp();
 	char	   *from = offsets_json(job->stored, job->nparts);
 	char	   *to = offsets_json(job->next_offset, job->nparts);
 	const char *args[10];
 	TrainOptions opt = {0};
 	TrainSet	vset;
+	TrainFit	fit;
+	MnistModel *init;
 	StringInfoData source;
 	Oid			save_userid;
 	int			save_sec;
-	int64		init_id;
 	int64		served;
 	int64		id;
 	bool		superseded;
 	RangeVar   *rv;
 
-	transaction_begin(psprintf("mnist_ml online: round of model \"%s\"", job->name));
-
-	/* still this start of the job?  (stopped meanwhile: nothing to do) */
 	args[0] = job->name;
 	args[1] = job->started_at;
-	if (run_sql(psprintf("SELECT last_model_id, served_model_id FROM %s WHERE model_name = $1 "
-						 "AND started_at::text = $2 AND state IN ('running', 'paused') FOR UPDATE",
-						 jobs_table),
-				2, args, false) == 0)
+
+	/* 1. the model to continue (the job's last candidate, else the deployed model), validation */
+	transaction_begin(psprintf("mnist_ml online: preparing a round of model \"%s\"", job->name));
+	if (run_sql(psprintf("SELECT last_model_id FROM %s WHERE model_name = $1 AND started_at::text = $2 "
+						 "AND state IN ('running', 'paused')", jobs_table), 2, args, true) == 0)
 	{
-		transaction_end();
+		transaction_end();		/* stopped meanwhile */
 		return;
 	}
-	init_id = value_text(0, 1) ? strtoll(value_text(0, 1), NULL, 10) : 0;
-	served = value_text(0, 2) ? strtoll(value_text(0, 2), NULL, 10) : 0;
-
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role with OID %u that started the job no longer exists", job->owner)));
+	opt.init_model_id = value_text(0, 1) ? strtoll(value_text(0, 1), NULL, 10) : 0;
+	/* what training needs outlives the transaction (an SPI call leaves SPI's context current) */
+	MemoryContextSwitchTo(round_cxt);
+	job_check_role(job);
 	rv = makeRangeVarFromNameList(textToQualifiedNameList(cstring_to_text(job->validation)));
-
-	/* the rest as the role that started the job: its privileges and RLS apply */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-
 	opt.model_name = job->name;
 	opt.epochs = job->epochs;
 	opt.batch_size = job->batch_size;
 	opt.learning_rate = job->learning_rate;
 	opt.seed = start;
 	opt.validation = RangeVarGetRelid(rv, AccessShareLock, false);
-	/*
-	 * A deploy or rollback by someone else since the last round (the name's lock, held from
-	 * here, keeps further ones out until the round commits) supersedes the job's line: this
-	 * round's candidate is stored, not deployed, and the next round starts from the model
-	 * deployed now.
-	 */
-	mnist_model_lock(job->name);
-	superseded = served != 0 && mnist_model_served_id(job->name) != served;
-	opt.deploy = superseded ? TRAIN_DEPLOY_NEVER : TRAIN_DEPLOY_IF_BETTER;
-	/* the job's own line of candidates; the first round starts from the deployed model */
-	opt.init_model_id = init_id != 0 ? init_id : mnist_model_served_id(job->name);
+	if (opt.init_model_id == 0)
+		opt.init_model_id = mnist_model_served_id(job->name);
 	if (opt.init_model_id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", job->name)));
-	opt.hidden_units = mnist_model_load_id(opt.init_model_id, false)->net.n_hidden;
+	init = mnist_model_load_id(opt.init_model_id, true);
+	opt.hidden_units = init->net.n_hidden;
 	train_read_validation(&opt, "pixels", "label", &vset);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	transaction_end();
 
+	/* 2. training, no transaction open */
+	train_fit(&job->buf, &opt, &init->net, &fit);
+
+	/* 3. the candidate, its deployment and the round's offsets and row, in one transaction */
+	transaction_begin(psprintf("mnist_ml online: storing a round of model \"%s\"", job->name));
+	if (run_sql(psprintf("SELECT served_model_id FROM %s WHERE model_name = $1 AND started_at::text = $2 "
+						 "AND state IN ('running', 'paused') FOR UPDATE", jobs_table), 2, args, false) == 0)
+	{
+		transaction_end();		/* stopped meanwhile */
+		return;
+	}
+	served = value_text(0, 1) ? strtoll(value_text(0, 1), NULL, 10) : 0;
+	job_check_role(job);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	/*
+	 * A deploy or rollback by someone else since the job's last round (the name's lock, held
+	 * from here to the commit, keeps further ones out) supersedes the job's line: the candidate
+	 * is stored, not deployed, and the next round starts from the model deployed now.
+	 */
+	mnist_model_lock(job->name);
+	superseded = served != 0 && mnist_model_served_id(job->name) != served;
+	opt.deploy = superseded ? TRAIN_DEPLOY_NEVER : TRAIN_DEPLOY_IF_BETTER;
 	initStringInfo(&source);
 	appendStringInfoString(&source, "{\"topic\": ");
 	escape_json(&source, job->topic);
 	appendStringInfo(&source, ", \"online\": true, \"messages\": " INT64_FORMAT
 					 ", \"skipped\": " INT64_FORMAT ", \"from\": %s, \"to\": %s}",
 					 job->buf.n + job->skipped, job->skipped, from, to);
-	id = mnist_train_and_store(&job->buf, &opt, source.data, &vset);
+	id = train_store(job->buf.n, &opt, &init->net, opt.init_model_id, &fit, source.data, &vset);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
-	/* the round's row and end offsets, in the transaction of the model and its deployment */
 	args[2] = psprintf(INT64_FORMAT, id);
 	args[3] = from;
 	args[4] = to;

@@ -189,74 +189,59 @@ check_interrupts(void *arg)
 	CHECK_FOR_INTERRUPTS();
 }
 
-int64
-mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json,
-					  const TrainSet *vset)
+void
+train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 {
 	int			h = opt->hidden_units;
 	size_t		p = net_param_count(h);
-	MnistNet	net;
-	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
-	NetRng		rng;
-	NetTrainer *trainer;
-	uint32	   *idx;
-	int64		init_id = 0;
-	StringInfoData hyper,
-				metrics,
-				epochs;
-	struct timespec start;
-	double		loss = 0,
-				accuracy = 0,
-				vloss = 0,
-				vaccuracy = 0,
-				dloss = 0,
-				daccuracy = 0;
-	int64		deployed_id = 0;
-	bool		deploy;
-	StringInfoData reason;
-	int64		id;
 
-	train_options_validate(opt);
-	if (set->n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("no rows to train on"),
-				 errdetail("Source: %s.", source_json)));
-
+	*init_id = 0;
 	/* fresh Glorot weights, or those of the initial model with its Adam state */
 	if (opt->init_model_id != 0)
 	{
-		init_id = opt->init_model_id;
-		net = mnist_model_load_id(init_id, true)->net;
-		if (net.n_hidden != h)
+		*init_id = opt->init_model_id;
+		*net = mnist_model_load_id(*init_id, true)->net;
+		if (net->n_hidden != h)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("model id " INT64_FORMAT " has %d hidden units, not %d",
-							init_id, net.n_hidden, h)));
+							*init_id, net->n_hidden, h)));
 	}
 	else if (opt->init_model != NULL)
 	{
-		bytea	   *w = mnist_model_fetch_weights(opt->init_model, &init_id);
+		bytea	   *w = mnist_model_fetch_weights(opt->init_model, init_id);
 
-		mnist_weights_decode(w, &net, true);
-		if (net.n_hidden != h)
+		mnist_weights_decode(w, net, true);
+		if (net->n_hidden != h)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("init_model \"%s\" has %d hidden units, not %d",
-							opt->init_model, net.n_hidden, h),
-					 errhint("Pass hidden_units => %d to continue training it.", net.n_hidden)));
+							opt->init_model, net->n_hidden, h),
+					 errhint("Pass hidden_units => %d to continue training it.", net->n_hidden)));
 		pfree(w);
 	}
 	else
 	{
-		net_bind(&net, h, mnist_alloc_aligned64(p * sizeof(float)),
+		net_bind(net, h, mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)));
-		net_init_glorot(&net, (uint64) opt->seed);
+		net_init_glorot(net, (uint64) opt->seed);
 	}
+}
+
+void
+train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
+{
+	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
+	NetRng		rng;
+	NetTrainer *trainer;
+	uint32	   *idx;
+	StringInfoData epochs;
+	struct timespec start;
+	int			h = net->n_hidden;
 
 	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
-							   &net, opt->batch_size);
+							   net, opt->batch_size);
 	net_trainer_set_check(trainer, check_interrupts, NULL);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
@@ -282,9 +267,9 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 							(int) Min(opt->batch_size, set->n - off), &loss_sum, &correct);
 		}
 		secs = seconds_since(&estart);
-		loss = loss_sum / set->n;
-		accuracy = (double) correct / set->n;
-		if (!isfinite(loss))
+		fit->loss = loss_sum / set->n;
+		fit->accuracy = (double) correct / set->n;
+		if (!isfinite(fit->loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("training diverged in epoch %d (loss is not finite)", e),
@@ -292,23 +277,41 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 		if (mnist_progress)
 			ereport(NOTICE,
 					(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f rows/s",
-							e, opt->epochs, loss, accuracy, secs, set->n / Max(secs, 1e-9))));
+							e, opt->epochs, fit->loss, fit->accuracy, secs, set->n / Max(secs, 1e-9))));
 
 		appendStringInfoString(&epochs, e > 1 ? ", {" : "{");
 		json_number(&epochs, "epoch", e);
-		json_number(&epochs, "loss", loss);
-		json_number(&epochs, "accuracy", accuracy);
+		json_number(&epochs, "loss", fit->loss);
+		json_number(&epochs, "accuracy", fit->accuracy);
 		json_number(&epochs, "seconds", secs);
 		appendStringInfoChar(&epochs, '}');
 	}
 	appendStringInfoChar(&epochs, ']');
+	fit->epochs_json = epochs.data;
+	fit->seconds = seconds_since(&start);
+}
+
+int64
+train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
+			const TrainFit *fit, const char *source_json, const TrainSet *vset)
+{
+	StringInfoData hyper,
+				metrics;
+	double		vloss = 0,
+				vaccuracy = 0,
+				dloss = 0,
+				daccuracy = 0;
+	int64		deployed_id = 0;
+	bool		deploy;
+	StringInfoData reason;
+	int64		id;
 
 	initStringInfo(&hyper);
 	appendStringInfoChar(&hyper, '{');
 	json_number(&hyper, "epochs", opt->epochs);
 	json_number(&hyper, "batch_size", opt->batch_size);
 	json_number(&hyper, "learning_rate", opt->learning_rate);
-	json_number(&hyper, "hidden_units", h);
+	json_number(&hyper, "hidden_units", net->n_hidden);
 	appendStringInfo(&hyper, ", \"seed\": " INT64_FORMAT ", \"init_model\": ", opt->seed);
 	if (opt->init_model)
 		escape_json(&hyper, opt->init_model);
@@ -323,7 +326,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	 * against the model deployed now: both measured on the validation rows.
 	 */
 	if (vset)
-		evaluate_set(&net, vset, &vloss, &vaccuracy);
+		evaluate_set(net, vset, &vloss, &vaccuracy);
 	mnist_model_lock(opt->model_name);
 	if (vset)
 	{
@@ -342,14 +345,14 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 		appendStringInfo(&reason, ": validation accuracy %.4f, no model deployed", vaccuracy);
 
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, set->n);
-	json_number(&metrics, "seconds", seconds_since(&start));
-	json_number(&metrics, "loss", loss);
-	json_number(&metrics, "accuracy", accuracy);
-	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", epochs.data, source_json);
+	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, rows);
+	json_number(&metrics, "seconds", fit->seconds);
+	json_number(&metrics, "loss", fit->loss);
+	json_number(&metrics, "accuracy", fit->accuracy);
+	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", fit->epochs_json, source_json);
 	if (init_id != 0)
 		appendStringInfo(&metrics, ", \"init_model_id\": " INT64_FORMAT, init_id);
-	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT, (int64) net.adam_step);
+	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT, (int64) net->adam_step);
 	if (vset)
 	{
 		appendStringInfoString(&metrics, ", \"validation\": {\"table\": ");
@@ -373,7 +376,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	appendStringInfoString(&metrics, "}}");
 
 	id = mnist_model_store(opt->model_name, hyper.data, metrics.data,
-						   mnist_weights_encode(&net));
+						   mnist_weights_encode(net));
 	if (deploy)
 		mnist_deployment_record(opt->model_name, id, reason.data);
 	if (vset || opt->deploy != TRAIN_DEPLOY_ALWAYS)
@@ -381,6 +384,25 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				(errmsg("model " INT64_FORMAT " of \"%s\" %s (%s)", id, opt->model_name,
 						deploy ? "deployed" : "stored, not deployed", reason.data)));
 	return id;
+}
+
+int64
+mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json,
+					  const TrainSet *vset)
+{
+	MnistNet	net;
+	int64		init_id;
+	TrainFit	fit;
+
+	train_options_validate(opt);
+	if (set->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no rows to train on"),
+				 errdetail("Source: %s.", source_json)));
+	train_init_net(opt, &net, &init_id);
+	train_fit(set, opt, &net, &fit);
+	return train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
 }
 
 PG_FUNCTION_INFO_V1(mnist_train);

@@ -8,6 +8,7 @@
 #include "fmgr.h"
 
 #include "mnist_ml.h"
+#include "net.h"
 
 /* What storing a trained model does to the name's deployment (the deploy argument). */
 typedef enum TrainDeploy
@@ -65,6 +66,37 @@ extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
  */
 extern void train_read_validation(const TrainOptions *opt, const char *pixels_column,
 								  const char *label_column, TrainSet *vset);
+
+/* What training measured (train_fit). */
+typedef struct TrainFit
+{
+	double		loss;			/* of the last epoch */
+	double		accuracy;
+	double		seconds;		/* all epochs */
+	char	   *epochs_json;	/* [{epoch, loss, accuracy, seconds}, ...] */
+} TrainFit;
+
+/*
+ * The network to train (in CurrentMemoryContext): fresh Glorot weights, or the model
+ * opt->init_model_id or opt->init_model with its Adam state (its id in *init_id, else 0).
+ * ERROR if that model has not opt->hidden_units hidden units.
+ */
+extern void train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id);
+
+/*
+ * Trains net on set (not empty) for opt's epochs, reporting each when mnist_ml.progress is on.
+ * Needs no transaction: online learning trains between its transactions.
+ */
+extern void train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit);
+
+/*
+ * Stores a trained net as a model of opt->model_name (rows: how many it was trained on) and
+ * deploys it as opt->deploy says, measuring it and the deployed model on vset (or NULL) under
+ * the name's lock; shows the decision in a NOTICE when there is a validation table or deploy
+ * is not 'always'.  Returns the new model's id.
+ */
+extern int64 train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
+						 const TrainFit *fit, const char *source_json, const TrainSet *vset);
 
 /*
  * Validates opt, trains on set (ERROR when empty), stores the model row with source_json
