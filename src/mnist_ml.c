@@ -1,6 +1,7 @@
 /*
  * mnist_ml.c
- *		Module entry point: settings (GUCs) and, when preloaded, the change data capture worker.
+ *		Module entry point: settings (GUCs) and, when preloaded, the change data capture worker
+ *		and the online learning worker (online_worker.c).
  *
  * One shared library serves the SQL functions, the logical decoding output plugin (decoder.c)
  * and the background worker (shipper.c).  Nothing here creates threads or librdkafka handles:
@@ -15,6 +16,7 @@
 #include "kafka_conf.h"
 #include "mnist_ml.h"
 #include "net.h"
+#include "online.h"
 
 PG_MODULE_MAGIC;
 
@@ -27,6 +29,7 @@ char	   *mnist_kafka_properties_file = NULL;
 char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
+char	   *mnist_online_database = NULL;
 
 static int	mnist_cpu_path = NET_CPU_AUTO;
 
@@ -112,9 +115,17 @@ _PG_init(void)
 							 NULL, &mnist_cpu_path, NET_CPU_AUTO, cpu_path_options,
 							 PGC_SUSET, 0, check_cpu_path, assign_cpu_path, NULL);
 
+	DefineCustomStringVariable("mnist_ml.online_database",
+							   "Database whose online learning jobs the online learning worker runs; empty means mnist_ml.cdc_database.",
+							   NULL, &mnist_online_database, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("mnist_ml");
 
-	/* no CDC worker in a server started by pg_upgrade: it must not touch slots or Kafka */
+	/* no background workers in a server started by pg_upgrade: they must not touch slots or Kafka */
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+	{
 		cdc_register();
+		online_register();
+	}
 }

@@ -19,6 +19,7 @@ extern char *mnist_kafka_properties_file;	/* mnist_ml.kafka_properties_file: one
 extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables */
 extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
+extern char *mnist_online_database;	/* mnist_ml.online_database */
 
 /* change data capture worker and its shared memory (shipper.c) */
 extern void cdc_register(void);

@@ -22,12 +22,17 @@
  * A weights value is validated whenever it is read: exact length, magic, version, sizes,
  * flags, and every float finite (v also non-negative); anything else is ERRCODE_DATA_CORRUPTED.
  *
- * Cache: decoded models are kept per backend by name.  A statement-level trigger on
- * mnist_models (mnist_models_changed) sends a relcache invalidation for the table; our relcache
- * callback bumps a generation counter, so the next mnist_model_get() (after
- * AcceptInvalidationMessages) re-reads the newest row of that name with a fresh snapshot and
- * decodes it again unless it is the very row version already cached: same table (OID), same
- * xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
+ * Serving: a name is served by its deployed model, the model of its latest row in
+ * mnist_deployments whose model still exists (deploy.c writes them), else by its newest model
+ * (a name never deployed, or a database still at 1.0, which has no mnist_deployments).
+ * lookup_model() is the one resolver.
+ *
+ * Cache: decoded models are kept per backend by name.  Statement-level triggers on
+ * mnist_models and mnist_deployments (mnist_models_changed) send a relcache invalidation for
+ * the table; our relcache callback bumps a generation counter, so the next mnist_model_get()
+ * (after AcceptInvalidationMessages) resolves the name again with a fresh snapshot and
+ * decodes the served row unless it is the very row version already cached: same table (OID),
+ * same xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
  * EXTENSION reuse them, and an UPDATE keeps them.  A replaced model is moved under
  * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
  */
@@ -95,12 +100,19 @@ static CacheEntry *cache_entries = NULL;
 static uint64 cache_generation = 1;
 static Oid	models_relid = InvalidOid;
 static char *models_qualname = NULL;	/* quoted schema.mnist_models, in cache_cxt */
+static Oid	deployments_relid = InvalidOid; /* InvalidOid: none (1.0) or not looked up yet */
+static char *deployments_qualname = NULL;	/* quoted schema.mnist_deployments, or NULL */
 
-/* Relcache callback: a change to mnist_models (or a cache reset) makes every entry stale. */
+/*
+ * Relcache callback: a change to mnist_models or mnist_deployments (or a cache reset) makes
+ * every entry stale.  Without a known mnist_deployments (a 1.0 database, which ALTER EXTENSION
+ * UPDATE may upgrade at any time) every invalidation does.
+ */
 static void
 models_relcache_cb(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == models_relid)
+	if (relid == InvalidOid || relid == models_relid || relid == deployments_relid ||
+		!OidIsValid(deployments_relid))
 	{
 		cache_generation++;
 		models_relid = InvalidOid;
@@ -156,10 +168,34 @@ models_relation(void)
 		models_qualname = MemoryContextStrdup(cache_cxt,
 											  quote_qualified_identifier(get_namespace_name(nsp),
 																		 "mnist_models"));
+		if (deployments_qualname)
+			pfree(deployments_qualname);
+		deployments_qualname = NULL;
+		deployments_relid = get_relname_relid("mnist_deployments", nsp);
+		if (OidIsValid(deployments_relid))
+			deployments_qualname =
+				MemoryContextStrdup(cache_cxt,
+									quote_qualified_identifier(get_namespace_name(nsp),
+															   "mnist_deployments"));
 		models_relid = relid;
 	}
 	return models_relid;
 }
+
+const char *
+mnist_models_table(void)
+{
+	models_relation();
+	return models_qualname;
+}
+
+const char *
+mnist_deployments_table(void)
+{
+	models_relation();
+	return deployments_qualname;
+}
+
 
 /* Owner of a relation. */
 static Oid
@@ -173,6 +209,12 @@ relation_owner(Oid relid)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
+}
+
+Oid
+mnist_store_owner(void)
+{
+	return relation_owner(models_relation());
 }
 
 static inline void
@@ -345,9 +387,9 @@ model_error_callback(void *arg)
 }
 
 /*
- * Id of the newest model of that name under snap (InvalidSnapshot: the current one), or 0;
- * with row not NULL, also its row version; with weights not NULL, also a copy of its weights
- * in mcxt.  Must run inside SPI.
+ * The resolver: id of the model serving that name under snap (InvalidSnapshot: the current
+ * one), or 0 when it has no model; with row not NULL, also its row version; with weights not
+ * NULL, also a copy of its weights in mcxt.  Must run inside SPI.
  */
 static int64
 lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
@@ -357,12 +399,19 @@ lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
 	SPIPlanPtr	plan;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
+	const char *cols = weights ? "m.id, m.xmin, m.ctid, m.weights" : "m.id, m.xmin, m.ctid";
 	bool		isnull;
 	int64		id;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT id, xmin, ctid%s FROM %s WHERE name = $1 ORDER BY id DESC LIMIT 1",
-					 weights ? ", weights" : "", models_qualname);
+	if (deployments_qualname)
+		appendStringInfo(&sql,
+						 "(SELECT %s FROM %s d JOIN %s m ON m.id = d.model_id AND m.name = d.name "
+						 "WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
+						 cols, deployments_qualname, models_qualname);
+	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name = $1 ORDER BY m.id DESC LIMIT 1%s",
+					 deployments_qualname ? "(" : "", cols, models_qualname,
+					 deployments_qualname ? ") LIMIT 1" : "");
 	plan = SPI_prepare(sql.data, 1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -419,6 +468,65 @@ mnist_model_fetch_weights(const char *name, int64 *id)
 		model_not_found(name);
 	SPI_finish();
 	return weights;
+}
+
+int64
+mnist_model_served_id(const char *name)
+{
+	Snapshot	snap;
+	int64		id;
+
+	models_relation();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	SPI_connect();
+	id = lookup_model(name, snap, NULL, NULL, NULL);
+	SPI_finish();
+	UnregisterSnapshot(snap);
+	return id;
+}
+
+MnistModel *
+mnist_model_load_id(int64 id, bool with_adam)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	MemoryContext caller = CurrentMemoryContext;
+	MnistModel *m;
+	bool		isnull;
+	bytea	   *weights;
+
+	SPIPlanPtr	plan;
+	Snapshot	snap;
+
+	models_relation();
+	SPI_connect();
+	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id = $1", models_qualname),
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	/* the latest snapshot: a gate compares with a model deployed after the statement began */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading %s failed", models_qualname);
+	UnregisterSnapshot(snap);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model id " INT64_FORMAT " does not exist", id),
+				 errhint("Stored models are listed in mnist_models.")));
+	m = MemoryContextAllocZero(caller, sizeof(MnistModel));
+	m->id = id;
+	m->name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	weights = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		mnist_weights_decode(weights, &m->net, with_adam);
+		m->scratch = palloc(net_predict_scratch(m->net.n_hidden) * sizeof(float));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return m;
 }
 
 MnistModel *
@@ -576,6 +684,16 @@ lock_name(Oid relid, const char *name)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) relid,
 						 hash_bytes((const unsigned char *) name, strlen(name)), 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+void
+mnist_model_lock(const char *name)
+{
+	mnist_model_name_check(name);
+	lock_name(models_relation(), name);
+	SPI_connect();
+	check_name_owner(name, GetUserId());
+	SPI_finish();
 }
 
 int64

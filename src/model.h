@@ -20,11 +20,36 @@ typedef struct MnistModel
 } MnistModel;
 
 /*
- * The newest model of that name (highest id), decoded once and cached per backend.  A newer
- * model stored by any session is seen by the next statement.  ERROR if there is none.
- * The result stays valid at least until the end of the current transaction.
+ * The model serving that name (its deployed model, else its newest), decoded once and cached
+ * per backend.  A model stored, deployed or rolled back by any session is seen by the next
+ * statement.  ERROR if there is none.  The result stays valid at least until the end of the
+ * current transaction.
  */
 extern MnistModel *mnist_model_get(const char *name);
+
+/* Id of the model serving that name as of now (the latest snapshot), or 0 if it has none. */
+extern int64 mnist_model_served_id(const char *name);
+
+/*
+ * The stored model of that id as of now (the latest snapshot), decoded (not cached) in
+ * CurrentMemoryContext, with its Adam state if with_adam.  ERROR (42704) if there is none.
+ */
+extern MnistModel *mnist_model_load_id(int64 id, bool with_adam);
+
+/* Quoted schema-qualified names of mnist_models and mnist_deployments (NULL at 1.0). */
+extern const char *mnist_models_table(void);
+extern const char *mnist_deployments_table(void);
+
+/* Owner of mnist_models: the role the functions switch to when they write the model store. */
+extern Oid	mnist_store_owner(void);
+
+/*
+ * Takes, until the end of the transaction, the lock serializing stores and deploy decisions of
+ * a name (pg_advisory_xact_lock(<OID of mnist_models>::int4, hashtext(name))), then checks
+ * that the current user may write it: ERROR 42501 unless it has the privileges of the role
+ * owning the name.  22023 for a name that cannot be stored.
+ */
+extern void mnist_model_lock(const char *name);
 
 /*
  * size bytes starting on a 64-byte cache line, in CurrentMemoryContext (PostgreSQL 15 has no
@@ -41,7 +66,7 @@ extern bytea *mnist_weights_encode(const MnistNet *net);
  */
 extern void mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam);
 
-/* The weights of the newest model of that name (a copy), and its id.  ERROR if none. */
+/* The weights of the model serving that name (a copy), and its id.  ERROR if none. */
 extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);
 
 /* ERROR (22023) unless name is a model name that can be stored: 1 to 200 bytes. */

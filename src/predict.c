@@ -1,7 +1,8 @@
 /*
  * predict.c
  *		Inference and images: mnist_predict, mnist_predict_proba, mnist_evaluate,
- *		mnist_confusion_matrix, the mnist_classify() trigger, mnist_pixels and mnist_render.
+ *		mnist_confusion_matrix (of the model serving a name, or of a stored model by id), the
+ *		mnist_classify() trigger, mnist_pixels and mnist_render.
  *
  * Per-row functions keep the model they use in fn_extra: the first call of a query asks
  * mnist_model_get() (which accepts invalidations, so a model stored meanwhile by any session
@@ -115,14 +116,38 @@ eval_row(void *arg, const uint8 *pixels, int label)
 	st->counts[label][predicted]++;
 }
 
-/* Scores every row of a source with a model; arguments as mnist_evaluate's. */
+/*
+ * Scores every row of a source with a model; arguments as mnist_evaluate's, the model given by
+ * name (the one serving it) or, when by_id, by its id.
+ */
 static int64
-evaluate(FunctionCallInfo fcinfo, EvalState *st)
+evaluate(FunctionCallInfo fcinfo, EvalState *st, bool by_id)
 {
 	memset(st, 0, sizeof(EvalState));
-	st->model = mnist_model_get(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	st->model = by_id ? mnist_model_load_id(PG_GETARG_INT64(1), false) :
+		mnist_model_get(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	return source_scan(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(2)),
 					   NameStr(*PG_GETARG_NAME(3)), eval_row, st);
+}
+
+/* mnist_evaluate's result */
+static Datum
+evaluate_result(FunctionCallInfo fcinfo, bool by_id)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EvalState	st;
+	int64		rows;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	rows = evaluate(fcinfo, &st, by_id);
+	values[0] = Int64GetDatum(rows);
+	values[1] = Float8GetDatum(rows > 0 ? st.loss_sum / rows : 0);
+	values[2] = Float8GetDatum(rows > 0 ? (double) st.correct / rows : 0);
+	nulls[1] = nulls[2] = (rows == 0);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
 }
 
 PG_FUNCTION_INFO_V1(mnist_evaluate);
@@ -134,37 +159,27 @@ PG_FUNCTION_INFO_V1(mnist_evaluate);
 Datum
 mnist_evaluate(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	EvalState	st;
-	int64		rows;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
-
-	InitMaterializedSRF(fcinfo, 0);
-	rows = evaluate(fcinfo, &st);
-	values[0] = Int64GetDatum(rows);
-	values[1] = Float8GetDatum(rows > 0 ? st.loss_sum / rows : 0);
-	values[2] = Float8GetDatum(rows > 0 ? (double) st.correct / rows : 0);
-	nulls[1] = nulls[2] = (rows == 0);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
+	return evaluate_result(fcinfo, false);
 }
 
-PG_FUNCTION_INFO_V1(mnist_confusion_matrix);
+PG_FUNCTION_INFO_V1(mnist_evaluate_id);
 
-/*
- * mnist_confusion_matrix(source regclass, model_name text, pixels_column name,
- * label_column name) RETURNS TABLE(label smallint, predicted smallint, count bigint):
- * all 100 pairs, in order.
- */
+/* mnist_evaluate(source regclass, model_id bigint, pixels_column name, label_column name) */
 Datum
-mnist_confusion_matrix(PG_FUNCTION_ARGS)
+mnist_evaluate_id(PG_FUNCTION_ARGS)
+{
+	return evaluate_result(fcinfo, true);
+}
+
+/* mnist_confusion_matrix's result: all 100 pairs, in order */
+static Datum
+confusion_result(FunctionCallInfo fcinfo, bool by_id)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EvalState	st;
 
 	InitMaterializedSRF(fcinfo, 0);
-	evaluate(fcinfo, &st);
+	evaluate(fcinfo, &st, by_id);
 	for (int l = 0; l < MNIST_CLASSES; l++)
 		for (int p = 0; p < MNIST_CLASSES; p++)
 		{
@@ -175,6 +190,27 @@ mnist_confusion_matrix(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(mnist_confusion_matrix);
+
+/*
+ * mnist_confusion_matrix(source regclass, model_name text, pixels_column name,
+ * label_column name) RETURNS TABLE(label smallint, predicted smallint, count bigint)
+ */
+Datum
+mnist_confusion_matrix(PG_FUNCTION_ARGS)
+{
+	return confusion_result(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(mnist_confusion_matrix_id);
+
+/* mnist_confusion_matrix(source regclass, model_id bigint, pixels_column name, label_column name) */
+Datum
+mnist_confusion_matrix_id(PG_FUNCTION_ARGS)
+{
+	return confusion_result(fcinfo, true);
 }
 
 /* fn_extra of mnist_classify: columns and model resolved once per statement and trigger */

@@ -29,6 +29,7 @@
 #include "model.h"
 #include "net.h"
 #include "pixels_csv.h"
+#include "topic.h"
 #include "train.h"
 
 /* poll timeout of every wait loop: short, so a cancel is seen at once */
@@ -643,8 +644,8 @@ consumer_message_error(TopicConsumer *tc, const rd_kafka_message_t *msg, const c
  * ERROR unless name is a legal Kafka topic name: 1 to 249 of [a-zA-Z0-9._-].  (librdkafka would
  * take a name starting with "^" as a regular expression.)
  */
-static void
-check_topic_name(const char *name)
+void
+mnist_topic_name_check(const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -661,7 +662,8 @@ check_topic_name(const char *name)
 
 /*
  * mnist_train_topic(topic, model_name, epochs, batch_size, learning_rate, hidden_units, seed,
- * init_model, bootstrap_servers): trains on every message present when the call starts.
+ * init_model, bootstrap_servers, validation, deploy): trains on every message present when the
+ * call starts.
  */
 Datum
 mnist_train_topic(PG_FUNCTION_ARGS)
@@ -679,7 +681,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	int			remaining = 0;
 	int64		total = 0,
 				received = 0;
-	TrainSet	set;
+	TrainSet	set,
+				vset;
 	BadMessages bad = {0};
 	rd_kafka_topic_partition_list_t *assignment;
 	TimestampTz start,
@@ -697,7 +700,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_topic_name(topic);
+	mnist_topic_name_check(topic);
 	memset(&opt, 0, sizeof(opt));
 	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	opt.epochs = PG_GETARG_INT32(2);
@@ -707,7 +710,10 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	train_options_gate(&opt, fcinfo, 9);
 	train_options_validate(&opt);	/* before reading the topic */
+	if (OidIsValid(opt.validation))
+		train_read_validation(&opt, "pixels", "label", &vset);
 
 	start = GetCurrentTimestamp();
 	tc = consumer_create(servers, NULL);
@@ -870,7 +876,8 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 						 p ? ", " : "", p, low[p], high[p]);
 	appendStringInfoString(&source, "]}");
 
-	model_id = mnist_train_and_store(&set, &opt, source.data);
+	model_id = mnist_train_and_store(&set, &opt, source.data,
+									 OidIsValid(opt.validation) ? &vset : NULL);
 	PG_RETURN_INT64(model_id);
 }
 
@@ -904,7 +911,7 @@ stream_args(FunctionCallInfo fcinfo, StreamCall *call)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	call->topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_topic_name(call->topic);
+	mnist_topic_name_check(call->topic);
 	call->model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	call->group_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	call->stream_timeout_ms = PG_GETARG_INT32(3);

@@ -3,7 +3,10 @@
  *		Training: mnist_train(source regclass, ...) reads a relation into a compact TrainSet
  *		and mnist_train_and_store() (shared with mnist_train_topic) validates the
  *		hyperparameters, trains the network of net.c with Adam on shuffled mini-batches,
- *		reports each epoch, and stores the model row.
+ *		reports each epoch, stores the model row and deploys it: always, never, or through
+ *		the gate (if its validation accuracy is at least the deployed model's, both measured
+ *		on the same rows in this call, the deployed one at decision time under the name's
+ *		lock).
  */
 #include "postgres.h"
 
@@ -18,6 +21,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
+#include "deploy.h"
 #include "model.h"
 #include "net.h"
 #include "source.h"
@@ -56,6 +60,34 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 }
 
 void
+train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
+{
+	char	   *deploy;
+
+	opt->validation = InvalidOid;
+	opt->deploy = TRAIN_DEPLOY_ALWAYS;
+	if (PG_NARGS() < argno + 2)
+		return;
+	if (!PG_ARGISNULL(argno))
+		opt->validation = PG_GETARG_OID(argno);
+	if (PG_ARGISNULL(argno + 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("deploy must not be null")));
+	deploy = text_to_cstring(PG_GETARG_TEXT_PP(argno + 1));
+	if (strcmp(deploy, "always") == 0)
+		opt->deploy = TRAIN_DEPLOY_ALWAYS;
+	else if (strcmp(deploy, "never") == 0)
+		opt->deploy = TRAIN_DEPLOY_NEVER;
+	else if (strcmp(deploy, "if_better") == 0)
+		opt->deploy = TRAIN_DEPLOY_IF_BETTER;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("deploy must be 'always', 'never' or 'if_better', not '%s'", deploy)));
+}
+
+void
 train_options_validate(const TrainOptions *opt)
 {
 	/* fail now rather than after training when the model cannot be stored */
@@ -82,6 +114,11 @@ train_options_validate(const TrainOptions *opt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("hidden_units must be between 1 and %d, not %d",
 						MNIST_MAX_HIDDEN, opt->hidden_units)));
+	if (opt->deploy == TRAIN_DEPLOY_IF_BETTER && !OidIsValid(opt->validation))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("deploy => 'if_better' needs a validation table"),
+				 errhint("Pass validation => 'a_table' with labelled rows held out from training.")));
 }
 
 static double
@@ -103,6 +140,48 @@ json_number(StringInfo buf, const char *key, double value)
 	appendStringInfo(buf, ": %s", float8out_internal(value));
 }
 
+/* SourceRowFn adding a row to a TrainSet. */
+static void
+add_row(void *arg, const uint8 *pixels, int label)
+{
+	trainset_add((TrainSet *) arg, pixels, label);
+}
+
+void
+train_read_validation(const TrainOptions *opt, const char *pixels_column,
+					  const char *label_column, TrainSet *vset)
+{
+	trainset_init(vset, source_estimated_rows(opt->validation));
+	source_scan(opt->validation, pixels_column, label_column, add_row, vset);
+	if (vset->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation table %s has no rows", source_relation_name(opt->validation))));
+}
+
+/* Mean cross-entropy and accuracy of net on a set. */
+static void
+evaluate_set(const MnistNet *net, const TrainSet *set, double *loss, double *accuracy)
+{
+	float	   *scratch = palloc(net_predict_scratch(net->n_hidden) * sizeof(float));
+	double		loss_sum = 0;
+	int64		correct = 0;
+
+	for (int64 i = 0; i < set->n; i++)
+	{
+		float		logits[NET_OUTPUTS];
+		int			k = net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
+
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		loss_sum += net_cross_entropy(logits, set->labels[i]);
+		correct += (k == set->labels[i]);
+	}
+	pfree(scratch);
+	*loss = loss_sum / set->n;
+	*accuracy = (double) correct / set->n;
+}
+
 /* NetCheckFn: query cancel and statement_timeout inside a mini-batch. */
 static void
 check_interrupts(void *arg)
@@ -110,56 +189,59 @@ check_interrupts(void *arg)
 	CHECK_FOR_INTERRUPTS();
 }
 
-int64
-mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json)
+void
+train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 {
 	int			h = opt->hidden_units;
 	size_t		p = net_param_count(h);
-	MnistNet	net;
-	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
-	NetRng		rng;
-	NetTrainer *trainer;
-	uint32	   *idx;
-	int64		init_id = 0;
-	StringInfoData hyper,
-				metrics,
-				epochs;
-	struct timespec start;
-	double		loss = 0,
-				accuracy = 0;
-	int64		id;
 
-	train_options_validate(opt);
-	if (set->n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("no rows to train on"),
-				 errdetail("Source: %s.", source_json)));
-
-	/* fresh Glorot weights, or those of init_model with its Adam state */
-	if (opt->init_model != NULL)
+	*init_id = 0;
+	/* fresh Glorot weights, or those of the initial model with its Adam state */
+	if (opt->init_model_id != 0)
 	{
-		bytea	   *w = mnist_model_fetch_weights(opt->init_model, &init_id);
+		*init_id = opt->init_model_id;
+		*net = mnist_model_load_id(*init_id, true)->net;
+		if (net->n_hidden != h)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model id " INT64_FORMAT " has %d hidden units, not %d",
+							*init_id, net->n_hidden, h)));
+	}
+	else if (opt->init_model != NULL)
+	{
+		bytea	   *w = mnist_model_fetch_weights(opt->init_model, init_id);
 
-		mnist_weights_decode(w, &net, true);
-		if (net.n_hidden != h)
+		mnist_weights_decode(w, net, true);
+		if (net->n_hidden != h)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("init_model \"%s\" has %d hidden units, not %d",
-							opt->init_model, net.n_hidden, h),
-					 errhint("Pass hidden_units => %d to continue training it.", net.n_hidden)));
+							opt->init_model, net->n_hidden, h),
+					 errhint("Pass hidden_units => %d to continue training it.", net->n_hidden)));
 		pfree(w);
 	}
 	else
 	{
-		net_bind(&net, h, mnist_alloc_aligned64(p * sizeof(float)),
+		net_bind(net, h, mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)));
-		net_init_glorot(&net, (uint64) opt->seed);
+		net_init_glorot(net, (uint64) opt->seed);
 	}
+}
+
+void
+train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
+{
+	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
+	NetRng		rng;
+	NetTrainer *trainer;
+	uint32	   *idx;
+	StringInfoData epochs;
+	struct timespec start;
+	int			h = net->n_hidden;
 
 	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
-							   &net, opt->batch_size);
+							   net, opt->batch_size);
 	net_trainer_set_check(trainer, check_interrupts, NULL);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
@@ -185,9 +267,9 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 							(int) Min(opt->batch_size, set->n - off), &loss_sum, &correct);
 		}
 		secs = seconds_since(&estart);
-		loss = loss_sum / set->n;
-		accuracy = (double) correct / set->n;
-		if (!isfinite(loss))
+		fit->loss = loss_sum / set->n;
+		fit->accuracy = (double) correct / set->n;
+		if (!isfinite(fit->loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("training diverged in epoch %d (loss is not finite)", e),
@@ -195,23 +277,41 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 		if (mnist_progress)
 			ereport(NOTICE,
 					(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f rows/s",
-							e, opt->epochs, loss, accuracy, secs, set->n / Max(secs, 1e-9))));
+							e, opt->epochs, fit->loss, fit->accuracy, secs, set->n / Max(secs, 1e-9))));
 
 		appendStringInfoString(&epochs, e > 1 ? ", {" : "{");
 		json_number(&epochs, "epoch", e);
-		json_number(&epochs, "loss", loss);
-		json_number(&epochs, "accuracy", accuracy);
+		json_number(&epochs, "loss", fit->loss);
+		json_number(&epochs, "accuracy", fit->accuracy);
 		json_number(&epochs, "seconds", secs);
 		appendStringInfoChar(&epochs, '}');
 	}
 	appendStringInfoChar(&epochs, ']');
+	fit->epochs_json = epochs.data;
+	fit->seconds = seconds_since(&start);
+}
+
+int64
+train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
+			const TrainFit *fit, const char *source_json, const TrainSet *vset)
+{
+	StringInfoData hyper,
+				metrics;
+	double		vloss = 0,
+				vaccuracy = 0,
+				dloss = 0,
+				daccuracy = 0;
+	int64		deployed_id = 0;
+	bool		deploy;
+	StringInfoData reason;
+	int64		id;
 
 	initStringInfo(&hyper);
 	appendStringInfoChar(&hyper, '{');
 	json_number(&hyper, "epochs", opt->epochs);
 	json_number(&hyper, "batch_size", opt->batch_size);
 	json_number(&hyper, "learning_rate", opt->learning_rate);
-	json_number(&hyper, "hidden_units", h);
+	json_number(&hyper, "hidden_units", net->n_hidden);
 	appendStringInfo(&hyper, ", \"seed\": " INT64_FORMAT ", \"init_model\": ", opt->seed);
 	if (opt->init_model)
 		escape_json(&hyper, opt->init_model);
@@ -221,26 +321,88 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	appendStringInfoString(&hyper, ", \"beta1\": 0.9, \"beta2\": 0.999, \"epsilon\": 1e-07");
 	appendStringInfoChar(&hyper, '}');
 
+	/*
+	 * The deploy decision, under the name's lock (concurrent decisions of one name queue here),
+	 * against the model deployed now: both measured on the validation rows.
+	 */
+	if (vset)
+		evaluate_set(net, vset, &vloss, &vaccuracy);
+	mnist_model_lock(opt->model_name);
+	if (vset)
+	{
+		deployed_id = mnist_model_served_id(opt->model_name);
+		if (deployed_id != 0)
+			evaluate_set(&mnist_model_load_id(deployed_id, false)->net, vset, &dloss, &daccuracy);
+	}
+	deploy = opt->deploy == TRAIN_DEPLOY_ALWAYS ||
+		(opt->deploy == TRAIN_DEPLOY_IF_BETTER && (deployed_id == 0 || vaccuracy >= daccuracy));
+	initStringInfo(&reason);
+	appendStringInfoString(&reason, opt->deploy == TRAIN_DEPLOY_IF_BETTER ? "gate" : "trained");
+	if (vset && deployed_id != 0)
+		appendStringInfo(&reason, ": validation accuracy %.4f %s %.4f of model " INT64_FORMAT,
+						 vaccuracy, vaccuracy >= daccuracy ? ">=" : "<", daccuracy, deployed_id);
+	else if (vset)
+		appendStringInfo(&reason, ": validation accuracy %.4f, no model deployed", vaccuracy);
+
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, set->n);
-	json_number(&metrics, "seconds", seconds_since(&start));
-	json_number(&metrics, "loss", loss);
-	json_number(&metrics, "accuracy", accuracy);
-	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", epochs.data, source_json);
-	if (opt->init_model)
+	appendStringInfo(&metrics, "{\"rows\": " INT64_FORMAT, rows);
+	json_number(&metrics, "seconds", fit->seconds);
+	json_number(&metrics, "loss", fit->loss);
+	json_number(&metrics, "accuracy", fit->accuracy);
+	appendStringInfo(&metrics, ", \"epochs\": %s, \"source\": %s", fit->epochs_json, source_json);
+	if (init_id != 0)
 		appendStringInfo(&metrics, ", \"init_model_id\": " INT64_FORMAT, init_id);
-	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT "}", (int64) net.adam_step);
+	appendStringInfo(&metrics, ", \"adam_step\": " INT64_FORMAT, (int64) net->adam_step);
+	if (vset)
+	{
+		appendStringInfoString(&metrics, ", \"validation\": {\"table\": ");
+		escape_json(&metrics, source_relation_name(opt->validation));
+		appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT, vset->n);
+		json_number(&metrics, "loss", vloss);
+		json_number(&metrics, "accuracy", vaccuracy);
+		if (deployed_id != 0)
+		{
+			appendStringInfo(&metrics, ", \"deployed_model_id\": " INT64_FORMAT, deployed_id);
+			json_number(&metrics, "deployed_loss", dloss);
+			json_number(&metrics, "deployed_accuracy", daccuracy);
+		}
+		appendStringInfoChar(&metrics, '}');
+	}
+	appendStringInfo(&metrics, ", \"deploy\": {\"mode\": \"%s\", \"deployed\": %s, \"reason\": ",
+					 opt->deploy == TRAIN_DEPLOY_ALWAYS ? "always" :
+					 opt->deploy == TRAIN_DEPLOY_NEVER ? "never" : "if_better",
+					 deploy ? "true" : "false");
+	escape_json(&metrics, reason.data);
+	appendStringInfoString(&metrics, "}}");
 
 	id = mnist_model_store(opt->model_name, hyper.data, metrics.data,
-						   mnist_weights_encode(&net));
+						   mnist_weights_encode(net));
+	if (deploy)
+		mnist_deployment_record(opt->model_name, id, reason.data);
+	if (vset || opt->deploy != TRAIN_DEPLOY_ALWAYS)
+		ereport(NOTICE,
+				(errmsg("model " INT64_FORMAT " of \"%s\" %s (%s)", id, opt->model_name,
+						deploy ? "deployed" : "stored, not deployed", reason.data)));
 	return id;
 }
 
-/* SourceRowFn adding a row to a TrainSet. */
-static void
-add_row(void *arg, const uint8 *pixels, int label)
+int64
+mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json,
+					  const TrainSet *vset)
 {
-	trainset_add((TrainSet *) arg, pixels, label);
+	MnistNet	net;
+	int64		init_id;
+	TrainFit	fit;
+
+	train_options_validate(opt);
+	if (set->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no rows to train on"),
+				 errdetail("Source: %s.", source_json)));
+	train_init_net(opt, &net, &init_id);
+	train_fit(set, opt, &net, &fit);
+	return train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
 }
 
 PG_FUNCTION_INFO_V1(mnist_train);
@@ -248,7 +410,7 @@ PG_FUNCTION_INFO_V1(mnist_train);
 /*
  * mnist_train(source regclass, model_name text, epochs int, batch_size int,
  *			   learning_rate float8, hidden_units int, pixels_column name, label_column name,
- *			   seed bigint, init_model text) RETURNS bigint
+ *			   seed bigint, init_model text, validation regclass, deploy text) RETURNS bigint
  */
 Datum
 mnist_train(PG_FUNCTION_ARGS)
@@ -256,7 +418,8 @@ mnist_train(PG_FUNCTION_ARGS)
 	static const char *const argnames[] = {"source", "model_name", "epochs", "batch_size",
 	"learning_rate", "hidden_units", "pixels_column", "label_column", "seed"};
 	TrainOptions opt;
-	TrainSet	set;
+	TrainSet	set,
+				vset;
 	Oid			relid;
 	char	   *relname;
 	const char *pixels_column;
@@ -279,7 +442,11 @@ mnist_train(PG_FUNCTION_ARGS)
 	label_column = NameStr(*PG_GETARG_NAME(7));
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
+	opt.init_model_id = 0;
+	train_options_gate(&opt, fcinfo, 10);
 	train_options_validate(&opt);
+	if (OidIsValid(opt.validation))
+		train_read_validation(&opt, pixels_column, label_column, &vset);
 
 	relname = source_relation_name(relid);
 	/* sized from the planner's estimate: growing by copies costs as much as reading */
@@ -304,5 +471,6 @@ mnist_train(PG_FUNCTION_ARGS)
 	escape_json(&source, label_column);
 	appendStringInfoChar(&source, '}');
 
-	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data));
+	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data,
+										  OidIsValid(opt.validation) ? &vset : NULL));
 }

@@ -12,7 +12,7 @@ CREATE TABLE mnist_models (
 );
 CREATE INDEX mnist_models_name_id ON mnist_models (name, id);
 
-COMMENT ON TABLE mnist_models IS 'Trained models; the newest (highest id) of a name is the one served. Written only by the training functions.';
+COMMENT ON TABLE mnist_models IS 'Trained models; a name is served by its deployed model (mnist_deployments), else by its newest (highest id). Written only by the training functions.';
 COMMENT ON SEQUENCE mnist_models_id_seq IS 'Ids of mnist_models.';
 COMMENT ON COLUMN mnist_models.id IS 'Model id, returned by mnist_train.';
 COMMENT ON COLUMN mnist_models.name IS 'Model name (1 to 200 bytes), as given to mnist_train and mnist_predict.';
@@ -66,9 +66,11 @@ CREATE FUNCTION mnist_train(
 	pixels_column name DEFAULT 'pixels',
 	label_column name DEFAULT 'label',
 	seed bigint DEFAULT 0,
-	init_model text DEFAULT NULL)
+	init_model text DEFAULT NULL,
+	validation regclass DEFAULT NULL,
+	deploy text DEFAULT 'always')
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mnist_train'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET synchronize_seqscans = off;
-COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from a stored model.';
+COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text, regclass, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from the model serving that name; deploy (always, never, if_better) decides whether it serves its name, if_better comparing validation accuracies with the deployed model.';

@@ -5,7 +5,7 @@ CREATE FUNCTION mnist_predict(pixels bytea, model_name text DEFAULT 'default')
 RETURNS smallint
 AS 'MODULE_PATHNAME', 'mnist_predict'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION mnist_predict(bytea, text) IS 'The class 0..9 that the newest model of that name predicts for 784 pixels.';
+COMMENT ON FUNCTION mnist_predict(bytea, text) IS 'The class 0..9 that the model serving that name (its deployed model, else its newest) predicts for 784 pixels.';
 
 CREATE FUNCTION mnist_predict_proba(pixels bytea, model_name text DEFAULT 'default')
 RETURNS float4[]
@@ -32,6 +32,26 @@ RETURNS TABLE(label smallint, predicted smallint, count bigint)
 AS 'MODULE_PATHNAME', 'mnist_confusion_matrix'
 LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 100;
 COMMENT ON FUNCTION mnist_confusion_matrix(regclass, text, name, name) IS 'For each of the 100 (label, predicted) pairs, how many rows of source the model classifies so.';
+
+CREATE FUNCTION mnist_evaluate(
+	source regclass,
+	model_id bigint,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label')
+RETURNS TABLE(rows bigint, loss float8, accuracy float8)
+AS 'MODULE_PATHNAME', 'mnist_evaluate_id'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 1;
+COMMENT ON FUNCTION mnist_evaluate(regclass, bigint, name, name) IS 'mnist_evaluate of a stored model given by id, deployed or not (to compare a candidate).';
+
+CREATE FUNCTION mnist_confusion_matrix(
+	source regclass,
+	model_id bigint,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label')
+RETURNS TABLE(label smallint, predicted smallint, count bigint)
+AS 'MODULE_PATHNAME', 'mnist_confusion_matrix_id'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION mnist_confusion_matrix(regclass, bigint, name, name) IS 'mnist_confusion_matrix of a stored model given by id, deployed or not.';
 
 CREATE FUNCTION mnist_classify() RETURNS trigger
 AS 'MODULE_PATHNAME', 'mnist_classify'

@@ -5,13 +5,15 @@ CREATE FUNCTION mnist_train_topic(topic text, model_name text DEFAULT 'default',
 								  learning_rate float8 DEFAULT 0.001,
 								  hidden_units int DEFAULT 128, seed bigint DEFAULT 0,
 								  init_model text DEFAULT NULL,
-								  bootstrap_servers text DEFAULT NULL)
+								  bootstrap_servers text DEFAULT NULL,
+								  validation regclass DEFAULT NULL,
+								  deploy text DEFAULT 'always')
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'mnist_train_topic'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION mnist_train_topic(text, text, int, int, float8, int, bigint, text, text) IS
-'Trains a model on every message present in a Kafka topic when the call starts (all partitions, from the beginning up to the high watermarks; key = label, value = 784 comma-separated pixels), in (partition, offset) order, as mnist_train does; stores it with the topic and offsets in its metadata and returns its id';
+COMMENT ON FUNCTION mnist_train_topic(text, text, int, int, float8, int, bigint, text, text, regclass, text) IS
+'Trains a model on every message present in a Kafka topic when the call starts (all partitions, from the beginning up to the high watermarks; key = label, value = 784 comma-separated pixels), in (partition, offset) order, as mnist_train does (validation and deploy included); stores it with the topic and offsets in its metadata and returns its id';
 
 CREATE FUNCTION mnist_evaluate_topic(topic text, model_name text DEFAULT 'default',
 									 group_id text DEFAULT 'mnistcg',

@@ -48,3 +48,246 @@ COMMENT ON VIEW mnist_cdc_status IS
 'One row describing change data capture to Kafka (see mnist_cdc_status()).';
 -- everybody may read it, as everybody may call the function behind it
 GRANT SELECT ON mnist_cdc_status TO PUBLIC;
+
+-- Deployments (issue 11): a name is served by its deployed model.  Every existing name starts
+-- deployed at its newest model, the one it served at 1.0.
+CREATE TABLE mnist_deployments (
+	id bigserial PRIMARY KEY,
+	name text NOT NULL,
+	model_id bigint NOT NULL,
+	replaced_model_id bigint,
+	deployed_at timestamptz NOT NULL DEFAULT now(),
+	deployed_by regrole NOT NULL,
+	reason text NOT NULL,
+	rollback_to bigint
+);
+CREATE INDEX mnist_deployments_name_id ON mnist_deployments (name, id);
+
+COMMENT ON TABLE mnist_deployments IS 'Deployment history: the latest row of a name whose model still exists names the model serving it (a name never deployed serves its newest model). Written only by mnist_deploy, mnist_rollback and the training functions.';
+COMMENT ON SEQUENCE mnist_deployments_id_seq IS 'Ids of mnist_deployments.';
+COMMENT ON COLUMN mnist_deployments.id IS 'Deployment id, in the order of the decisions.';
+COMMENT ON COLUMN mnist_deployments.name IS 'Model name.';
+COMMENT ON COLUMN mnist_deployments.model_id IS 'The model deployed (mnist_models.id).';
+COMMENT ON COLUMN mnist_deployments.replaced_model_id IS 'The model that served the name before, or NULL.';
+COMMENT ON COLUMN mnist_deployments.deployed_at IS 'When the deployment was decided (its transaction''s start).';
+COMMENT ON COLUMN mnist_deployments.deployed_by IS 'Role that deployed.';
+COMMENT ON COLUMN mnist_deployments.reason IS 'manual, rollback, trained (storing deployed it), gate (with the validation accuracies that decided), or upgrade.';
+COMMENT ON COLUMN mnist_deployments.rollback_to IS 'The deployment (id) that mnist_rollback returns to from this one, or NULL when there is nothing earlier.';
+
+-- the history survives pg_dump
+SELECT pg_catalog.pg_extension_config_dump('mnist_deployments', '');
+SELECT pg_catalog.pg_extension_config_dump('mnist_deployments_id_seq', '');
+
+-- everybody may read deployments; only the functions (running as the owner) write them
+REVOKE ALL ON mnist_deployments FROM PUBLIC;
+GRANT SELECT ON mnist_deployments TO PUBLIC;
+
+CREATE TRIGGER mnist_deployments_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mnist_deployments
+	FOR EACH STATEMENT EXECUTE FUNCTION mnist_models_changed();
+
+CREATE FUNCTION mnist_deploy(model_name text, model_id bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_deploy'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mnist_deploy(text, bigint) IS 'Deploys a stored model of that name (model_id NULL: its newest): every session serves it from its next statement. Only the role owning the name may. Returns the model id.';
+
+CREATE FUNCTION mnist_rollback(model_name text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_rollback'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mnist_rollback(text) IS 'Deploys again the model deployed before the current one, one step further back per call (an error when there is nothing earlier). Only the role owning the name may. Returns the model id.';
+
+INSERT INTO mnist_deployments (name, model_id, deployed_by, reason)
+SELECT DISTINCT ON (name) name, id, trained_by, 'upgrade' FROM mnist_models ORDER BY name, id DESC;
+
+COMMENT ON TABLE mnist_models IS 'Trained models; a name is served by its deployed model (mnist_deployments), else by its newest (highest id). Written only by the training functions.';
+COMMENT ON FUNCTION mnist_predict(bytea, text) IS 'The class 0..9 that the model serving that name (its deployed model, else its newest) predicts for 784 pixels.';
+
+CREATE FUNCTION mnist_evaluate(
+	source regclass,
+	model_id bigint,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label')
+RETURNS TABLE(rows bigint, loss float8, accuracy float8)
+AS 'MODULE_PATHNAME', 'mnist_evaluate_id'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 1;
+COMMENT ON FUNCTION mnist_evaluate(regclass, bigint, name, name) IS 'mnist_evaluate of a stored model given by id, deployed or not (to compare a candidate).';
+
+CREATE FUNCTION mnist_confusion_matrix(
+	source regclass,
+	model_id bigint,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label')
+RETURNS TABLE(label smallint, predicted smallint, count bigint)
+AS 'MODULE_PATHNAME', 'mnist_confusion_matrix_id'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION mnist_confusion_matrix(regclass, bigint, name, name) IS 'mnist_confusion_matrix of a stored model given by id, deployed or not.';
+
+-- gated training: validation and deploy, appended to mnist_train and mnist_train_topic
+DROP FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text);
+CREATE FUNCTION mnist_train(
+	source regclass,
+	model_name text DEFAULT 'default',
+	epochs int DEFAULT 5,
+	batch_size int DEFAULT 64,
+	learning_rate float8 DEFAULT 0.001,
+	hidden_units int DEFAULT 128,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label',
+	seed bigint DEFAULT 0,
+	init_model text DEFAULT NULL,
+	validation regclass DEFAULT NULL,
+	deploy text DEFAULT 'always')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_train'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET synchronize_seqscans = off;
+COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text, regclass, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from the model serving that name; deploy (always, never, if_better) decides whether it serves its name, if_better comparing validation accuracies with the deployed model.';
+
+DROP FUNCTION mnist_train_topic(text, text, int, int, float8, int, bigint, text, text);
+CREATE FUNCTION mnist_train_topic(topic text, model_name text DEFAULT 'default',
+								  epochs int DEFAULT 5, batch_size int DEFAULT 64,
+								  learning_rate float8 DEFAULT 0.001,
+								  hidden_units int DEFAULT 128, seed bigint DEFAULT 0,
+								  init_model text DEFAULT NULL,
+								  bootstrap_servers text DEFAULT NULL,
+								  validation regclass DEFAULT NULL,
+								  deploy text DEFAULT 'always')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_train_topic'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION mnist_train_topic(text, text, int, int, float8, int, bigint, text, text, regclass, text) IS
+'Trains a model on every message present in a Kafka topic when the call starts (all partitions, from the beginning up to the high watermarks; key = label, value = 784 comma-separated pixels), in (partition, offset) order, as mnist_train does (validation and deploy included); stores it with the topic and offsets in its metadata and returns its id';
+
+-- Online learning (issue 11): jobs, rounds, the status view; run by the online learning worker
+CREATE TABLE mnist_online_jobs (
+	model_name text PRIMARY KEY,
+	topic text NOT NULL,
+	validation text NOT NULL,
+	group_id text NOT NULL,
+	every interval NOT NULL,
+	min_rows int NOT NULL,
+	max_rows int NOT NULL,
+	epochs int NOT NULL,
+	batch_size int NOT NULL,
+	learning_rate float8 NOT NULL,
+	start_from text NOT NULL,
+	bootstrap_servers text,
+	started_by regrole NOT NULL,
+	started_at timestamptz NOT NULL,
+	started_in text NOT NULL,
+	state text NOT NULL,
+	offsets jsonb,
+	last_model_id bigint,
+	served_model_id bigint,
+	last_error text,
+	last_error_at timestamptz
+);
+COMMENT ON TABLE mnist_online_jobs IS 'Online learning jobs, one per model name: registered by mnist_online_start, run by the online learning worker; see mnist_online_status.';
+COMMENT ON COLUMN mnist_online_jobs.model_name IS 'The model the job keeps training (its own line of candidates, deployed through the gate).';
+COMMENT ON COLUMN mnist_online_jobs.topic IS 'Kafka topic of labelled images (key = label, value = 784 comma-separated pixels).';
+COMMENT ON COLUMN mnist_online_jobs.validation IS 'Qualified name of the validation table (pixels, label), read as started_by every round.';
+COMMENT ON COLUMN mnist_online_jobs.group_id IS 'Consumer group id (the job assigns partitions itself and commits nothing to the group).';
+COMMENT ON COLUMN mnist_online_jobs.every IS 'Time between rounds.';
+COMMENT ON COLUMN mnist_online_jobs.min_rows IS 'A round waits for at least this many new messages.';
+COMMENT ON COLUMN mnist_online_jobs.max_rows IS 'A round takes at most this many new messages; the rest wait for the next round.';
+COMMENT ON COLUMN mnist_online_jobs.epochs IS 'Epochs over the new messages per round.';
+COMMENT ON COLUMN mnist_online_jobs.batch_size IS 'Mini-batch size.';
+COMMENT ON COLUMN mnist_online_jobs.learning_rate IS 'Adam learning rate.';
+COMMENT ON COLUMN mnist_online_jobs.start_from IS 'latest or earliest: where a job without stored offsets starts reading.';
+COMMENT ON COLUMN mnist_online_jobs.bootstrap_servers IS 'Kafka servers, or NULL for mnist_ml.kafka_bootstrap_servers.';
+COMMENT ON COLUMN mnist_online_jobs.started_by IS 'The role that started the job; every round runs as this role.';
+COMMENT ON COLUMN mnist_online_jobs.started_at IS 'When mnist_online_start last started the job.';
+COMMENT ON COLUMN mnist_online_jobs.started_in IS 'The cluster (system identifier) and database OID where the job was started: a job restored elsewhere by pg_dump is stopped.';
+COMMENT ON COLUMN mnist_online_jobs.state IS 'running, paused (broker unreachable; resumes by itself), stopped, or failed (see last_error).';
+COMMENT ON COLUMN mnist_online_jobs.offsets IS 'Next offset of each partition ({"partition": offset}), stored in the transaction of each round: the worker resumes there.';
+COMMENT ON COLUMN mnist_online_jobs.last_model_id IS 'The job''s last candidate, from which the next round continues (NULL: start from the deployed model).';
+COMMENT ON COLUMN mnist_online_jobs.served_model_id IS 'The model serving the name after the job''s last round: if another has been deployed since, the next round is superseded.';
+COMMENT ON COLUMN mnist_online_jobs.last_error IS 'Why the job is paused or failed.';
+COMMENT ON COLUMN mnist_online_jobs.last_error_at IS 'When last_error was recorded.';
+
+CREATE TABLE mnist_online_rounds (
+	id bigserial PRIMARY KEY,
+	model_name text NOT NULL,
+	finished_at timestamptz NOT NULL DEFAULT now(),
+	seconds float8 NOT NULL,
+	rows bigint NOT NULL,
+	skipped bigint NOT NULL,
+	from_offsets jsonb NOT NULL,
+	to_offsets jsonb NOT NULL,
+	model_id bigint NOT NULL,
+	accuracy_before float8,
+	accuracy_after float8 NOT NULL,
+	deployed boolean NOT NULL,
+	reason text NOT NULL
+);
+CREATE INDEX mnist_online_rounds_name_id ON mnist_online_rounds (model_name, id);
+COMMENT ON TABLE mnist_online_rounds IS 'One row per online learning round, written in the round''s transaction with its model, its deployment decision and its offsets.';
+COMMENT ON SEQUENCE mnist_online_rounds_id_seq IS 'Ids of mnist_online_rounds.';
+COMMENT ON COLUMN mnist_online_rounds.id IS 'Round id.';
+COMMENT ON COLUMN mnist_online_rounds.model_name IS 'The job''s model name.';
+COMMENT ON COLUMN mnist_online_rounds.finished_at IS 'When the round committed.';
+COMMENT ON COLUMN mnist_online_rounds.seconds IS 'Seconds from the round''s start (messages taken) to its commit.';
+COMMENT ON COLUMN mnist_online_rounds.rows IS 'Messages trained on.';
+COMMENT ON COLUMN mnist_online_rounds.skipped IS 'Bad messages skipped.';
+COMMENT ON COLUMN mnist_online_rounds.from_offsets IS 'Offsets the round started from ({"partition": offset}).';
+COMMENT ON COLUMN mnist_online_rounds.to_offsets IS 'Offsets after the round: the next round starts there.';
+COMMENT ON COLUMN mnist_online_rounds.model_id IS 'The candidate stored by the round.';
+COMMENT ON COLUMN mnist_online_rounds.accuracy_before IS 'Validation accuracy of the model deployed at decision time (NULL: none).';
+COMMENT ON COLUMN mnist_online_rounds.accuracy_after IS 'Validation accuracy of the candidate.';
+COMMENT ON COLUMN mnist_online_rounds.deployed IS 'Whether the gate deployed the candidate.';
+COMMENT ON COLUMN mnist_online_rounds.reason IS 'The gate''s decision with both accuracies.';
+
+-- jobs come back from pg_dump stopped (started_in names the original database)
+SELECT pg_catalog.pg_extension_config_dump('mnist_online_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('mnist_online_rounds', '');
+SELECT pg_catalog.pg_extension_config_dump('mnist_online_rounds_id_seq', '');
+
+REVOKE ALL ON mnist_online_jobs, mnist_online_rounds FROM PUBLIC;
+GRANT SELECT ON mnist_online_jobs, mnist_online_rounds TO PUBLIC;
+
+CREATE FUNCTION mnist_online_instance() RETURNS text
+AS 'MODULE_PATHNAME', 'mnist_online_instance'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mnist_online_instance() IS 'This cluster''s system identifier and this database''s OID, as recorded in mnist_online_jobs.started_in.';
+
+CREATE FUNCTION mnist_online_start(model_name text, topic text, validation regclass,
+								   group_id text DEFAULT NULL,
+								   every interval DEFAULT '1 minute',
+								   min_rows int DEFAULT 1000, max_rows int DEFAULT 100000,
+								   epochs int DEFAULT 1, batch_size int DEFAULT 64,
+								   learning_rate float8 DEFAULT 0.001,
+								   start_from text DEFAULT 'latest',
+								   bootstrap_servers text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mnist_online_start'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mnist_online_start(text, text, regclass, text, interval, int, int, int, int, float8, text, text) IS
+'Starts (or restarts) online learning of a model from a Kafka topic: the online learning worker trains a candidate on each round''s new messages and deploys it if its accuracy on validation is at least the deployed model''s. Not granted to PUBLIC.';
+REVOKE ALL ON FUNCTION mnist_online_start(text, text, regclass, text, interval, int, int, int, int, float8, text, text) FROM PUBLIC;
+
+CREATE FUNCTION mnist_online_stop(model_name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'mnist_online_stop'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mnist_online_stop(text) IS 'Stops online learning of a model (its stored offsets are kept for a later start); false if it was not running. Not granted to PUBLIC.';
+REVOKE ALL ON FUNCTION mnist_online_stop(text) FROM PUBLIC;
+
+CREATE VIEW mnist_online_status AS
+SELECT j.model_name, j.topic,
+	   CASE WHEN j.started_in = mnist_online_instance() THEN j.state ELSE 'stopped' END AS state,
+	   r.finished_at AS last_round_at,
+	   (SELECT count(*) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rounds,
+	   (SELECT coalesce(sum(x.rows), 0) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rows_consumed,
+	   j.offsets,
+	   CASE WHEN r.deployed THEN r.accuracy_after ELSE r.accuracy_before END AS deployed_accuracy,
+	   CASE WHEN j.started_in = mnist_online_instance() THEN j.last_error
+			ELSE 'restored from another database: start it again with mnist_online_start' END AS last_error,
+	   j.last_error_at
+  FROM mnist_online_jobs j
+  LEFT JOIN LATERAL (SELECT * FROM mnist_online_rounds x WHERE x.model_name = j.model_name
+					 ORDER BY x.id DESC LIMIT 1) r ON true;
+COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error.';
+GRANT SELECT ON mnist_online_status TO PUBLIC;

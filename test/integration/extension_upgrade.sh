@@ -22,11 +22,29 @@ predict="SELECT sum(mnist_predict(pixels, 'up') * id) FROM mnist_test"
 before=$(qd $old -c "$predict")
 [ -n "$before" ] && pass "the new library trains and predicts in a 1.0 database" || fail "predict at 1.0"
 check_eq "$(qd $old -c "SELECT count(*) FROM mnist_cdc_status")" 1 "the status view of 1.0 (12 columns) reads"
+# a 1.0 database has no mnist_deployments: the newest model of a name is served
+qd $old -c "SET mnist_ml.progress = off" \
+	-c "SELECT mnist_train('mnist_test', 'up2', epochs => 1, seed => s) FROM generate_series(1, 2) s" >/dev/null ||
+	fail "train twice at 1.0"
+check_eq "$(qd $old -c "SELECT (SELECT rows FROM mnist_evaluate('mnist_test', 'up2')) = 2000")" t \
+	"evaluation at 1.0 serves the newest model"
 
 qd $old -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE"
 check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "updated to 1.1"
 check_eq "$(qd $old -c "$predict")" "$before" "the stored model is served as before"
 check_eq "$(qd $old -c "SELECT skipped >= 0 FROM mnist_cdc_status")" t "the 1.1 status view reads"
+check_eq "$(qd $old -c "SELECT string_agg(d.name || ' ' || d.reason || ' ' || (d.model_id = m.newest), ', ' ORDER BY d.name)
+	FROM mnist_deployments d JOIN (SELECT name, max(id) AS newest FROM mnist_models GROUP BY name) m USING (name)")" \
+	"up upgrade true, up2 upgrade true" "the update deploys the newest model of each name (reason upgrade)"
+check_eq "$(qd $old -c "SELECT mnist_rollback('up2') IS NULL" 2>&1)" \
+	'ERROR:  model "up2" has no earlier deployment to roll back to
+DETAIL:  Model id 3 is deployed; the models deployed before it, if any, were deleted or rolled back.' \
+	"nothing to roll back to after the update"
+same="SELECT (SELECT loss FROM mnist_evaluate('mnist_test', 'up2')) = (SELECT loss FROM mnist_evaluate('mnist_test', 2::bigint))"
+check_eq "$(qd $old -c "SELECT mnist_deploy('up2', 2)" -c "$same" -c "SELECT mnist_rollback('up2')" -c "$same")" "2
+t
+3
+f" "deploy and roll back after the update"
 
 qd $new -c "CREATE EXTENSION mnist_ml"
 check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "a fresh install is 1.1"
@@ -73,8 +91,8 @@ catalog() {
 	ORDER BY 1
 	SQL
 }
-catalog $old >"$TEST_TMP/catalog.upgraded"
-catalog $new >"$TEST_TMP/catalog.fresh"
+catalog $old >"$TEST_TMP/catalog.upgraded" || fail "the catalog query failed"
+catalog $new >"$TEST_TMP/catalog.fresh" || fail "the catalog query failed"
 if [ "$(wc -l <"$TEST_TMP/catalog.fresh")" -lt 20 ]; then
 	fail "the catalog query found almost nothing: $(cat "$TEST_TMP/catalog.fresh")"
 elif diff "$TEST_TMP/catalog.fresh" "$TEST_TMP/catalog.upgraded" >"$TEST_TMP/catalog.diff"; then

@@ -1,6 +1,7 @@
 #!/bin/bash
-# models_dump: stored models survive pg_dump and restore (mnist_models and its sequence are
-# extension configuration), and the restored model predicts exactly as before.
+# models_dump: stored models, the deployment history and online learning jobs survive pg_dump
+# and restore (they are extension configuration); the restored name serves the same deployed
+# model, which predicts exactly as before, and a restored job is stopped.
 source "$(dirname "$0")/../lib.sh"
 
 db=models_dump_src
@@ -19,6 +20,8 @@ SET mnist_ml.progress = off;
 CREATE TABLE small AS SELECT pixels, label FROM mnist_train ORDER BY id LIMIT 1000;
 SELECT mnist_train('small', 'dumped', epochs => 1);
 SELECT mnist_train('small', 'dumped', epochs => 1, seed => 1);
+SELECT mnist_rollback('dumped');
+SELECT mnist_online_start('dumped', 'models_dump_topic', 'small');
 SQL
 [ $? -eq 0 ] || fail "training in $db failed"
 
@@ -39,7 +42,18 @@ check_eq "$(dst "SELECT string_agg(id || name || hyperparameters::text || metric
 check_eq "$(dst "SELECT md5(string_agg(mnist_predict_proba(pixels, 'dumped')::text, ',' ORDER BY id)) FROM mnist_train WHERE id <= 200")" \
 	"$(src "SELECT md5(string_agg(mnist_predict_proba(pixels, 'dumped')::text, ',' ORDER BY id)) FROM mnist_train WHERE id <= 200")" \
 	"the restored model predicts as the original"
-# the sequence came along: a new model gets a fresh id
+check_eq "$(dst "SELECT string_agg(concat_ws(' ', id, name, model_id, replaced_model_id, deployed_at, deployed_by, reason, rollback_to), ',' ORDER BY id) FROM mnist_deployments")" \
+	"$(src "SELECT string_agg(concat_ws(' ', id, name, model_id, replaced_model_id, deployed_at, deployed_by, reason, rollback_to), ',' ORDER BY id) FROM mnist_deployments")" \
+	"the deployment history restored (three rows, the last a rollback)"
+check_eq "$(dst "SELECT (SELECT loss FROM mnist_evaluate('small', 'dumped')) = (SELECT loss FROM mnist_evaluate('small', min(id))) FROM mnist_models")" \
+	t "the restored name serves the rolled-back (older) model"
+# the sequences came along: a new model gets a fresh id
 dst "SET mnist_ml.progress = off; SELECT mnist_train('small', 'after_restore', epochs => 1)" >/dev/null
 check_eq "$(dst "SELECT id > (SELECT max(id) FROM mnist_models WHERE name = 'dumped') FROM mnist_models WHERE name = 'after_restore'")" \
 	t "the id sequence continues after restore"
+check_eq "$(dst "SELECT count(*) FROM mnist_deployments WHERE name = 'after_restore' AND id > 3")" 1 \
+	"the deployment sequence continues after restore"
+# an online learning job comes back stopped (started in another database)
+check_eq "$(src "SELECT state FROM mnist_online_status")" running "the job runs in the dumped database"
+check_eq "$(dst "SELECT state || ': ' || last_error FROM mnist_online_status WHERE model_name = 'dumped'")" \
+	"stopped: restored from another database: start it again with mnist_online_start" "the restored job is stopped"

@@ -1,0 +1,14 @@
+/*
+ * online.h
+ *		Online learning: the jobs (online.c) and the worker that runs them (online_worker.c).
+ */
+#ifndef MNIST_ONLINE_H
+#define MNIST_ONLINE_H
+
+/* "<system identifier>:<database OID>": where a job runs (mnist_online_jobs.started_in). */
+extern char *mnist_online_instance_id(void);
+
+/* Registers the online learning worker (from _PG_init, when preloaded). */
+extern void online_register(void);
+
+#endif							/* MNIST_ONLINE_H */
