@@ -46,7 +46,7 @@ SELECT mnist_deploy('dep') = :m3 AS newest, served();
 -- errors
 SELECT try($$SELECT mnist_deploy('no_such_model')$$);
 SELECT try($$SELECT mnist_rollback('no_such_model')$$);
-SELECT replace(try(format('SELECT mnist_deploy(%L, %s)', 'no_such_model', :m1)), :'m1', 'm1');
+SELECT replace(try(format('SELECT mnist_deploy(%L, %s)', 'no_such_model', :m1)), 'model id ' || :'m1', 'model id m1');
 SELECT try($$SELECT mnist_deploy('dep', -1)$$);
 SELECT try($$SELECT mnist_deploy(NULL)$$);
 SELECT try($$SELECT mnist_deploy('')$$);
