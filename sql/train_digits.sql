@@ -130,10 +130,10 @@ SELECT mnist_train('small', 'det_fresh', epochs => 1, seed => 7) AS f \gset
 SELECT (SELECT weights FROM mnist_models WHERE id = :w) <> (SELECT weights FROM mnist_models WHERE id = :f) AS warm_differs;
 -- the newest model of a name is served
 SELECT mnist_train('small', 'det_a', epochs => 1, seed => 9) AS a2 \gset
-SELECT mnist_predict_proba(pixels, 'det_a') =
-       mnist_predict_proba(pixels, 'det_a') AS stable,
-       (SELECT max(id) FROM mnist_models WHERE name = 'det_a') = :a2 AS newest
-  FROM three;
+SELECT (SELECT loss FROM mnist_evaluate('small', 'det_a')) =
+       (SELECT loss FROM mnist_evaluate('small', :a2::bigint)) AS serves_the_newest,
+       (SELECT loss FROM mnist_evaluate('small', 'det_a')) <>
+       (SELECT loss FROM mnist_evaluate('small', :a::bigint)) AS not_the_older;
 
 -- models survive pg_dump; every object has a comment
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'mnist_ml';
