@@ -39,6 +39,25 @@ mnist_kafka_property_is_secret(const char *key)
 		strcmp(key, "sasl.username") == 0;
 }
 
+bool
+mnist_kafka_topic_name_ok(const char *topic)
+{
+	size_t		len = strlen(topic);
+
+	return len > 0 && len <= 249 && strcmp(topic, ".") != 0 && strcmp(topic, "..") != 0 &&
+		strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+void
+mnist_kafka_topic_name_check(const char *topic)
+{
+	if (!mnist_kafka_topic_name_ok(topic))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid Kafka topic name \"%s\"", topic),
+				 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens.")));
+}
+
 void
 mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
 {

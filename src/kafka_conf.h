@@ -21,6 +21,13 @@ extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers, const char *defaul
 /* Sets one property, ERROR naming the key (never the value) when librdkafka rejects it. */
 extern void mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
 
+/*
+ * Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or "..".  (librdkafka would
+ * also take a name starting with "^" as a regular expression.)  _ok tells, _check raises.
+ */
+extern bool mnist_kafka_topic_name_ok(const char *topic);
+extern void mnist_kafka_topic_name_check(const char *topic);
+
 /* True when a property's value must never be shown or logged. */
 extern bool mnist_kafka_property_is_secret(const char *key);
 

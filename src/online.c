@@ -20,7 +20,7 @@
 #include "model.h"
 #include "online.h"
 #include "source.h"
-#include "topic.h"
+#include "kafka_conf.h"
 #include "train.h"
 
 #define MAX_ROUND_ROWS	10000000
@@ -128,7 +128,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 
 	/* every bad value before anything is registered */
 	train_options_validate(&opt);
-	mnist_topic_name_check(topic);
+	mnist_kafka_topic_name_check(topic);
 	every_s = every->time / 1e6 + every->day * 86400.0 + every->month * 30 * 86400.0;
 	if (every_s < 1)
 		ereport(ERROR,

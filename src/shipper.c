@@ -146,17 +146,6 @@ typedef struct TopicEntry
 	rd_kafka_topic_t *rkt;		/* NULL when the topic name is illegal */
 } TopicEntry;
 
-/* Whether Kafka accepts topic as a topic name: 1 to 249 of [a-zA-Z0-9._-], not . or .. */
-static bool
-kafka_topic_name_ok(const char *topic)
-{
-	size_t		len = strlen(topic);
-
-	if (len == 0 || len > 249 || strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
-		return false;
-	return strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
-}
-
 /*
  * The topic handle of table name (schema.table), created on first use.  NULL when
  * <prefix>.<schema>.<table> is not a legal Kafka topic name (the broker would refuse every
@@ -189,7 +178,7 @@ cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
 	{
 		char	   *topic = psprintf("%s.%s", p->prefix, key);
 
-		if (!kafka_topic_name_ok(topic))
+		if (!mnist_kafka_topic_name_ok(topic))
 		{
 			entry->rkt = NULL;
 			*bad_topic = topic;
@@ -295,11 +284,7 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 	uint64		sent = 0;
 
 	if (rkt == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid Kafka topic name \"%s\"", bad_topic),
-				 errdetail("Kafka topic names have 1 to 249 letters, digits, dots, underscores or hyphens."),
-				 errhint("Rename the table or change mnist_ml.topic_prefix.")));
+		mnist_kafka_topic_name_check(bad_topic);
 	h->table = info->name;
 	h->table_len = info->name_len;
 	h->op = "r";
@@ -709,7 +694,7 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 					(errcode(ERRCODE_INVALID_NAME),
 					 errmsg("mnist_ml: skipping the rows of %.*s: \"%s\" is not a valid Kafka topic name",
 							h.table_len, h.table, bad_topic),
-					 errdetail("Kafka topic names have 1 to 249 letters, digits, dots, underscores or hyphens; mnist_cdc_status.skipped counts the rows."),
+					 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens; mnist_cdc_status.skipped counts the rows."),
 					 errhint("Rename the table, or leave it out of mnist_ml.cdc_tables.")));
 		return;
 	}

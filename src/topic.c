@@ -29,7 +29,6 @@
 #include "model.h"
 #include "net.h"
 #include "pixels_csv.h"
-#include "topic.h"
 #include "train.h"
 
 /* poll timeout of every wait loop: short, so a cancel is seen at once */
@@ -640,24 +639,6 @@ consumer_message_error(TopicConsumer *tc, const rd_kafka_message_t *msg, const c
 }
 
 
-/*
- * ERROR unless name is a legal Kafka topic name: 1 to 249 of [a-zA-Z0-9._-].  (librdkafka would
- * take a name starting with "^" as a regular expression.)
- */
-void
-mnist_topic_name_check(const char *name)
-{
-	size_t		len = strlen(name);
-
-	if (len == 0 || len > 249 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
-										"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid Kafka topic name \"%s\"", name),
-				 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens.")));
-}
-
-
 /* ---- mnist_train_topic ---- */
 
 /*
@@ -700,7 +681,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	mnist_topic_name_check(topic);
+	mnist_kafka_topic_name_check(topic);
 	memset(&opt, 0, sizeof(opt));
 	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	opt.epochs = PG_GETARG_INT32(2);
@@ -911,7 +892,7 @@ stream_args(FunctionCallInfo fcinfo, StreamCall *call)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", argnames[i])));
 	call->topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	mnist_topic_name_check(call->topic);
+	mnist_kafka_topic_name_check(call->topic);
 	call->model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	call->group_id = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	call->stream_timeout_ms = PG_GETARG_INT32(3);

@@ -16,6 +16,7 @@
  * Exit status 0 on success, 1 with one line on stderr otherwise.  Every wait is bounded by
  * KAFKA_ADMIN_TIMEOUT_MS (default 30000).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,17 @@
 static int	timeout_ms = 30000;
 
 static void
-die(const char *fmt, const char *a, const char *b)
+die(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die(const char *fmt,...)
 {
+	va_list		ap;
+
 	fprintf(stderr, "kafka_admin: ");
-	fprintf(stderr, fmt, a, b);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
 }
@@ -80,7 +88,7 @@ create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 	long		start = now_ms();
 
 	if (partitions < 1)
-		die("%s: the partition count must be at least 1%s", topic, "");
+		die("%s: the partition count must be at least 1", topic);
 	nt = rd_kafka_NewTopic_new(topic, partitions, replication, errstr, sizeof(errstr));
 	if (nt == NULL)
 		die("%s: %s", topic, errstr);
@@ -97,13 +105,13 @@ create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
 	if (ev == NULL)
-		die("%s: no answer to CreateTopics%s", topic, "");
+		die("%s: no answer to CreateTopics", topic);
 	if (rd_kafka_event_error(ev))
 		die("%s: %s", topic, rd_kafka_event_error_string(ev));
 	res = rd_kafka_event_CreateTopics_result(ev);
 	results = rd_kafka_CreateTopics_result_topics(res, &n);
 	if (n != 1)
-		die("%s: no result for the topic%s", topic, "");
+		die("%s: no result for the topic", topic);
 	if (rd_kafka_topic_result_error(results[0]))
 		die("%s: %s", topic, rd_kafka_topic_result_error_string(results[0]));
 	rd_kafka_event_destroy(ev);
@@ -126,7 +134,7 @@ create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 				return;
 		}
 		if (now_ms() - start > timeout_ms)
-			die("%s: created, but not every partition has a leader yet%s", topic, "");
+			die("%s: created, but not every partition has a leader yet", topic);
 		usleep(50 * 1000);
 	}
 }
@@ -138,7 +146,7 @@ watermarks(rd_kafka_t *rk, const char *topic)
 	const rd_kafka_metadata_t *md = topic_metadata(rk, topic, &t);
 
 	if (md == NULL)
-		die("topic %s does not exist%s", topic, "");
+		die("topic %s does not exist", topic);
 	for (int p = 0; p < t->partition_cnt; p++)
 	{
 		int64_t		lo,
@@ -169,9 +177,9 @@ leader(rd_kafka_t *rk, const char *topic, int partition)
 	const rd_kafka_metadata_t *md = topic_metadata(rk, topic, &t);
 
 	if (md == NULL)
-		die("topic %s does not exist%s", topic, "");
+		die("topic %s does not exist", topic);
 	if (partition < 0 || partition >= t->partition_cnt)
-		die("topic %s has no such partition%s", topic, "");
+		die("topic %s has no such partition", topic);
 	printf("%d\n", (int) t->partitions[partition].leader);
 	rd_kafka_metadata_destroy(md);
 }
@@ -198,11 +206,11 @@ main(int argc, char **argv)
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr)))
-		die("%s%s", errstr, "");
+		die("%s", errstr);
 	/* a producer handle: no group, and it can query watermarks and run admin requests */
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
-		die("%s%s", errstr, "");
+		die("%s", errstr);
 
 	if (strcmp(argv[2], "create") == 0 && argc >= 5)
 		create_topic(rk, argv[3], atoi(argv[4]), argc >= 6 ? atoi(argv[5]) : 1,
@@ -212,7 +220,7 @@ main(int argc, char **argv)
 	else if (strcmp(argv[2], "leader") == 0 && argc == 5)
 		leader(rk, argv[3], atoi(argv[4]));
 	else
-		die("unknown command or wrong arguments: %s%s", argv[2], "");
+		die("unknown command or wrong arguments: %s", argv[2]);
 
 	rd_kafka_destroy(rk);
 	return 0;
