@@ -202,7 +202,7 @@ fi
 # ---------------------------------------------------------------- prediction
 echo
 echo "prediction, the test images (issue 3 wants >= 100,000 rows/s in one backend):"
-printf '  %-32s %.2f us/image (CPU time %.2f us)\n' "net_predict alone" "$(value predict_us "$tmp/c.out")" \
+printf '  %-32s %.2f us/image (CPU time %.2f us)\n' "mnist_net_predict alone" "$(value predict_us "$tmp/c.out")" \
 	"$(value predict_cpu_us "$tmp/c.out")"
 if [ -n "$sql_ok" ]; then
 	for r in $(seq "$ROUNDS"); do

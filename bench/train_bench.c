@@ -1,7 +1,7 @@
 /*
  * train_bench.c
  *		Times src/net.c outside PostgreSQL on IDX data: one epoch (best of N runs), then the test
- *		accuracy after E epochs, and net_predict's rate.  Prints "key value" lines for
+ *		accuracy after E epochs, and mnist_net_predict's rate.  Prints "key value" lines for
  *		bench/train.sh.
  *
  *		usage: train_bench DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64] [seed=0]
@@ -96,8 +96,8 @@ train(MnistNet *net, NetTrainer *t, const uint8_t *images, const uint8_t *labels
 	size_t		i;
 	int			e;
 
-	net_init_glorot(net, seed);
-	net_rng_seed(&rng, seed);
+	mnist_net_init_glorot(net, seed);
+	mnist_net_rng_seed(&rng, seed);
 	for (i = 0; i < n; i++)
 		idx[i] = (uint32_t) i;
 	for (e = 0; e < epochs; e++)
@@ -107,9 +107,9 @@ train(MnistNet *net, NetTrainer *t, const uint8_t *images, const uint8_t *labels
 					loss_sum = 0.0;
 		int64_t		correct = 0;
 
-		net_shuffle(&rng, idx, n);
+		mnist_net_shuffle(&rng, idx, n);
 		for (i = 0; i < n; i += batch)
-			net_train_batch(t, &adam, images, labels, idx + i,
+			mnist_net_train_batch(t, &adam, images, labels, idx + i,
 							(int) (n - i < (size_t) batch ? n - i : (size_t) batch),
 							&loss_sum, &correct);
 		secs[e] = now() - t0;
@@ -135,14 +135,14 @@ main(int argc, char **argv)
 				nt,
 				ntl,
 				i,
-				np = net_param_count(hidden);
+				np = mnist_net_param_count(hidden);
 	uint8_t    *images = read_idx(dir, "train-images-idx3-ubyte", 0x803, NET_INPUTS, &n);
 	uint8_t    *labels = read_idx(dir, "train-labels-idx1-ubyte", 0x801, 1, &nl);
 	uint8_t    *test_images = read_idx(dir, "t10k-images-idx3-ubyte", 0x803, NET_INPUTS, &nt);
 	uint8_t    *test_labels = read_idx(dir, "t10k-labels-idx1-ubyte", 0x801, 1, &ntl);
 	MnistNet	net;
 	NetTrainer *t;
-	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(hidden));
+	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(hidden));
 	double	   *secs = malloc(sizeof(double) * (epochs > 1 ? epochs : 1));
 	double	   *cpu = malloc(sizeof(double) * (epochs > 1 ? epochs : 1));
 	double		best = 1e30,
@@ -162,20 +162,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	for (p = NET_CPU_AUTO; p <= NET_CPU_BASELINE; p++)
-		if (strcmp(net_cpu_path_name(p), path) == 0 && net_cpu_supports(p))
+		if (strcmp(mnist_net_cpu_path_name(p), path) == 0 && mnist_net_cpu_supports(p))
 			break;
 	if (p > NET_CPU_BASELINE)
 	{
 		fprintf(stderr, "train_bench: unknown CPU path, or one this CPU lacks: %s\n", path);
 		return 1;
 	}
-	net_set_cpu_path(p);
+	mnist_net_set_cpu_path(p);
 	/* weight rows on cache lines, as the extension allocates them */
-	net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
+	mnist_net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
 			 malloc(sizeof(float) * np), malloc(sizeof(float) * np));
-	t = net_trainer_bind(malloc(net_trainer_size(hidden, batch)), &net, batch);
+	t = mnist_net_trainer_bind(malloc(mnist_net_trainer_size(hidden, batch)), &net, batch);
 
-	printf("rows %zu\ncpu_path %s\n", n, net_cpu_path_name(net_cpu_path()));
+	printf("rows %zu\ncpu_path %s\n", n, mnist_net_cpu_path_name(mnist_net_cpu_path()));
 	for (r = 0; r < repeats; r++)
 	{
 		train(&net, t, images, labels, n, 1, batch, seed, secs, cpu, &loss, &acc);
@@ -193,7 +193,7 @@ main(int argc, char **argv)
 	{
 		train(&net, t, images, labels, n, epochs, batch, seed, secs, cpu, &loss, &acc);
 		for (i = 0; i < nt; i++)
-			if (net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL) ==
+			if (mnist_net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL) ==
 				test_labels[i])
 				right++;
 		printf("train_loss %.4f\ntrain_accuracy %.4f\n", loss, acc);
@@ -201,7 +201,7 @@ main(int argc, char **argv)
 		printf("test_accuracy %.4f\n", (double) right / nt);
 	}
 
-	/* net_predict alone over the test set, best of 3 (wall and CPU time) */
+	/* mnist_net_predict alone over the test set, best of 3 (wall and CPU time) */
 	for (r = 0; r < 3; r++)
 	{
 		volatile int sink = 0;
@@ -209,7 +209,7 @@ main(int argc, char **argv)
 
 		t0 = now();
 		for (i = 0; i < nt; i++)
-			sink += net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL);
+			sink += mnist_net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL);
 		if (now() - t0 < pred_secs)
 			pred_secs = now() - t0;
 		if (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0 < pred_cpu)

@@ -41,7 +41,7 @@ typedef struct CdcRelInfo
 	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */
 	char	   *name;			/* "schema.table", in the cache's context */
 	int			name_len;
-	char	   *record_name;	/* the same as written in records (cdc_escape_name) */
+	char	   *record_name;	/* the same as written in records (mnist_cdc_escape_name) */
 	int			record_name_len;
 	int			npk;			/* primary key columns, 0 when none */
 	AttrNumber	pk_att[INDEX_MAX_KEYS];
@@ -53,20 +53,20 @@ typedef struct CdcRelInfo
 
 /*
  * A schema or table name as the plugin writes it in a record: backslash, tab, newline and
- * carriage return become \\, \t, \n and \r.  cdc_unescape_name undoes it in place and returns
+ * carriage return become \\, \t, \n and \r.  mnist_cdc_unescape_name undoes it in place and returns
  * the new length.
  */
-extern void cdc_escape_name(StringInfo out, const char *name);
-extern int	cdc_unescape_name(char *name, int len);
+extern void mnist_cdc_escape_name(StringInfo out, const char *name);
+extern int	mnist_cdc_unescape_name(char *name, int len);
 
 /* Parses plugin options (DefElem list); ERROR on an unknown or malformed option. */
-extern void cdc_parse_options(List *defelems, CdcOptions *opts);
+extern void mnist_cdc_parse_options(List *defelems, CdcOptions *opts);
 
 /* Parses a comma-separated list of schema.table globs into a List of char *. */
-extern List *cdc_parse_globs(const char *globs);
+extern List *mnist_cdc_parse_globs(const char *globs);
 
 /* Fills info for rel under opts; allocations go into cxt. */
-extern void cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info,
+extern void mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info,
 							 MemoryContext cxt);
 
 /*
@@ -76,17 +76,17 @@ extern void cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *i
  * IDENTITY FULL; it supplies pixels that the UPDATE left unchanged out of line, which
  * logical decoding does not carry.
  */
-extern const char *cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple,
+extern const char *mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple,
 							   TupleDesc desc, int *label, const uint8 **pixels);
 
-/* The reason cdc_row_get gives for an unchanged out-of-line value it could not recover. */
-extern const char *const cdc_unchanged_toast;
+/* The reason mnist_cdc_row_get gives for an unchanged out-of-line value it could not recover. */
+extern const char *const mnist_cdc_unchanged_toast;
 
 /* Captured rows skipped in this process, by the plugin or the worker (which publishes it). */
-extern uint64 cdc_rows_skipped;
+extern uint64 mnist_cdc_rows_skipped;
 
 /* Appends the row's primary key as text (values joined by commas) to out. */
-extern void cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
+extern void mnist_cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
 					   StringInfo out);
 
 /* State of the CDC worker in shared memory, shown by mnist_cdc_status(). */
@@ -105,7 +105,7 @@ typedef struct CdcShared
 	TimestampTz last_error_at;
 } CdcShared;
 
-extern CdcShared *CdcState;	/* NULL unless preloaded */
+extern CdcShared *mnist_cdc_state;	/* NULL unless preloaded */
 
 /* A librdkafka producer with its topic handles, used by the worker and snapshots. */
 typedef struct CdcProducer
@@ -134,17 +134,17 @@ typedef struct CdcHeaders
 } CdcHeaders;
 
 /* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */
-extern void cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
+extern void mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
 							   void (*wait) (CdcProducer *p));
-extern rd_kafka_topic_t *cdc_topic(CdcProducer *p, const char *name, int len,
+extern rd_kafka_topic_t *mnist_cdc_topic(CdcProducer *p, const char *name, int len,
 								   char **bad_topic);
-extern void cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
+extern void mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
-extern uint64 cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,
+extern uint64 mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,
 							 Snapshot snap, CdcHeaders *h, void *opaque);
 /* librdkafka log lines, served through log.queue by rd_kafka_poll in the calling thread. */
-extern void cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-extern void cdc_lsn_text(XLogRecPtr lsn, char *buf);
-extern void cdc_time_text(TimestampTz ts, char *buf);
+extern void mnist_cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+extern void mnist_cdc_lsn_text(XLogRecPtr lsn, char *buf);
+extern void mnist_cdc_time_text(TimestampTz ts, char *buf);
 
 #endif							/* MNIST_CDC_H */

@@ -45,11 +45,11 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	memset(nulls, 0, sizeof(nulls));
 	memset(&copy, 0, sizeof(copy));
-	if (CdcState)
+	if (mnist_cdc_state)
 	{
-		SpinLockAcquire(&CdcState->mutex);
-		copy = *CdcState;
-		SpinLockRelease(&CdcState->mutex);
+		SpinLockAcquire(&mnist_cdc_state->mutex);
+		copy = *mnist_cdc_state;
+		SpinLockRelease(&mnist_cdc_state->mutex);
 	}
 	else
 		strlcpy(copy.state, "not preloaded", sizeof(copy.state));
@@ -150,9 +150,9 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", get_rel_name(relid))));
 	rel = table_open(relid, AccessShareLock);
-	cdc_parse_options(NIL, &opts);
+	mnist_cdc_parse_options(NIL, &opts);
 	memset(&info, 0, sizeof(info));
-	cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+	mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
 	if (!info.captured)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -165,18 +165,18 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
 	rd_kafka_conf_set_dr_msg_cb(conf, snapshot_dr);
 	rd_kafka_conf_set_opaque(conf, &delivery);
-	cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait);
+	mnist_cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait);
 
-	cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
+	mnist_cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
 	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
-	cdc_time_text(GetCurrentTransactionStartTimestamp(), time_text);
+	mnist_cdc_time_text(GetCurrentTransactionStartTimestamp(), time_text);
 	h.lsn = lsn_text;
 	h.txid = txid_text;
 	h.commit_time = time_text;
 
 	PG_TRY();
 	{
-		sent = cdc_send_table(&p, rel, &info, snap, &h, NULL);
+		sent = mnist_cdc_send_table(&p, rel, &info, snap, &h, NULL);
 		while (rd_kafka_outq_len(p.rk) > 0)
 		{
 			rd_kafka_poll(p.rk, 100);

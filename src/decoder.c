@@ -6,7 +6,7 @@
  * The record format is a contract with its readers (the shipper in shipper.c, pg_recvlogical
  * users): the first field is the schema name, a dot and the table name, each as stored in the
  * catalog except that a backslash is written as \\, a tab as \t, a newline as \n and a carriage
- * return as \r (cdc_escape_name; cdc_unescape_name undoes it).  Neither a label nor the pixels
+ * return as \r (mnist_cdc_escape_name; mnist_cdc_unescape_name undoes it).  Neither a label nor the pixels
  * contain a tab, so every row record has exactly two tabs (four more fields after the pixels
  * with the shipper option, the last one the primary key text, which runs to the end), and no
  * record contains a newline unless a primary key value does.
@@ -103,7 +103,7 @@ glob_match(const char *pat, const char *str)
 }
 
 List *
-cdc_parse_globs(const char *globs)
+mnist_cdc_parse_globs(const char *globs)
 {
 	List	   *result = NIL;
 	const char *p = globs;
@@ -134,7 +134,7 @@ cdc_parse_globs(const char *globs)
 }
 
 void
-cdc_escape_name(StringInfo out, const char *name)
+mnist_cdc_escape_name(StringInfo out, const char *name)
 {
 	for (; *name; name++)
 	{
@@ -159,7 +159,7 @@ cdc_escape_name(StringInfo out, const char *name)
 }
 
 int
-cdc_unescape_name(char *name, int len)
+mnist_cdc_unescape_name(char *name, int len)
 {
 	int			n = 0;
 
@@ -178,7 +178,7 @@ cdc_unescape_name(char *name, int len)
 }
 
 void
-cdc_parse_options(List *defelems, CdcOptions *opts)
+mnist_cdc_parse_options(List *defelems, CdcOptions *opts)
 {
 	ListCell   *lc;
 
@@ -194,7 +194,7 @@ cdc_parse_options(List *defelems, CdcOptions *opts)
 		char	   *value = elem->arg ? strVal(elem->arg) : NULL;
 
 		if (strcmp(elem->defname, "tables") == 0 && value)
-			opts->tables = cdc_parse_globs(value);
+			opts->tables = mnist_cdc_parse_globs(value);
 		else if (strcmp(elem->defname, "pixels-column") == 0 && value && value[0])
 			opts->pixels_column = pstrdup(value);
 		else if (strcmp(elem->defname, "label-column") == 0 && value && value[0])
@@ -212,7 +212,7 @@ cdc_parse_options(List *defelems, CdcOptions *opts)
 }
 
 void
-cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryContext cxt)
+mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryContext cxt)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	char	   *nspname = get_namespace_name(RelationGetNamespace(rel));
@@ -229,9 +229,9 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 	if (info->record_name)
 		pfree(info->record_name);
 	initStringInfo(&record_name);
-	cdc_escape_name(&record_name, nspname);
+	mnist_cdc_escape_name(&record_name, nspname);
 	appendStringInfoChar(&record_name, '.');
-	cdc_escape_name(&record_name, RelationGetRelationName(rel));
+	mnist_cdc_escape_name(&record_name, RelationGetRelationName(rel));
 	info->record_name = MemoryContextStrdup(cxt, record_name.data);
 	info->record_name_len = record_name.len;
 	pfree(record_name.data);
@@ -298,12 +298,12 @@ cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryC
 	}
 }
 
-const char *const cdc_unchanged_toast = "pixels is an unchanged out-of-line value";
+const char *const mnist_cdc_unchanged_toast = "pixels is an unchanged out-of-line value";
 
-uint64		cdc_rows_skipped = 0;
+uint64		mnist_cdc_rows_skipped = 0;
 
 const char *
-cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleDesc desc,
+mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleDesc desc,
 			int *label, const uint8 **pixels)
 {
 	Datum		d;
@@ -338,13 +338,13 @@ cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleD
 	{
 		/* an unchanged out-of-line value of an UPDATE is not in the WAL: the old row's */
 		if (old_tuple == NULL)
-			return cdc_unchanged_toast;
+			return mnist_cdc_unchanged_toast;
 		d = heap_getattr(old_tuple, info->pixels_att, desc, &isnull);
 		if (isnull)
 			return "pixels is null";
 		bytes = (struct varlena *) DatumGetPointer(d);
 		if (VARATT_IS_EXTERNAL_ONDISK(bytes))
-			return cdc_unchanged_toast;
+			return mnist_cdc_unchanged_toast;
 	}
 	if (VARATT_IS_EXTENDED(bytes))
 		bytes = pg_detoast_datum_packed(bytes);
@@ -355,7 +355,7 @@ cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleD
 }
 
 void
-cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc, StringInfo out)
+mnist_cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc, StringInfo out)
 {
 	int			i;
 
@@ -415,7 +415,7 @@ relinfo_get(DecoderData *data, Relation relation)
 		info->record_name = NULL;
 	}
 	if (!found || !info->valid)
-		cdc_relinfo_fill(relation, &data->opts, info, RelInfoCxt);
+		mnist_cdc_relinfo_fill(relation, &data->opts, info, RelInfoCxt);
 	return info;
 }
 
@@ -428,7 +428,7 @@ decoder_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_i
 
 	data->row_cxt = AllocSetContextCreate(ctx->context, "mnist_ml row",
 										  ALLOCSET_DEFAULT_SIZES);
-	cdc_parse_options(ctx->output_plugin_options, &data->opts);
+	mnist_cdc_parse_options(ctx->output_plugin_options, &data->opts);
 	ctx->output_plugin_private = data;
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
 	opt->receive_rewrites = false;
@@ -500,17 +500,17 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	tuple = &change->data.tp.newtuple->tuple;
 
 	old = MemoryContextSwitchTo(data->row_cxt);
-	problem = cdc_row_get(info, tuple,
+	problem = mnist_cdc_row_get(info, tuple,
 						  change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL,
 						  RelationGetDescr(relation), &label, &pixels);
 	if (problem)
 	{
-		cdc_rows_skipped++;
+		mnist_cdc_rows_skipped++;
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("mnist_ml: skipped a row of %s at %X/%X: %s",
 						info->name, LSN_FORMAT_ARGS(change->lsn), problem),
-				 problem == cdc_unchanged_toast ?
+				 problem == mnist_cdc_unchanged_toast ?
 				 errhint("Logical decoding does not carry an unchanged out-of-line value; run ALTER TABLE %s REPLICA IDENTITY FULL so that updates log the whole old row.",
 						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(relation)),
 													RelationGetRelationName(relation))) : 0));
@@ -527,13 +527,13 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		out->data[out->len++] = '\t';
 		out->data[out->len++] = '0' + label;
 		out->data[out->len++] = '\t';
-		out->len += pixels_csv_encode(pixels, out->data + out->len);
+		out->len += mnist_pixels_csv_encode(pixels, out->data + out->len);
 		out->data[out->len] = '\0';
 		if (data->opts.shipper)
 		{
 			appendStringInfoString(out, change->action == REORDER_BUFFER_CHANGE_INSERT ?
 								   "\tc\t" : "\tu\t");
-			cdc_row_pk(info, tuple, RelationGetDescr(relation), out);
+			mnist_cdc_row_pk(info, tuple, RelationGetDescr(relation), out);
 		}
 		OutputPluginWrite(ctx, true);
 	}

@@ -47,10 +47,10 @@ void		_PG_init(void);
 static bool
 check_cpu_path(int *newval, void **extra, GucSource source)
 {
-	if (net_cpu_supports((NetCpuPath) *newval))
+	if (mnist_net_cpu_supports((NetCpuPath) *newval))
 		return true;
 	GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
-	GUC_check_errmsg("this CPU cannot run the %s code path", net_cpu_path_name((NetCpuPath) *newval));
+	GUC_check_errmsg("this CPU cannot run the %s code path", mnist_net_cpu_path_name((NetCpuPath) *newval));
 	GUC_check_errdetail("avx512 needs AVX-512 F, CD, BW, DQ and VL with FMA; avx2 needs AVX2 and FMA.");
 	return false;
 }
@@ -58,7 +58,7 @@ check_cpu_path(int *newval, void **extra, GucSource source)
 static void
 assign_cpu_path(int newval, void *extra)
 {
-	net_set_cpu_path((NetCpuPath) newval);
+	mnist_net_set_cpu_path((NetCpuPath) newval);
 }
 
 void
@@ -125,7 +125,7 @@ _PG_init(void)
 	/* no background workers in a server started by pg_upgrade: they must not touch slots or Kafka */
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 	{
-		cdc_register();
-		online_register();
+		mnist_cdc_register();
+		mnist_online_register();
 	}
 }

@@ -22,6 +22,6 @@ extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 
 /* change data capture worker and its shared memory (shipper.c) */
-extern void cdc_register(void);
+extern void mnist_cdc_register(void);
 
 #endif							/* MNIST_ML_H */

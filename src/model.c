@@ -347,7 +347,7 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 	adam = (flags & WEIGHTS_FLAG_ADAM) != 0;
 	if (step < 0 || (!adam && step != 0))
 		corrupted("Invalid Adam step count " INT64_FORMAT ".", step);
-	p = net_param_count(hidden);
+	p = mnist_net_param_count(hidden);
 	if (len != WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1))
 		corrupted("The value has %zu bytes; %u hidden units%s need %zu.", len, hidden,
 				  adam ? " with Adam state" : "", WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1));
@@ -375,7 +375,7 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 			pfree(vv);
 		}
 	}
-	net_bind(net, hidden, params, m, v);
+	mnist_net_bind(net, hidden, params, m, v);
 	net->adam_step = with_adam ? step : 0;
 }
 
@@ -522,7 +522,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
 		mnist_weights_decode(weights, &m->net, with_adam);
-		m->scratch = palloc(net_predict_scratch(m->net.n_hidden) * sizeof(float));
+		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -592,10 +592,10 @@ mnist_model_get(const char *name)
 		m->id = id;
 		m->name = pstrdup(name);
 		mnist_weights_decode(weights, &m->net, false);
-		screen = net_screen_size(m->net.n_hidden);
+		screen = mnist_net_screen_size(m->net.n_hidden);
 		if (screen > 0)
-			m->net.screen = net_screen_build(&m->net, mnist_alloc_aligned64(screen));
-		m->scratch = palloc(net_predict_scratch(m->net.n_hidden) * sizeof(float));
+			m->net.screen = mnist_net_screen_build(&m->net, mnist_alloc_aligned64(screen));
+		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
 		pfree(weights);
 		MemoryContextSwitchTo(old);
 

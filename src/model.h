@@ -16,7 +16,7 @@ typedef struct MnistModel
 	int64		id;				/* mnist_models.id */
 	char	   *name;
 	MnistNet	net;			/* params only (no Adam state) */
-	float	   *scratch;		/* net_predict_scratch() floats */
+	float	   *scratch;		/* mnist_net_predict_scratch() floats */
 } MnistModel;
 
 /*

@@ -12,17 +12,17 @@
 #include "net_path.h"
 
 size_t
-net_param_count(int n_hidden)
+mnist_net_param_count(int n_hidden)
 {
 	return (size_t) NET_INPUTS * n_hidden + n_hidden +
 		(size_t) n_hidden * NET_OUTPUTS + NET_OUTPUTS;
 }
 
 void
-net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v)
+mnist_net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v)
 {
 	net->n_hidden = n_hidden;
-	net->n_params = net_param_count(n_hidden);
+	net->n_params = mnist_net_param_count(n_hidden);
 	net->params = params;
 	net->w1 = params;
 	net->b1 = net->w1 + (size_t) NET_INPUTS * n_hidden;
@@ -69,7 +69,7 @@ rng_next(NetRng *rng)
 }
 
 void
-net_rng_seed(NetRng *rng, uint64_t seed)
+mnist_net_rng_seed(NetRng *rng, uint64_t seed)
 {
 	uint64_t	x = seed;
 	int			i;
@@ -99,7 +99,7 @@ rng_below(NetRng *rng, uint64_t bound)
 }
 
 void
-net_shuffle(NetRng *rng, uint32_t *idx, size_t n)
+mnist_net_shuffle(NetRng *rng, uint32_t *idx, size_t n)
 {
 	size_t		i;
 
@@ -128,13 +128,13 @@ fill_uniform(NetRng *rng, float *w, size_t n, double limit)
 }
 
 void
-net_init_glorot(MnistNet *net, uint64_t seed)
+mnist_net_init_glorot(MnistNet *net, uint64_t seed)
 {
 	int			h = net->n_hidden;
 	NetRng		rng;
 
 	/* a stream of its own, so init and shuffles with the same seed are unrelated */
-	net_rng_seed(&rng, seed ^ UINT64_C(0x676c6f726f74));
+	mnist_net_rng_seed(&rng, seed ^ UINT64_C(0x676c6f726f74));
 	fill_uniform(&rng, net->w1, (size_t) NET_INPUTS * h, sqrt(6.0 / (NET_INPUTS + h)));
 	memset(net->b1, 0, sizeof(float) * h);
 	fill_uniform(&rng, net->w2, (size_t) h * NET_OUTPUTS, sqrt(6.0 / (h + NET_OUTPUTS)));
@@ -164,7 +164,7 @@ first_layer_blocks(int n_hidden, int *block)
 }
 
 size_t
-net_trainer_size(int n_hidden, int max_batch)
+mnist_net_trainer_size(int n_hidden, int max_batch)
 {
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) n_hidden;
@@ -183,7 +183,7 @@ net_trainer_size(int n_hidden, int max_batch)
 }
 
 NetTrainer *
-net_trainer_bind(void *mem, MnistNet *net, int max_batch)
+mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 {
 	char	   *p = (char *) NET_ALIGN64((uintptr_t) mem);
 	NetTrainer *t;
@@ -215,14 +215,14 @@ net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 }
 
 void
-net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg)
+mnist_net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg)
 {
 	t->check = check;
 	t->check_arg = arg;
 }
 
 int
-net_argmax10(const float *z)
+mnist_net_argmax10(const float *z)
 {
 	int			best = 0;
 	int			k;
@@ -234,9 +234,9 @@ net_argmax10(const float *z)
 }
 
 double
-net_log_sum_exp10(const float *z, float *p)
+mnist_net_log_sum_exp10(const float *z, float *p)
 {
-	float		zmax = z[net_argmax10(z)];
+	float		zmax = z[mnist_net_argmax10(z)];
 	double		sum = 0.0;
 	double		e[NET_OUTPUTS];
 	int			k;
@@ -253,22 +253,22 @@ net_log_sum_exp10(const float *z, float *p)
 }
 
 double
-net_cross_entropy(const float *logits, int label)
+mnist_net_cross_entropy(const float *logits, int label)
 {
-	return net_log_sum_exp10(logits, NULL) - logits[label];
+	return mnist_net_log_sum_exp10(logits, NULL) - logits[label];
 }
 
 size_t
-net_predict_scratch(int n_hidden)
+mnist_net_predict_scratch(int n_hidden)
 {
 	/* hidden, values and indexes of nonzero pixels; or what the screen needs */
 	size_t		exact = (size_t) n_hidden + 2 * NET_INPUTS;
-	size_t		screen = net_screen_scratch(n_hidden);
+	size_t		screen = mnist_net_screen_scratch(n_hidden);
 
 	return exact > screen ? exact : screen;
 }
 
-/* The CPU paths: the path in use and its kernels (NULL until net_set_cpu_path). */
+/* The CPU paths: the path in use and its kernels (NULL until mnist_net_set_cpu_path). */
 static NetCpuPath cpu_path = NET_CPU_AUTO;
 static const NetKernels *kernels;
 static bool path_has_screen;	/* the path is avx512 and the CPU has VNNI */
@@ -281,13 +281,13 @@ static const char *const cpu_path_names[] = {
 };
 
 const char *
-net_cpu_path_name(NetCpuPath path)
+mnist_net_cpu_path_name(NetCpuPath path)
 {
 	return cpu_path_names[path];
 }
 
 bool
-net_cpu_supports(NetCpuPath path)
+mnist_net_cpu_supports(NetCpuPath path)
 {
 #ifdef __x86_64__
 	__builtin_cpu_init();
@@ -308,55 +308,55 @@ net_cpu_supports(NetCpuPath path)
 }
 
 void
-net_set_cpu_path(NetCpuPath path)
+mnist_net_set_cpu_path(NetCpuPath path)
 {
 	if (path == NET_CPU_AUTO)
-		path = net_cpu_supports(NET_CPU_AVX512) ? NET_CPU_AVX512 :
-			net_cpu_supports(NET_CPU_AVX2) ? NET_CPU_AVX2 : NET_CPU_BASELINE;
+		path = mnist_net_cpu_supports(NET_CPU_AVX512) ? NET_CPU_AVX512 :
+			mnist_net_cpu_supports(NET_CPU_AVX2) ? NET_CPU_AVX2 : NET_CPU_BASELINE;
 	cpu_path = path;
 	path_has_screen = false;
 	switch (path)
 	{
 #ifdef __x86_64__
 		case NET_CPU_AVX512:
-			kernels = &net_kernels_avx512;
+			kernels = &mnist_net_kernels_avx512;
 			path_has_screen = __builtin_cpu_supports("avx512vnni");
 			break;
 		case NET_CPU_AVX2:
-			kernels = &net_kernels_avx2;
+			kernels = &mnist_net_kernels_avx2;
 			break;
 #endif
 		default:
-			kernels = &net_kernels_baseline;
+			kernels = &mnist_net_kernels_baseline;
 			break;
 	}
 }
 
-/* The kernels in use, the best this CPU has unless net_set_cpu_path() chose. */
+/* The kernels in use, the best this CPU has unless mnist_net_set_cpu_path() chose. */
 static inline const NetKernels *
 current_kernels(void)
 {
 	if (kernels == NULL)
-		net_set_cpu_path(NET_CPU_AUTO);
+		mnist_net_set_cpu_path(NET_CPU_AUTO);
 	return kernels;
 }
 
 NetCpuPath
-net_cpu_path(void)
+mnist_net_cpu_path(void)
 {
 	current_kernels();
 	return cpu_path;
 }
 
 bool
-net_screen_usable(void)
+mnist_net_screen_usable(void)
 {
 	current_kernels();
 	return path_has_screen;
 }
 
 void
-net_train_batch(NetTrainer *t, const NetAdam *adam,
+mnist_net_train_batch(NetTrainer *t, const NetAdam *adam,
 				const uint8_t *images, const uint8_t *labels,
 				const uint32_t *idx, int n,
 				double *loss_sum, int64_t *correct)
@@ -365,12 +365,12 @@ net_train_batch(NetTrainer *t, const NetAdam *adam,
 }
 
 int
-net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
+mnist_net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 			float *probs, float *logits)
 {
 	if (net->screen != NULL && probs == NULL && logits == NULL)
 	{
-		int			k = net_screen_classify(net, pixels, scratch);
+		int			k = mnist_net_screen_classify(net, pixels, scratch);
 
 		if (k >= 0)
 			return k;

@@ -40,7 +40,7 @@ net_carve(char **p, size_t bytes)
 typedef struct MnistNet
 {
 	int			n_hidden;
-	size_t		n_params;		/* net_param_count(n_hidden) */
+	size_t		n_params;		/* mnist_net_param_count(n_hidden) */
 	float	   *params;
 	float	   *w1,
 			   *b1,
@@ -49,7 +49,7 @@ typedef struct MnistNet
 	float	   *adam_m;			/* n_params floats, or NULL when not training */
 	float	   *adam_v;
 	int64_t		adam_step;
-	const struct NetScreen *screen; /* net_screen_build()'s, or NULL (net_bind sets NULL) */
+	const struct NetScreen *screen; /* mnist_net_screen_build()'s, or NULL (mnist_net_bind sets NULL) */
 } MnistNet;
 
 /* Hyperparameters of one training step (Keras defaults: 0.001, 0.9, 0.999, 1e-7). */
@@ -62,33 +62,33 @@ typedef struct NetAdam
 } NetAdam;
 
 /* Number of floats in params for a hidden layer of n_hidden units. */
-extern size_t net_param_count(int n_hidden);
+extern size_t mnist_net_param_count(int n_hidden);
 
 /* Points the views of net at params (and at adam_m/adam_v, which may be NULL). */
-extern void net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v);
+extern void mnist_net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float *adam_v);
 
 /* Glorot-uniform weights, zero biases, zero Adam state (when bound), from a seed. */
-extern void net_init_glorot(MnistNet *net, uint64_t seed);
+extern void mnist_net_init_glorot(MnistNet *net, uint64_t seed);
 
 /* Deterministic generator for shuffles (same seed => same sequence on every machine). */
 typedef struct NetRng
 {
 	uint64_t	s[4];
 } NetRng;
-extern void net_rng_seed(NetRng *rng, uint64_t seed);
+extern void mnist_net_rng_seed(NetRng *rng, uint64_t seed);
 /* Fisher-Yates shuffle of idx[0..n-1] */
-extern void net_shuffle(NetRng *rng, uint32_t *idx, size_t n);
+extern void mnist_net_shuffle(NetRng *rng, uint32_t *idx, size_t n);
 
 /*
  * Workspace for training on batches of up to max_batch images: the caller allocates
- * net_trainer_size() bytes (aligned to 64) and binds it once.
+ * mnist_net_trainer_size() bytes (aligned to 64) and binds it once.
  */
 typedef struct NetTrainer NetTrainer;
-extern size_t net_trainer_size(int n_hidden, int max_batch);
-extern NetTrainer *net_trainer_bind(void *mem, MnistNet *net, int max_batch);
+extern size_t mnist_net_trainer_size(int n_hidden, int max_batch);
+extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch);
 
 /*
- * A function net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images,
+ * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images,
  * every NET_CHECK_PIXELS pixels or rows of w1, every NET_CHECK_FLOATS or so hidden values of
  * the gradient), so that one large batch can be interrupted: it may leave by longjmp (a
  * PostgreSQL ERROR), which leaves the net partly updated.  The blocks change no result.  None
@@ -106,7 +106,7 @@ extern NetTrainer *net_trainer_bind(void *mem, MnistNet *net, int max_batch);
  */
 #define NET_BLAS_ROWS		768
 typedef void (*NetCheckFn) (void *arg);
-extern void net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
+extern void mnist_net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
 
 /*
  * One Adam step on a batch: images[idx[0..n-1]] (each NET_INPUTS bytes at images +
@@ -114,13 +114,13 @@ extern void net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
  * summed cross-entropy to *loss_sum and its number of correct argmax predictions (before the
  * update) to *correct.
  */
-extern void net_train_batch(NetTrainer *t, const NetAdam *adam,
+extern void mnist_net_train_batch(NetTrainer *t, const NetAdam *adam,
 							const uint8_t *images, const uint8_t *labels,
 							const uint32_t *idx, int n,
 							double *loss_sum, int64_t *correct);
 
-/* Scratch floats net_predict needs for a hidden layer of n_hidden units. */
-extern size_t net_predict_scratch(int n_hidden);
+/* Scratch floats mnist_net_predict needs for a hidden layer of n_hidden units. */
+extern size_t mnist_net_predict_scratch(int n_hidden);
 
 /*
  * Classifies one image (NET_INPUTS bytes).  Returns the argmax class; when probs is not
@@ -128,36 +128,36 @@ extern size_t net_predict_scratch(int n_hidden);
  * only the class is wanted and net->screen is set, the screen answers first where it can
  * (the same class).
  */
-extern int	net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
+extern int	mnist_net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 						float *probs, float *logits);
 
 /*
  * The screen (screen.c): the first layer again in integers, which settles most argmax
- * predictions in a fraction of the time, and says when it cannot (then net_predict computes
- * the float network).  net_screen_size() is the bytes to allocate (aligned to 64) for a
+ * predictions in a fraction of the time, and says when it cannot (then mnist_net_predict computes
+ * the float network).  mnist_net_screen_size() is the bytes to allocate (aligned to 64) for a
  * hidden layer of n_hidden units, 0 where the path in use has none (see below): then there
- * is no screen.  net_screen_build() fills that memory from net's parameters, which must not
+ * is no screen.  mnist_net_screen_build() fills that memory from net's parameters, which must not
  * change after.
  */
 typedef struct NetScreen NetScreen;
 #define NET_SCREEN_QMAX 32000	/* the screen's integer weights: |q| <= 32000 per unit's max */
-extern size_t net_screen_size(int n_hidden);
-extern const NetScreen *net_screen_build(const MnistNet *net, void *mem);
+extern size_t mnist_net_screen_size(int n_hidden);
+extern const NetScreen *mnist_net_screen_build(const MnistNet *net, void *mem);
 
 /*
- * The argmax class of one image as net_predict computes it without a screen, or -1 when the
+ * The argmax class of one image as mnist_net_predict computes it without a screen, or -1 when the
  * screen cannot tell (the two best logits are too close for its error bound, or the path in
- * use has no screen).  net_predict uses it when net->screen is set and only the class is
+ * use has no screen).  mnist_net_predict uses it when net->screen is set and only the class is
  * wanted.  scratch: at least
- * net_screen_scratch() floats (net_predict_scratch() is enough).
+ * mnist_net_screen_scratch() floats (mnist_net_predict_scratch() is enough).
  */
-extern int	net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
-extern size_t net_screen_scratch(int n_hidden);
+extern int	mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
+extern size_t mnist_net_screen_scratch(int n_hidden);
 
 /*
  * CPU paths.  The hot loops (training's sparse layers and Adam, pixel compaction, the forward
  * pass, the screen) are compiled once per instruction set, and the best path this CPU has runs
- * unless net_set_cpu_path() picks another (mnist_ml.cpu_path).  The AVX-512 and AVX2 paths give
+ * unless mnist_net_set_cpu_path() picks another (mnist_ml.cpu_path).  The AVX-512 and AVX2 paths give
  * bit-identical results: both multiply-add with FMA, in the same order.  The baseline path
  * rounds each product and sum separately (x86-64-v2 has no FMA), so it trains a slightly
  * different model from the same seed.  The screen runs on the AVX-512 path where the CPU also
@@ -172,17 +172,17 @@ typedef enum NetCpuPath
 } NetCpuPath;
 
 /* Whether this CPU can run path (always for NET_CPU_AUTO and NET_CPU_BASELINE). */
-extern bool net_cpu_supports(NetCpuPath path);
+extern bool mnist_net_cpu_supports(NetCpuPath path);
 /* Uses path (which this CPU must support) from now on; NET_CPU_AUTO: the best it supports. */
-extern void net_set_cpu_path(NetCpuPath path);
+extern void mnist_net_set_cpu_path(NetCpuPath path);
 /* The path in use (never NET_CPU_AUTO), and a path's name as mnist_ml.cpu_path spells it. */
-extern NetCpuPath net_cpu_path(void);
-extern const char *net_cpu_path_name(NetCpuPath path);
+extern NetCpuPath mnist_net_cpu_path(void);
+extern const char *mnist_net_cpu_path_name(NetCpuPath path);
 
 /* Index of the largest of the 10 logits (the first on ties). */
-extern int	net_argmax10(const float *z);
+extern int	mnist_net_argmax10(const float *z);
 
 /* Cross-entropy of logits (10) against a label, computed stably (log-sum-exp). */
-extern double net_cross_entropy(const float *logits, int label);
+extern double mnist_net_cross_entropy(const float *logits, int label);
 
 #endif							/* MNIST_NET_H */

@@ -7,6 +7,6 @@
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "net_avx2.c must be compiled with -mavx2 -mfma (see Makefile)"
 #endif
-#define NET_KERNELS net_kernels_avx2
+#define NET_KERNELS mnist_net_kernels_avx2
 #include "net_kernels.h"
 #endif

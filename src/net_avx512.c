@@ -9,6 +9,6 @@
 	!defined(__AVX512DQ__) || !defined(__AVX512VL__) || !defined(__FMA__)
 #error "net_avx512.c must be compiled with -mavx512f -mavx512cd -mavx512bw -mavx512dq -mavx512vl -mfma (see Makefile)"
 #endif
-#define NET_KERNELS net_kernels_avx512
+#define NET_KERNELS mnist_net_kernels_avx512
 #include "net_kernels.h"
 #endif

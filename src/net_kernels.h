@@ -24,7 +24,7 @@
  * (rows = w1, one entry per nonzero pixel) and its weight gradient (rows = the hidden
  * gradients, one entry per image with that pixel nonzero) both reduce to it, so zero pixels
  * cost nothing.  Columns go in blocks of a fixed width, which the compiler keeps in vector
- * registers; each element is summed in the order of idx, so training and net_predict compute
+ * registers; each element is summed in the order of idx, so training and mnist_net_predict compute
  * the first layer identically.
  */
 #ifdef __AVX512F__
@@ -400,8 +400,8 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 		float	   *dz = t->dlogits + r * NET_OUTPUTS;
 		int			label = labels[idx[r]];
 
-		*loss_sum += net_log_sum_exp10(z, dz) - z[label];
-		if (net_argmax10(z) == label)
+		*loss_sum += mnist_net_log_sum_exp10(z, dz) - z[label];
+		if (mnist_net_argmax10(z) == label)
 			(*correct)++;
 		dz[label] -= 1.0f;
 		for (k = 0; k < NET_OUTPUTS; k++)
@@ -473,7 +473,7 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	}
 }
 
-/* net_predict without the screen */
+/* mnist_net_predict without the screen */
 static int
 predict(const MnistNet *net, const uint8_t *pixels, float *scratch, float *probs, float *logits)
 {
@@ -506,8 +506,8 @@ predict(const MnistNet *net, const uint8_t *pixels, float *scratch, float *probs
 	if (logits)
 		memcpy(logits, z, sizeof(z));
 	if (probs)
-		net_log_sum_exp10(z, probs);
-	return net_argmax10(z);
+		mnist_net_log_sum_exp10(z, probs);
+	return mnist_net_argmax10(z);
 }
 
 const NetKernels NET_KERNELS = {train_batch, predict};

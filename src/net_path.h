@@ -9,7 +9,7 @@
 
 #include "net.h"
 
-/* Training workspace, carved out of the caller's buffer by net_trainer_bind. */
+/* Training workspace, carved out of the caller's buffer by mnist_net_trainer_bind. */
 struct NetTrainer
 {
 	MnistNet   *net;
@@ -35,7 +35,7 @@ struct NetTrainer
 	void	   *check_arg;
 };
 
-/* One path's hot code: net_train_batch, and net_predict without the screen. */
+/* One path's hot code: mnist_net_train_batch, and mnist_net_predict without the screen. */
 typedef struct NetKernels
 {
 	void		(*train_batch) (NetTrainer *t, const NetAdam *adam,
@@ -46,19 +46,19 @@ typedef struct NetKernels
 							float *probs, float *logits);
 } NetKernels;
 
-extern const NetKernels net_kernels_baseline;
+extern const NetKernels mnist_net_kernels_baseline;
 #ifdef __x86_64__
-extern const NetKernels net_kernels_avx2;
-extern const NetKernels net_kernels_avx512;
+extern const NetKernels mnist_net_kernels_avx2;
+extern const NetKernels mnist_net_kernels_avx512;
 #endif
 
 /*
  * log(sum(exp(z))) of 10 logits, computed stably in double from z - max(z); when p is not
  * NULL, also the softmax probabilities.
  */
-extern double net_log_sum_exp10(const float *z, float *p);
+extern double mnist_net_log_sum_exp10(const float *z, float *p);
 
 /* Whether the path in use runs the prediction screen (AVX-512 with VNNI). */
-extern bool net_screen_usable(void);
+extern bool mnist_net_screen_usable(void);
 
 #endif							/* MNIST_NET_PATH_H */

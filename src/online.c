@@ -127,7 +127,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 	start_from = text_to_cstring(PG_GETARG_TEXT_PP(10));
 
 	/* every bad value before anything is registered */
-	train_options_validate(&opt);
+	mnist_train_options_validate(&opt);
 	mnist_kafka_topic_name_check(topic);
 	every_s = every->time / 1e6 + every->day * 86400.0 + every->month * 30 * 86400.0;
 	if (every_s < 1)
@@ -154,7 +154,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 	if (pg_class_aclcheck(opt.validation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", source_relation_name(opt.validation)),
+				 errmsg("permission denied for table %s", mnist_source_relation_name(opt.validation)),
 				 errdetail("Every round reads the validation table as the role that started the job.")));
 	/* only the owner of a name trains it; the job needs a model to continue */
 	mnist_model_lock(opt.model_name);
@@ -170,7 +170,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(opt.model_name);
 	values[1] = CStringGetTextDatum(topic);
-	values[2] = CStringGetTextDatum(source_relation_name(opt.validation));
+	values[2] = CStringGetTextDatum(mnist_source_relation_name(opt.validation));
 	values[3] = CStringGetTextDatum(group_id);
 	values[4] = IntervalPGetDatum(every);
 	values[5] = Int32GetDatum(min_rows);

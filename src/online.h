@@ -9,6 +9,6 @@
 extern char *mnist_online_instance_id(void);
 
 /* Registers the online learning worker (from _PG_init, when preloaded). */
-extern void online_register(void);
+extern void mnist_online_register(void);
 
 #endif							/* MNIST_ONLINE_H */

@@ -100,10 +100,10 @@ static char *jobs_table = NULL;		/* quoted schema.mnist_online_jobs, NULL: none 
 static char *rounds_table = NULL;
 static MemoryContext worker_cxt = NULL;
 
-PGDLLEXPORT void online_worker_main(Datum arg);
+PGDLLEXPORT void mnist_online_worker_main(Datum arg);
 
 void
-online_register(void)
+mnist_online_register(void)
 {
 	BackgroundWorker worker;
 
@@ -112,7 +112,7 @@ online_register(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 2;
 	strlcpy(worker.bgw_library_name, "mnist_ml", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "online_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "mnist_online_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "mnist_ml online learning", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "mnist_ml online", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
@@ -262,7 +262,7 @@ job_create(int row)
 	job->started_at = value_text(row, 14);
 	offsets = value_text(row, 15);
 	job->paused = strcmp(value_text(row, 16), "paused") == 0;
-	trainset_init(&job->buf, Min(job->max_rows, 100000));
+	mnist_trainset_init(&job->buf, Min(job->max_rows, 100000));
 
 	/* offsets: a JSON object {"partition": offset}, read as an array indexed by partition */
 	job->nstored = 0;
@@ -513,11 +513,11 @@ job_message(Job *job, rd_kafka_message_t *msg)
 		rd_kafka_message_destroy(msg);
 		return false;
 	}
-	bad = pixels_csv_decode_label(msg->key, msg->key_len, &label);
+	bad = mnist_pixels_csv_decode_label(msg->key, msg->key_len, &label);
 	if (bad == NULL)
-		bad = pixels_csv_decode(msg->payload, msg->len, pixels);
+		bad = mnist_pixels_csv_decode(msg->payload, msg->len, pixels);
 	if (bad == NULL)
-		trainset_add(&job->buf, pixels, label);
+		mnist_trainset_add(&job->buf, pixels, label);
 	else
 		job->skipped++;
 	job->next_offset[msg->partition] = msg->offset + 1;
@@ -644,12 +644,12 @@ job_round(Job *job)
 				 errmsg("model \"%s\" does not exist", job->name)));
 	init = mnist_model_load_id(opt.init_model_id, true);
 	opt.hidden_units = init->net.n_hidden;
-	train_read_validation(&opt, "pixels", "label", &vset);
+	mnist_train_read_validation(&opt, "pixels", "label", &vset);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	transaction_end();
 
 	/* 2. training, no transaction open */
-	train_fit(&job->buf, &opt, &init->net, &fit);
+	mnist_train_fit(&job->buf, &opt, &init->net, &fit);
 
 	/* 3. the candidate, its deployment and the round's offsets and row, in one transaction */
 	transaction_begin(psprintf("mnist_ml online: storing a round of model \"%s\"", job->name));
@@ -678,7 +678,7 @@ job_round(Job *job)
 	appendStringInfo(&source, ", \"online\": true, \"messages\": " INT64_FORMAT
 					 ", \"skipped\": " INT64_FORMAT ", \"from\": %s, \"to\": %s}",
 					 job->buf.n + job->skipped, job->skipped, from, to);
-	id = train_store(job->buf.n, &opt, &init->net, opt.init_model_id, &fit, source.data, &vset);
+	id = mnist_train_store(job->buf.n, &opt, &init->net, opt.init_model_id, &fit, source.data, &vset);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
 	args[2] = psprintf(INT64_FORMAT, id);
@@ -776,7 +776,7 @@ job_step_guarded(Job *job)
 }
 
 void
-online_worker_main(Datum arg)
+mnist_online_worker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
 	const char *database = mnist_online_database && mnist_online_database[0] ?

@@ -34,7 +34,7 @@ init_digits(void)
 }
 
 size_t
-pixels_csv_encode(const uint8_t *pixels, char *out)
+mnist_pixels_csv_encode(const uint8_t *pixels, char *out)
 {
 	char	   *p = out;
 
@@ -54,7 +54,7 @@ pixels_csv_encode(const uint8_t *pixels, char *out)
 }
 
 const char *
-pixels_csv_decode(const char *data, size_t len, uint8_t *pixels)
+mnist_pixels_csv_decode(const char *data, size_t len, uint8_t *pixels)
 {
 	const char *p = data;
 	const char *end = data + len;
@@ -95,7 +95,7 @@ pixels_csv_decode(const char *data, size_t len, uint8_t *pixels)
 }
 
 const char *
-pixels_csv_decode_label(const char *data, size_t len, int *label)
+mnist_pixels_csv_decode_label(const char *data, size_t len, int *label)
 {
 	if (data == NULL || len == 0)
 		return "missing key";

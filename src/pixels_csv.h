@@ -18,15 +18,15 @@
 #define PIXELS_CSV_MAX	(784 * 4)
 
 /* Writes the CSV form of 784 pixels into out (PIXELS_CSV_MAX bytes); returns its length. */
-extern size_t pixels_csv_encode(const uint8_t *pixels, char *out);
+extern size_t mnist_pixels_csv_encode(const uint8_t *pixels, char *out);
 
 /*
  * Parses exactly 784 comma-separated values 0..255 (no sign, no spaces, no empty field)
  * into pixels.  Returns NULL on success, else a static message saying what is wrong.
  */
-extern const char *pixels_csv_decode(const char *data, size_t len, uint8_t *pixels);
+extern const char *mnist_pixels_csv_decode(const char *data, size_t len, uint8_t *pixels);
 
 /* Parses a label key "0".."9"; returns NULL on success, else a static message. */
-extern const char *pixels_csv_decode_label(const char *data, size_t len, int *label);
+extern const char *mnist_pixels_csv_decode_label(const char *data, size_t len, int *label);
 
 #endif							/* PIXELS_CSV_H */

@@ -60,7 +60,7 @@ static const uint8 *
 pixels_data(bytea *pixels)
 {
 	if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
-		source_bad_pixels_length(VARSIZE_ANY_EXHDR(pixels));
+		mnist_source_bad_pixels_length(VARSIZE_ANY_EXHDR(pixels));
 	return (const uint8 *) VARDATA_ANY(pixels);
 }
 
@@ -73,7 +73,7 @@ mnist_predict(PG_FUNCTION_ARGS)
 	const uint8 *pixels = pixels_data(PG_GETARG_BYTEA_PP(0));
 	MnistModel *model = model_for_call(fcinfo, PG_GETARG_TEXT_PP(1));
 
-	PG_RETURN_INT16((int16) net_predict(&model->net, pixels, model->scratch, NULL, NULL));
+	PG_RETURN_INT16((int16) mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL));
 }
 
 PG_FUNCTION_INFO_V1(mnist_predict_proba);
@@ -87,7 +87,7 @@ mnist_predict_proba(PG_FUNCTION_ARGS)
 	float		probs[NET_OUTPUTS];
 	Datum		elems[NET_OUTPUTS];
 
-	net_predict(&model->net, pixels, model->scratch, probs, NULL);
+	mnist_net_predict(&model->net, pixels, model->scratch, probs, NULL);
 	for (int k = 0; k < NET_OUTPUTS; k++)
 		elems[k] = Float4GetDatum(probs[k]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, NET_OUTPUTS, FLOAT4OID, sizeof(float4),
@@ -109,9 +109,9 @@ eval_row(void *arg, const uint8 *pixels, int label)
 {
 	EvalState  *st = (EvalState *) arg;
 	float		logits[NET_OUTPUTS];
-	int			predicted = net_predict(&st->model->net, pixels, st->model->scratch, NULL, logits);
+	int			predicted = mnist_net_predict(&st->model->net, pixels, st->model->scratch, NULL, logits);
 
-	st->loss_sum += net_cross_entropy(logits, label);
+	st->loss_sum += mnist_net_cross_entropy(logits, label);
 	st->correct += (predicted == label);
 	st->counts[label][predicted]++;
 }
@@ -126,7 +126,7 @@ evaluate(FunctionCallInfo fcinfo, EvalState *st, bool by_id)
 	memset(st, 0, sizeof(EvalState));
 	st->model = by_id ? mnist_model_load_id(PG_GETARG_INT64(1), false) :
 		mnist_model_get(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	return source_scan(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(2)),
+	return mnist_source_scan(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(2)),
 					   NameStr(*PG_GETARG_NAME(3)), eval_row, st);
 }
 
@@ -304,7 +304,7 @@ mnist_classify(PG_FUNCTION_ARGS)
 	if (!isnull)
 	{
 		bytea	   *pixels = DatumGetByteaPP(value);
-		int			k = net_predict(&c->model->net, pixels_data(pixels), c->model->scratch,
+		int			k = mnist_net_predict(&c->model->net, pixels_data(pixels), c->model->scratch,
 									NULL, NULL);
 
 		value = c->predicted_type == INT2OID ? Int16GetDatum(k) :

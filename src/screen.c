@@ -1,10 +1,10 @@
 /*
  * screen.c
- *		The prediction screen: net_predict's argmax from the first layer in integers, with a
+ *		The prediction screen: mnist_net_predict's argmax from the first layer in integers, with a
  *		rigorous bound, for most images in a fraction of the float network's time.  Plain C
  *		with AVX-512 VNNI intrinsics, no PostgreSQL calls, no allocation.  The functions that
  *		use them are compiled for AVX-512 VNNI whatever the build targets (SCREEN_TARGET), and
- *		run only on the path that has it (net_screen_usable).
+ *		run only on the path that has it (mnist_net_screen_usable).
  */
 #include <float.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #endif
 
 /*
- * The screen.  net_predict's first layer sums, per hidden unit j, b1[j] and the w1 rows of the
+ * The screen.  mnist_net_predict's first layer sums, per hidden unit j, b1[j] and the w1 rows of the
  * nonzero pixels scaled by p / 255, in float.  The screen sums the same in integers:
  * w1[i][j] / 255 ~ scale[j] * q[i][j] (a scale per unit), q = 256 hi + lo with |q| <= 32000
  * (NET_SCREEN_QMAX), so hi (|hi| <= 125) and lo (-128..127) are signed bytes.  Pixels go in
@@ -30,24 +30,24 @@
  *  - Stage 1 sums only hi (a quarter of the bytes of float weights): S1 = sum p hi.
  *  - Stage 2, when stage 1 cannot tell, adds lo: S2 = 256 S1 + sum p lo = sum p q.
  * Then hidden = relu(S * scale' + b1) and the logits are float.  On digits stage 1 decides
- * about 80% of images and stage 2 all but 0.1-0.3%; the rest take net_predict's float path.
+ * about 80% of images and stage 2 all but 0.1-0.3%; the rest take mnist_net_predict's float path.
  *
- * Why a decision is net_predict's answer.  With u = 2^-24, gamma(m) = m u / (1 - m u),
+ * Why a decision is mnist_net_predict's answer.  With u = 2^-24, gamma(m) = m u / (1 - m u),
  * P = sum p[i] and n the nonzero pixels, against the real-valued b1[j] + sum p[i] w1[i][j] / 255:
  *  - a stage's hidden value is off by at most P rho[j] (rho[j] = max over i of
  *    |scale' q'[i][j] - w1[i][j] / 255| for its q' (256 hi or q) and scale' (256 scale or
  *    scale), measured when the screen is built), plus gamma(3) (P Q[j] + |b1[j]|) for its
  *    three roundings (Q[j] = scale' max |q'[i][j]|);
- *  - net_predict's float sum is off by at most gamma(2n + 1) (P W[j] + |b1[j]|)
+ *  - mnist_net_predict's float sum is off by at most gamma(2n + 1) (P W[j] + |b1[j]|)
  *    (W[j] = max |w1[i][j]| / 255; a rounding per product, per addition and per p / 255);
  *  - relu does not widen a difference, so their sum e[j] bounds the difference of the two
  *    hidden values; through the second layer that is sum e[j] |w2[j][k]|, linear in P, with
  *    coefficients summed once when the screen is built;
  *  - each second layer rounds by at most gamma(2 width + 2) (|b2[k]| + sum hidden |w2[j][k]|),
- *    where net_predict's hidden values are at most the screen's plus e[j], and sum hidden
+ *    where mnist_net_predict's hidden values are at most the screen's plus e[j], and sum hidden
  *    |w2[j][k]| <= G max |w2[.][k]| (G: the sum of the screen's hidden values).
  * If the screen's best logit t beats every other k by more than bound[t] + bound[k] (bounds
- * taken 1% wider, for the float arithmetic that computes them and the margins), net_predict's
+ * taken 1% wider, for the float arithmetic that computes them and the margins), mnist_net_predict's
  * logit t is strictly the largest, and the class is t.  Otherwise the stage cannot tell.
  */
 #define SCREEN_QUADS (NET_INPUTS / 4)
@@ -84,18 +84,18 @@ gamma_n(int m)
 }
 
 size_t
-net_screen_size(int n_hidden)
+mnist_net_screen_size(int n_hidden)
 {
 	size_t		w = SCREEN_WIDTH(n_hidden);
 
-	if (!net_screen_usable())
+	if (!mnist_net_screen_usable())
 		return 0;
 	return NET_ALIGN64(sizeof(NetScreen)) + 2 * NET_ALIGN64((size_t) NET_INPUTS * w) +
 		3 * NET_ALIGN64(sizeof(float) * w) + NET_ALIGN64(sizeof(float) * w * NET_OUTPUTS);
 }
 
 const NetScreen *
-net_screen_build(const MnistNet *net, void *mem)
+mnist_net_screen_build(const MnistNet *net, void *mem)
 {
 	char	   *p = mem;
 	int			h = net->n_hidden;
@@ -331,7 +331,7 @@ screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int6
 
 	/* the bounds, and the decision */
 	bound = c[0] * P + c[1] * (ga * P) + c[2] * ga + c[3] + c[4] * g;
-	t = net_argmax10(z);
+	t = mnist_net_argmax10(z);
 	for (k = 0; k < NET_OUTPUTS; k++)
 		if (k != t && !(z[t] - z[k] > bound[t] + bound[k]))
 			return -1;
@@ -369,15 +369,15 @@ screen_classify(const NetScreen *s, const uint8_t *pixels, float *scratch)
 }
 
 int
-net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 {
-	if (net->screen == NULL || !net_screen_usable())
+	if (net->screen == NULL || !mnist_net_screen_usable())
 		return -1;
 	return screen_classify(net->screen, pixels, scratch);
 }
 
 size_t
-net_screen_scratch(int n_hidden)
+mnist_net_screen_scratch(int n_hidden)
 {
 	/* two sums of units, the fours of pixels and their values */
 	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
@@ -386,21 +386,21 @@ net_screen_scratch(int n_hidden)
 #else							/* not x86-64: no screen */
 
 size_t
-net_screen_scratch(int n_hidden)
+mnist_net_screen_scratch(int n_hidden)
 {
 	(void) n_hidden;
 	return 0;
 }
 
 size_t
-net_screen_size(int n_hidden)
+mnist_net_screen_size(int n_hidden)
 {
 	(void) n_hidden;
 	return 0;
 }
 
 const NetScreen *
-net_screen_build(const MnistNet *net, void *mem)
+mnist_net_screen_build(const MnistNet *net, void *mem)
 {
 	(void) net;
 	(void) mem;
@@ -408,7 +408,7 @@ net_screen_build(const MnistNet *net, void *mem)
 }
 
 int
-net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
 {
 	(void) net;
 	(void) pixels;

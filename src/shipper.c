@@ -62,9 +62,9 @@
 #include "mnist_ml.h"
 #include "pixels_csv.h"
 
-PGDLLEXPORT void cdc_worker_main(Datum arg);
+PGDLLEXPORT void mnist_cdc_worker_main(Datum arg);
 
-CdcShared  *CdcState = NULL;
+CdcShared  *mnist_cdc_state = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -87,19 +87,19 @@ cdc_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	CdcState = ShmemInitStruct("mnist_ml cdc", sizeof(CdcShared), &found);
+	mnist_cdc_state = ShmemInitStruct("mnist_ml cdc", sizeof(CdcShared), &found);
 	if (!found)
 	{
-		memset(CdcState, 0, sizeof(CdcShared));
-		SpinLockInit(&CdcState->mutex);
-		strlcpy(CdcState->state, "starting", sizeof(CdcState->state));
+		memset(mnist_cdc_state, 0, sizeof(CdcShared));
+		SpinLockInit(&mnist_cdc_state->mutex);
+		strlcpy(mnist_cdc_state->state, "starting", sizeof(mnist_cdc_state->state));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
 /* Registers the worker and its shared memory; called from _PG_init when preloaded. */
 void
-cdc_register(void)
+mnist_cdc_register(void)
 {
 	BackgroundWorker worker;
 
@@ -113,7 +113,7 @@ cdc_register(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 2;
 	strlcpy(worker.bgw_library_name, "mnist_ml", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "cdc_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "mnist_cdc_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "mnist_ml change data capture", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "mnist_ml cdc", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
@@ -123,19 +123,19 @@ cdc_register(void)
 static void
 cdc_set_state(const char *state)
 {
-	SpinLockAcquire(&CdcState->mutex);
-	strlcpy(CdcState->state, state, sizeof(CdcState->state));
-	SpinLockRelease(&CdcState->mutex);
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	strlcpy(mnist_cdc_state->state, state, sizeof(mnist_cdc_state->state));
+	SpinLockRelease(&mnist_cdc_state->mutex);
 }
 
 /* Records the last error shown by mnist_cdc_status (never a secret: callers see to it). */
 static void
 cdc_set_error(const char *msg)
 {
-	SpinLockAcquire(&CdcState->mutex);
-	strlcpy(CdcState->last_error, msg, sizeof(CdcState->last_error));
-	CdcState->last_error_at = GetCurrentTimestamp();
-	SpinLockRelease(&CdcState->mutex);
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	strlcpy(mnist_cdc_state->last_error, msg, sizeof(mnist_cdc_state->last_error));
+	mnist_cdc_state->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&mnist_cdc_state->mutex);
 }
 
 /* ---- producing: shared by the worker and mnist_cdc_snapshot() ---- */
@@ -153,7 +153,7 @@ typedef struct TopicEntry
  * it is left alone.
  */
 rd_kafka_topic_t *
-cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
+mnist_cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
 {
 	char		key[2 * NAMEDATALEN + 2];
 	TopicEntry *entry;
@@ -208,7 +208,7 @@ cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
  * through p->wait (which polls for delivery reports) and retries.
  */
 void
-cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
+mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 			const char *value, size_t valuelen, const CdcHeaders *h, void *opaque)
 {
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
@@ -250,13 +250,13 @@ cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keyle
 
 /* Header text of an LSN, a commit time (microseconds since the Unix epoch). */
 void
-cdc_lsn_text(XLogRecPtr lsn, char *buf)
+mnist_cdc_lsn_text(XLogRecPtr lsn, char *buf)
 {
 	snprintf(buf, 32, "%X/%X", LSN_FORMAT_ARGS(lsn));
 }
 
 void
-cdc_time_text(TimestampTz ts, char *buf)
+mnist_cdc_time_text(TimestampTz ts, char *buf)
 {
 	int64		unix_us = ts + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
 
@@ -268,13 +268,13 @@ cdc_time_text(TimestampTz ts, char *buf)
  * cannot be sent get a WARNING.  Returns the number of messages enqueued.
  */
 uint64
-cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot snap,
+mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot snap,
 			   CdcHeaders *h, void *opaque)
 {
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	char	   *bad_topic = NULL;
-	rd_kafka_topic_t *rkt = cdc_topic(p, info->name, info->name_len, &bad_topic);
+	rd_kafka_topic_t *rkt = mnist_cdc_topic(p, info->name, info->name_len, &bad_topic);
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml snapshot row",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -302,7 +302,7 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(row_cxt);
-		problem = cdc_row_get(info, tuple, NULL, desc, &label, &pixels);
+		problem = mnist_cdc_row_get(info, tuple, NULL, desc, &label, &pixels);
 		if (problem)
 			ereport(WARNING,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -310,14 +310,14 @@ cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot sn
 							info->name, h->lsn, problem)));
 		else
 		{
-			size_t		len = pixels_csv_encode(pixels, value);
+			size_t		len = mnist_pixels_csv_encode(pixels, value);
 
 			key = '0' + label;
 			resetStringInfo(&pk);
-			cdc_row_pk(info, tuple, desc, &pk);
+			mnist_cdc_row_pk(info, tuple, desc, &pk);
 			h->pk = pk.data;
 			h->pk_len = pk.len;
-			cdc_produce(p, rkt, &key, 1, value, len, h, opaque);
+			mnist_cdc_produce(p, rkt, &key, 1, value, len, h, opaque);
 			sent++;
 		}
 		MemoryContextSwitchTo(old);
@@ -423,7 +423,7 @@ worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* librdkafka log lines, delivered through log.queue inside rd_kafka_poll in this thread. */
 void
-cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+mnist_cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	ereport(level <= 3 ? WARNING : LOG,
 			(errmsg_internal("mnist_ml cdc: librdkafka %s: %s", fac, buf)));
@@ -571,14 +571,14 @@ service(bool idle)
 		}
 	}
 
-	SpinLockAcquire(&CdcState->mutex);
-	CdcState->produced = base_produced + producer.produced;
-	CdcState->acknowledged = base_acked + n_acked;
-	CdcState->failed = base_failed + n_failed;
-	CdcState->skipped = base_skipped + cdc_rows_skipped;
-	CdcState->broker_reachable = broker_reachable;
-	CdcState->confirmed_lsn = confirmed_lsn;
-	SpinLockRelease(&CdcState->mutex);
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->produced = base_produced + producer.produced;
+	mnist_cdc_state->acknowledged = base_acked + n_acked;
+	mnist_cdc_state->failed = base_failed + n_failed;
+	mnist_cdc_state->skipped = base_skipped + mnist_cdc_rows_skipped;
+	mnist_cdc_state->broker_reachable = broker_reachable;
+	mnist_cdc_state->confirmed_lsn = confirmed_lsn;
+	SpinLockRelease(&mnist_cdc_state->mutex);
 
 	check_settings();
 }
@@ -652,7 +652,7 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 			if (sscanf(d + 6, "%u %lld", &x, &ts) != 2)
 				elog(ERROR, "unexpected record from output plugin: %s", d);
 			snprintf(cur_txid, sizeof(cur_txid), "%u", x);
-			cdc_time_text((TimestampTz) ts, cur_time);
+			mnist_cdc_time_text((TimestampTz) ts, cur_time);
 			cur_seq = ring_push();
 		}
 		else if (strncmp(d, "COMMIT ", 7) == 0)
@@ -675,20 +675,20 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 			elog(ERROR, "unexpected record from output plugin");
 		f[n] = tab + 1;
 	}
-	cdc_lsn_text(lsn, lsn_text);
+	mnist_cdc_lsn_text(lsn, lsn_text);
 	h.table = f[0];
-	h.table_len = cdc_unescape_name(f[0], f[1] - f[0] - 1);
+	h.table_len = mnist_cdc_unescape_name(f[0], f[1] - f[0] - 1);
 	h.lsn = lsn_text;
 	h.txid = cur_txid;
 	h.commit_time = cur_time;
 	h.op = f[3];
 	h.pk = f[4];
 	h.pk_len = end - f[4];
-	rkt = cdc_topic(&producer, f[0], h.table_len, &bad_topic);
+	rkt = mnist_cdc_topic(&producer, f[0], h.table_len, &bad_topic);
 	if (rkt == NULL)
 	{
 		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
-		cdc_rows_skipped++;
+		mnist_cdc_rows_skipped++;
 		if (bad_topic)
 			ereport(WARNING,
 					(errcode(ERRCODE_INVALID_NAME),
@@ -698,7 +698,7 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 					 errhint("Rename the table, or leave it out of mnist_ml.cdc_tables.")));
 		return;
 	}
-	cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
+	mnist_cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
 				(void *) (uintptr_t) cur_seq);
 	ring[cur_seq & ring_mask].outstanding++;
 }
@@ -777,7 +777,7 @@ worker_plugin_options(void)
  * (served by rd_kafka_poll in this thread).  The caller sets its callbacks and timeouts first.
  */
 void
-cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
+mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
 				   void (*wait) (CdcProducer *p))
 {
 	char		errstr[512];
@@ -786,7 +786,7 @@ cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
 	mnist_kafka_conf_set(conf, "enable.idempotence", "true");
 	mnist_kafka_conf_set(conf, "acks", "all");
 	mnist_kafka_conf_set(conf, "log.queue", "true");
-	rd_kafka_conf_set_log_cb(conf, cdc_log_cb);
+	rd_kafka_conf_set_log_cb(conf, mnist_cdc_log_cb);
 
 	memset(p, 0, sizeof(*p));
 	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -816,7 +816,7 @@ create_producer(void)
 	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
 	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
-	cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait);
+	mnist_cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait);
 }
 
 /*
@@ -861,10 +861,10 @@ create_slot_with_snapshot(void)
 			(errmsg("mnist_ml change data capture: created slot \"%s\" at %X/%X, sending the initial snapshot",
 					CDC_SLOT_NAME, LSN_FORMAT_ARGS(start))));
 
-	cdc_parse_options(worker_plugin_options(), &opts);
-	cdc_lsn_text(start, lsn_text);
+	mnist_cdc_parse_options(worker_plugin_options(), &opts);
+	mnist_cdc_lsn_text(start, lsn_text);
 	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
-	cdc_time_text(GetCurrentTimestamp(), time_text);
+	mnist_cdc_time_text(GetCurrentTimestamp(), time_text);
 	h.lsn = lsn_text;
 	h.txid = txid_text;
 	h.commit_time = time_text;
@@ -887,10 +887,10 @@ create_slot_with_snapshot(void)
 		CdcRelInfo	info;
 
 		memset(&info, 0, sizeof(info));
-		cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+		mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
 		if (info.captured)
 		{
-			uint64		n = cdc_send_table(&producer, rel, &info, snap, &h,
+			uint64		n = mnist_cdc_send_table(&producer, rel, &info, snap, &h,
 										   (void *) (uintptr_t) seq);
 
 			ring[seq & ring_mask].outstanding += n;
@@ -967,10 +967,10 @@ static void worker_body(void);
 static void
 worker_exit(int code, Datum arg)
 {
-	SpinLockAcquire(&CdcState->mutex);
-	CdcState->pid = 0;
-	strlcpy(CdcState->state, exit_state, sizeof(CdcState->state));
-	SpinLockRelease(&CdcState->mutex);
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->pid = 0;
+	strlcpy(mnist_cdc_state->state, exit_state, sizeof(mnist_cdc_state->state));
+	SpinLockRelease(&mnist_cdc_state->mutex);
 }
 
 /* Runs the worker until it exits; an error is published (state failed, last_error) first. */
@@ -996,19 +996,19 @@ worker_run(void)
 }
 
 void
-cdc_worker_main(Datum arg)
+mnist_cdc_worker_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	SpinLockAcquire(&CdcState->mutex);
-	CdcState->pid = MyProcPid;
-	base_produced = CdcState->produced;
-	base_acked = CdcState->acknowledged;
-	base_failed = CdcState->failed;
-	base_skipped = CdcState->skipped;
-	SpinLockRelease(&CdcState->mutex);
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->pid = MyProcPid;
+	base_produced = mnist_cdc_state->produced;
+	base_acked = mnist_cdc_state->acknowledged;
+	base_failed = mnist_cdc_state->failed;
+	base_skipped = mnist_cdc_state->skipped;
+	SpinLockRelease(&mnist_cdc_state->mutex);
 	on_shmem_exit(worker_exit, (Datum) 0);
 	worker_run();
 }

@@ -20,7 +20,7 @@
 #include "source.h"
 
 char *
-source_relation_name(Oid relid)
+mnist_source_relation_name(Oid relid)
 {
 	char	   *rel = get_rel_name(relid);
 
@@ -32,7 +32,7 @@ source_relation_name(Oid relid)
 }
 
 int64
-source_estimated_rows(Oid relid)
+mnist_source_estimated_rows(Oid relid)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	int64		rows = 0;
@@ -49,7 +49,7 @@ source_estimated_rows(Oid relid)
 }
 
 void
-source_bad_pixels_length(size_t len)
+mnist_source_bad_pixels_length(size_t len)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -170,10 +170,10 @@ source_destroy(DestReceiver *self)
 }
 
 int64
-source_scan(Oid relid, const char *pixels_column, const char *label_column,
+mnist_source_scan(Oid relid, const char *pixels_column, const char *label_column,
 			SourceRowFn fn, void *arg)
 {
-	char	   *relname = source_relation_name(relid);
+	char	   *relname = mnist_source_relation_name(relid);
 	AttrNumber	id_att = get_attnum(relid, "id");
 	StringInfoData sql;
 	SPIExecuteOptions options;

@@ -596,9 +596,9 @@ decode_message(const rd_kafka_message_t *msg, const char *topic, uint8 *pixels, 
 {
 	const char *reason;
 
-	reason = pixels_csv_decode_label(msg->key, msg->key_len, label);
+	reason = mnist_pixels_csv_decode_label(msg->key, msg->key_len, label);
 	if (reason == NULL)
-		reason = pixels_csv_decode(msg->payload, msg->len, pixels);
+		reason = mnist_pixels_csv_decode(msg->payload, msg->len, pixels);
 	if (reason == NULL)
 		return true;
 	bad_message(bad, topic, msg->partition, msg->offset, reason);
@@ -691,10 +691,10 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	train_options_gate(&opt, fcinfo, 9);
-	train_options_validate(&opt);	/* before reading the topic */
+	mnist_train_options_gate(&opt, fcinfo, 9);
+	mnist_train_options_validate(&opt);	/* before reading the topic */
 	if (OidIsValid(opt.validation))
-		train_read_validation(&opt, "pixels", "label", &vset);
+		mnist_train_read_validation(&opt, "pixels", "label", &vset);
 
 	start = GetCurrentTimestamp();
 	tc = consumer_create(servers, NULL);
@@ -748,7 +748,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	 * Each message goes to its place in (partition, offset) order as it arrives, straight into
 	 * the training set's arrays; holes (bad or missing messages) are squeezed out at the end.
 	 */
-	trainset_init(&set, total);
+	mnist_trainset_init(&set, total);
 	valid = palloc_extended(total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 	rd_kafka_poll_set_consumer(tc->rk);
@@ -1034,9 +1034,9 @@ evaluate_visit(void *arg, const rd_kafka_message_t *msg, int label, const uint8 
 	EvalState  *st = (EvalState *) arg;
 	float		logits[NET_OUTPUTS];
 
-	if (net_predict(&st->model->net, pixels, st->model->scratch, NULL, logits) == label)
+	if (mnist_net_predict(&st->model->net, pixels, st->model->scratch, NULL, logits) == label)
 		st->correct++;
-	st->loss_sum += net_cross_entropy(logits, label);
+	st->loss_sum += mnist_net_cross_entropy(logits, label);
 }
 
 /*
@@ -1087,7 +1087,7 @@ predict_visit(void *arg, const rd_kafka_message_t *msg, int label, const uint8 *
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 
-	predicted = net_predict(&st->model->net, pixels, st->model->scratch, probs, NULL);
+	predicted = mnist_net_predict(&st->model->net, pixels, st->model->scratch, probs, NULL);
 	values[0] = Int32GetDatum(msg->partition);
 	values[1] = Int64GetDatum(msg->offset);
 	values[2] = Int16GetDatum(label);

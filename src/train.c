@@ -32,7 +32,7 @@
 #define MAX_ROWS			((int64) PG_INT32_MAX)
 
 void
-trainset_init(TrainSet *set, int64 expected_rows)
+mnist_trainset_init(TrainSet *set, int64 expected_rows)
 {
 	set->n = 0;
 	set->capacity = Min(Max(expected_rows, 1024), MAX_ROWS);
@@ -41,7 +41,7 @@ trainset_init(TrainSet *set, int64 expected_rows)
 }
 
 void
-trainset_add(TrainSet *set, const uint8 *pixels, int label)
+mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label)
 {
 	if (label < 0 || label >= MNIST_CLASSES)
 		elog(ERROR, "label %d is out of range", label);
@@ -60,7 +60,7 @@ trainset_add(TrainSet *set, const uint8 *pixels, int label)
 }
 
 void
-train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
+mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
 {
 	char	   *deploy;
 
@@ -88,7 +88,7 @@ train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
 }
 
 void
-train_options_validate(const TrainOptions *opt)
+mnist_train_options_validate(const TrainOptions *opt)
 {
 	/* fail now rather than after training when the model cannot be stored */
 	PreventCommandIfReadOnly("mnist_train()");
@@ -144,37 +144,37 @@ json_number(StringInfo buf, const char *key, double value)
 static void
 add_row(void *arg, const uint8 *pixels, int label)
 {
-	trainset_add((TrainSet *) arg, pixels, label);
+	mnist_trainset_add((TrainSet *) arg, pixels, label);
 }
 
 void
-train_read_validation(const TrainOptions *opt, const char *pixels_column,
+mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
 					  const char *label_column, TrainSet *vset)
 {
-	trainset_init(vset, source_estimated_rows(opt->validation));
-	source_scan(opt->validation, pixels_column, label_column, add_row, vset);
+	mnist_trainset_init(vset, mnist_source_estimated_rows(opt->validation));
+	mnist_source_scan(opt->validation, pixels_column, label_column, add_row, vset);
 	if (vset->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("validation table %s has no rows", source_relation_name(opt->validation))));
+				 errmsg("validation table %s has no rows", mnist_source_relation_name(opt->validation))));
 }
 
 /* Mean cross-entropy and accuracy of net on a set. */
 static void
 evaluate_set(const MnistNet *net, const TrainSet *set, double *loss, double *accuracy)
 {
-	float	   *scratch = palloc(net_predict_scratch(net->n_hidden) * sizeof(float));
+	float	   *scratch = palloc(mnist_net_predict_scratch(net->n_hidden) * sizeof(float));
 	double		loss_sum = 0;
 	int64		correct = 0;
 
 	for (int64 i = 0; i < set->n; i++)
 	{
 		float		logits[NET_OUTPUTS];
-		int			k = net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
+		int			k = mnist_net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
 
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		loss_sum += net_cross_entropy(logits, set->labels[i]);
+		loss_sum += mnist_net_cross_entropy(logits, set->labels[i]);
 		correct += (k == set->labels[i]);
 	}
 	pfree(scratch);
@@ -190,10 +190,10 @@ check_interrupts(void *arg)
 }
 
 void
-train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
+mnist_train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 {
 	int			h = opt->hidden_units;
-	size_t		p = net_param_count(h);
+	size_t		p = mnist_net_param_count(h);
 
 	*init_id = 0;
 	/* fresh Glorot weights, or those of the initial model with its Adam state */
@@ -222,15 +222,15 @@ train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 	}
 	else
 	{
-		net_bind(net, h, mnist_alloc_aligned64(p * sizeof(float)),
+		mnist_net_bind(net, h, mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)),
 				 mnist_alloc_aligned64(p * sizeof(float)));
-		net_init_glorot(net, (uint64) opt->seed);
+		mnist_net_init_glorot(net, (uint64) opt->seed);
 	}
 }
 
 void
-train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
+mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 {
 	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
 	NetRng		rng;
@@ -240,13 +240,13 @@ train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 	struct timespec start;
 	int			h = net->n_hidden;
 
-	trainer = net_trainer_bind(mnist_alloc_aligned64(net_trainer_size(h, opt->batch_size)),
+	trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size)),
 							   net, opt->batch_size);
-	net_trainer_set_check(trainer, check_interrupts, NULL);
+	mnist_net_trainer_set_check(trainer, check_interrupts, NULL);
 	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
 	for (int64 i = 0; i < set->n; i++)
 		idx[i] = (uint32) i;
-	net_rng_seed(&rng, (uint64) opt->seed);
+	mnist_net_rng_seed(&rng, (uint64) opt->seed);
 
 	initStringInfo(&epochs);
 	appendStringInfoChar(&epochs, '[');
@@ -259,11 +259,11 @@ train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 		int64		correct = 0;
 
 		clock_gettime(CLOCK_MONOTONIC, &estart);
-		net_shuffle(&rng, idx, set->n);
+		mnist_net_shuffle(&rng, idx, set->n);
 		for (int64 off = 0; off < set->n; off += opt->batch_size)
 		{
 			CHECK_FOR_INTERRUPTS();
-			net_train_batch(trainer, &adam, set->images, set->labels, idx + off,
+			mnist_net_train_batch(trainer, &adam, set->images, set->labels, idx + off,
 							(int) Min(opt->batch_size, set->n - off), &loss_sum, &correct);
 		}
 		secs = seconds_since(&estart);
@@ -292,7 +292,7 @@ train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 }
 
 int64
-train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
+mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
 			const TrainFit *fit, const char *source_json, const TrainSet *vset)
 {
 	StringInfoData hyper,
@@ -356,7 +356,7 @@ train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init
 	if (vset)
 	{
 		appendStringInfoString(&metrics, ", \"validation\": {\"table\": ");
-		escape_json(&metrics, source_relation_name(opt->validation));
+		escape_json(&metrics, mnist_source_relation_name(opt->validation));
 		appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT, vset->n);
 		json_number(&metrics, "loss", vloss);
 		json_number(&metrics, "accuracy", vaccuracy);
@@ -394,15 +394,15 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	int64		init_id;
 	TrainFit	fit;
 
-	train_options_validate(opt);
+	mnist_train_options_validate(opt);
 	if (set->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("no rows to train on"),
 				 errdetail("Source: %s.", source_json)));
-	train_init_net(opt, &net, &init_id);
-	train_fit(set, opt, &net, &fit);
-	return train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
+	mnist_train_init_net(opt, &net, &init_id);
+	mnist_train_fit(set, opt, &net, &fit);
+	return mnist_train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
 }
 
 PG_FUNCTION_INFO_V1(mnist_train);
@@ -443,16 +443,16 @@ mnist_train(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
 	opt.init_model_id = 0;
-	train_options_gate(&opt, fcinfo, 10);
-	train_options_validate(&opt);
+	mnist_train_options_gate(&opt, fcinfo, 10);
+	mnist_train_options_validate(&opt);
 	if (OidIsValid(opt.validation))
-		train_read_validation(&opt, pixels_column, label_column, &vset);
+		mnist_train_read_validation(&opt, pixels_column, label_column, &vset);
 
-	relname = source_relation_name(relid);
+	relname = mnist_source_relation_name(relid);
 	/* sized from the planner's estimate: growing by copies costs as much as reading */
-	trainset_init(&set, source_estimated_rows(relid));
+	mnist_trainset_init(&set, mnist_source_estimated_rows(relid));
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	source_scan(relid, pixels_column, label_column, add_row, &set);
+	mnist_source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -48,26 +48,26 @@ typedef struct TrainSet
  * which these are the last two (a database still at 1.0 calls it with its old signature,
  * without them: no validation, deploy 'always').  ERROR 22023 for a bad deploy value.
  */
-extern void train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno);
+extern void mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno);
 
 /*
  * ERROR unless the hyperparameters are in range (22023) and the transaction can store a model
  * (not read-only, 25006): call before reading a source.
  */
-extern void train_options_validate(const TrainOptions *opt);
+extern void mnist_train_options_validate(const TrainOptions *opt);
 
 /* An empty set with room for expected_rows (it grows beyond if needed). */
-extern void trainset_init(TrainSet *set, int64 expected_rows);
-extern void trainset_add(TrainSet *set, const uint8 *pixels, int label);
+extern void mnist_trainset_init(TrainSet *set, int64 expected_rows);
+extern void mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
 /*
  * Reads opt->validation (pixels and labels from those columns, as the caller; bad rows are
  * errors naming the row) into vset.  Call before training, to fail before any work.
  */
-extern void train_read_validation(const TrainOptions *opt, const char *pixels_column,
+extern void mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
 								  const char *label_column, TrainSet *vset);
 
-/* What training measured (train_fit). */
+/* What training measured (mnist_train_fit). */
 typedef struct TrainFit
 {
 	double		loss;			/* of the last epoch */
@@ -81,13 +81,13 @@ typedef struct TrainFit
  * opt->init_model_id or opt->init_model with its Adam state (its id in *init_id, else 0).
  * ERROR if that model has not opt->hidden_units hidden units.
  */
-extern void train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id);
+extern void mnist_train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id);
 
 /*
  * Trains net on set (not empty) for opt's epochs, reporting each when mnist_ml.progress is on.
  * Needs no transaction: online learning trains between its transactions.
  */
-extern void train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit);
+extern void mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit);
 
 /*
  * Stores a trained net as a model of opt->model_name (rows: how many it was trained on) and
@@ -95,7 +95,7 @@ extern void train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, Tra
  * the name's lock; shows the decision in a NOTICE when there is a validation table or deploy
  * is not 'always'.  Returns the new model's id.
  */
-extern int64 train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
+extern int64 mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
 						 const TrainFit *fit, const char *source_json, const TrainSet *vset);
 
 /*

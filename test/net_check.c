@@ -2,7 +2,7 @@
  * net_check.c
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
- *		net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
+ *		mnist_net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
  *		and the prediction screen against the exact class, on every CPU path this machine
  *		has; then every path against the baseline path.
  *		Prints one line per check and exits non-zero if any failed.
@@ -35,14 +35,14 @@ typedef struct TestNet
 static void
 testnet_make(TestNet *tn, int h, int max_batch, uint64_t seed)
 {
-	size_t		np = net_param_count(h);
+	size_t		np = mnist_net_param_count(h);
 
-	/* misalign the trainer buffer on purpose: net_trainer_bind must align it */
-	tn->mem = malloc(net_trainer_size(h, max_batch) + 64);
-	net_bind(&tn->net, h, calloc(np, sizeof(float)), calloc(np, sizeof(float)),
+	/* misalign the trainer buffer on purpose: mnist_net_trainer_bind must align it */
+	tn->mem = malloc(mnist_net_trainer_size(h, max_batch) + 64);
+	mnist_net_bind(&tn->net, h, calloc(np, sizeof(float)), calloc(np, sizeof(float)),
 			 calloc(np, sizeof(float)));
-	net_init_glorot(&tn->net, seed);
-	tn->trainer = net_trainer_bind((char *) tn->mem + 1, &tn->net, max_batch);
+	mnist_net_init_glorot(&tn->net, seed);
+	tn->trainer = mnist_net_trainer_bind((char *) tn->mem + 1, &tn->net, max_batch);
 }
 
 static void
@@ -149,7 +149,7 @@ check_gradients(void)
 	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
 	uint8_t		labels[5];
 	uint32_t	idx[5] = {3, 0, 4, 1, 2};
-	size_t		np = net_param_count(h);
+	size_t		np = mnist_net_param_count(h);
 	float	   *before = malloc(sizeof(float) * np);
 	float	   *grad = malloc(sizeof(float) * np);
 	double		loss_sum = 0.0,
@@ -174,7 +174,7 @@ check_gradients(void)
 		tn.net.b2[i] = 0.03f * (i % 3);
 	memcpy(before, tn.net.params, sizeof(float) * np);
 
-	net_train_batch(tn.trainer, &probe, images, labels, idx, n, &loss_sum, &correct);
+	mnist_net_train_batch(tn.trainer, &probe, images, labels, idx, n, &loss_sum, &correct);
 	for (p = 0; p < np; p++)
 		grad[p] = before[p] - tn.net.params[p];
 	memcpy(tn.net.params, before, sizeof(float) * np);
@@ -233,7 +233,7 @@ train_toy(TestNet *tn, const uint8_t *images, const uint8_t *labels, int n, int 
 	int			e,
 				i;
 
-	net_rng_seed(&rng, seed);
+	mnist_net_rng_seed(&rng, seed);
 	for (i = 0; i < n; i++)
 		idx[i] = i;
 	for (e = 0; e < epochs; e++)
@@ -241,9 +241,9 @@ train_toy(TestNet *tn, const uint8_t *images, const uint8_t *labels, int n, int 
 		double		loss_sum = 0.0;
 		int64_t		correct = 0;
 
-		net_shuffle(&rng, idx, n);
+		mnist_net_shuffle(&rng, idx, n);
 		for (i = 0; i < n; i += batch)
-			net_train_batch(tn->trainer, &adam, images, labels, idx + i,
+			mnist_net_train_batch(tn->trainer, &adam, images, labels, idx + i,
 							n - i < batch ? n - i : batch, &loss_sum, &correct);
 		loss = loss_sum / n;
 		if (e == 0 && first_loss)
@@ -270,7 +270,7 @@ check_learning_and_determinism(void)
 	double		first,
 				last,
 				acc;
-	size_t		np = net_param_count(h);
+	size_t		np = mnist_net_param_count(h);
 	int			i,
 				right = 0;
 	char		msg[200];
@@ -284,10 +284,10 @@ check_learning_and_determinism(void)
 			 first, last, acc);
 	check(last < first * 0.5 && acc > 0.95, msg);
 	{
-		float	   *scratch = malloc(sizeof(float) * net_predict_scratch(h));
+		float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(h));
 
 		for (i = 0; i < 500; i++)
-			if (net_predict(&a.net, test_images + (size_t) i * NET_INPUTS, scratch, NULL, NULL) == test_labels[i])
+			if (mnist_net_predict(&a.net, test_images + (size_t) i * NET_INPUTS, scratch, NULL, NULL) == test_labels[i])
 				right++;
 		free(scratch);
 	}
@@ -316,7 +316,7 @@ check_learning_and_determinism(void)
 	free(test_labels);
 }
 
-/* net_predict against the loss and accuracy the trainer reports before its update. */
+/* mnist_net_predict against the loss and accuracy the trainer reports before its update. */
 static void
 check_predict(void)
 {
@@ -325,7 +325,7 @@ check_predict(void)
 	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
 	uint8_t    *labels = malloc(n);
 	uint32_t   *idx = malloc(sizeof(uint32_t) * n);
-	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(h));
+	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(h));
 	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
 	TestNet		tn;
 	double		pred_loss = 0.0,
@@ -344,14 +344,14 @@ check_predict(void)
 		idx[i] = (uint32_t) ((i * 7) % n);
 	/* a few steps first, so the net is not at its initial state */
 	for (i = 0; i + 64 <= 256; i += 64)
-		net_train_batch(tn.trainer, &adam, images, labels, idx + i, 64, &loss_sum, &correct);
+		mnist_net_train_batch(tn.trainer, &adam, images, labels, idx + i, 64, &loss_sum, &correct);
 
 	for (i = 256; i < n; i++)
 	{
 		float		probs[NET_OUTPUTS],
 					logits[NET_OUTPUTS];
 		double		sum = 0.0;
-		int			cls = net_predict(&tn.net, images + (size_t) idx[i] * NET_INPUTS, scratch,
+		int			cls = mnist_net_predict(&tn.net, images + (size_t) idx[i] * NET_INPUTS, scratch,
 									  probs, logits);
 
 		for (k = 0; k < NET_OUTPUTS; k++)
@@ -362,14 +362,14 @@ check_predict(void)
 		}
 		if (fabs(sum - 1.0) > worst_sum)
 			worst_sum = fabs(sum - 1.0);
-		pred_loss += net_cross_entropy(logits, labels[idx[i]]);
+		pred_loss += mnist_net_cross_entropy(logits, labels[idx[i]]);
 		if (cls == labels[idx[i]])
 			pred_correct++;
 	}
 	loss_sum = 0.0;
 	correct = 0;
-	net_train_batch(tn.trainer, &adam, images, labels, idx + 256, n - 256, &loss_sum, &correct);
-	snprintf(msg, sizeof(msg), "net_predict loss %.6f, correct %ld = trainer's %.6f, %ld",
+	mnist_net_train_batch(tn.trainer, &adam, images, labels, idx + 256, n - 256, &loss_sum, &correct);
+	snprintf(msg, sizeof(msg), "mnist_net_predict loss %.6f, correct %ld = trainer's %.6f, %ld",
 			 pred_loss, (long) pred_correct, loss_sum, (long) correct);
 	check(fabs(pred_loss - loss_sum) < 1e-4 * (1 + loss_sum) && pred_correct == correct, msg);
 	snprintf(msg, sizeof(msg), "probabilities in [0,1], argmax = class, sum within %.1e of 1",
@@ -397,10 +397,10 @@ check_shuffle(void)
 
 	for (i = 0; i < 1000; i++)
 		x[i] = y[i] = i;
-	net_rng_seed(&a, 123);
-	net_rng_seed(&b, 123);
-	net_shuffle(&a, x, 1000);
-	net_shuffle(&b, y, 1000);
+	mnist_net_rng_seed(&a, 123);
+	mnist_net_rng_seed(&b, 123);
+	mnist_net_shuffle(&a, x, 1000);
+	mnist_net_shuffle(&b, y, 1000);
 	for (i = 0; i < 1000; i++)
 	{
 		if (x[i] >= 1000 || seen[x[i]]++)
@@ -410,10 +410,10 @@ check_shuffle(void)
 	}
 	check(perm && moved > 900, "shuffle is a permutation that moves most items");
 	check(memcmp(x, y, sizeof(x)) == 0, "same seed: same shuffle");
-	net_rng_seed(&b, 124);
+	mnist_net_rng_seed(&b, 124);
 	for (i = 0; i < 1000; i++)
 		y[i] = i;
-	net_shuffle(&b, y, 1000);
+	mnist_net_shuffle(&b, y, 1000);
 	check(memcmp(x, y, sizeof(x)) != 0, "another seed: another shuffle");
 }
 
@@ -457,7 +457,7 @@ static void
 check_scaling(void)
 {
 	TestNet		tn;
-	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(1));
+	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(1));
 	uint8_t		image[NET_INPUTS];
 	int			ok = 1;
 
@@ -475,7 +475,7 @@ check_scaling(void)
 
 			memset(image, 0, sizeof(image));
 			image[i] = (uint8_t) p;
-			net_predict(&tn.net, image, scratch, NULL, logits);
+			mnist_net_predict(&tn.net, image, scratch, NULL, logits);
 			if (memcmp(&logits[0], &want, sizeof(float)) != 0)
 				ok = 0;
 		}
@@ -485,16 +485,16 @@ check_scaling(void)
 }
 
 /*
- * Runs the screen of net over n images against net_predict without it: counts the images it
+ * Runs the screen of net over n images against mnist_net_predict without it: counts the images it
  * decided and those where its class differs from the exact argmax (must be none).
  */
 static void
 screen_run(MnistNet *net, const uint8_t *images, int n, long *decided, long *wrong)
 {
-	size_t		size = net_screen_size(net->n_hidden);
+	size_t		size = mnist_net_screen_size(net->n_hidden);
 	void	   *mem = aligned_alloc(64, (size + 63) & ~(size_t) 63);
-	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(net->n_hidden));
-	const NetScreen *screen = net_screen_build(net, mem);
+	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(net->n_hidden));
+	const NetScreen *screen = mnist_net_screen_build(net, mem);
 
 	for (int r = 0; r < n; r++)
 	{
@@ -503,15 +503,15 @@ screen_run(MnistNet *net, const uint8_t *images, int n, long *decided, long *wro
 					k;
 
 		net->screen = NULL;
-		exact = net_predict(net, image, scratch, NULL, NULL);
+		exact = mnist_net_predict(net, image, scratch, NULL, NULL);
 		net->screen = screen;
-		k = net_screen_classify(net, image, scratch);
+		k = mnist_net_screen_classify(net, image, scratch);
 		if (k >= 0)
 			(*decided)++;
 		if (k >= 0 && k != exact)
 			(*wrong)++;
-		/* and net_predict with the screen is the exact class, decided or not */
-		if (net_predict(net, image, scratch, NULL, NULL) != exact)
+		/* and mnist_net_predict with the screen is the exact class, decided or not */
+		if (mnist_net_predict(net, image, scratch, NULL, NULL) != exact)
 			(*wrong)++;
 	}
 	net->screen = NULL;
@@ -533,7 +533,7 @@ fill_random(float *w, size_t n, double scale, uint32_t *seed)
 
 /*
  * The screen (the first layer in integers, high bytes then low bytes): wherever it decides,
- * its class is net_predict's exact argmax; it decides most images of a trained net; it never
+ * its class is mnist_net_predict's exact argmax; it decides most images of a trained net; it never
  * decides a tie; random nets of every scale and width with extreme images never make it
  * disagree.
  */
@@ -554,9 +554,9 @@ check_screen(void)
 	uint32_t	seed = 99;
 	char		msg[200];
 
-	if (net_screen_size(h) == 0)
+	if (mnist_net_screen_size(h) == 0)
 	{
-		printf("skip: the %s path has no screen (it needs AVX-512 with VNNI)\n", net_cpu_path_name(net_cpu_path()));
+		printf("skip: the %s path has no screen (it needs AVX-512 with VNNI)\n", mnist_net_cpu_path_name(mnist_net_cpu_path()));
 		free(images);
 		free(labels);
 		free(odd);
@@ -601,12 +601,12 @@ check_screen(void)
 	for (int stage = 0; stage < 2; stage++)
 	{
 		MnistNet	net;
-		float	   *params = calloc(net_param_count(1), sizeof(float));
-		float	   *scratch = malloc(sizeof(float) * net_predict_scratch(1));
+		float	   *params = calloc(mnist_net_param_count(1), sizeof(float));
+		float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(1));
 		float		logits[NET_OUTPUTS];
 		double		off = 30 * (stage == 0 ? 125.49 : 0.49) / NET_SCREEN_QMAX;
 
-		net_bind(&net, 1, params, NULL, NULL);
+		mnist_net_bind(&net, 1, params, NULL, NULL);
 		net.w1[0] = 1.0f;
 		for (int i = 1; i <= 30; i++)
 			net.w1[i] = (float) ((256.0 * 30 + 125.49) / NET_SCREEN_QMAX);
@@ -615,7 +615,7 @@ check_screen(void)
 			net.b2[k] = -1e6f;
 		memset(odd, 0, NET_INPUTS);
 		memset(odd, 255, 31);
-		net_predict(&net, odd, scratch, NULL, logits);
+		mnist_net_predict(&net, odd, scratch, NULL, logits);
 		decided = wrong = 0;
 		for (int d = -40; d <= 40; d++)
 		{
@@ -639,9 +639,9 @@ check_screen(void)
 		int			hh = 1 + (int) (lcg(&seed) % 300);
 		double		scale = pow(10.0, (double) (lcg(&seed) % 7) - 3.0);
 		MnistNet	net;
-		float	   *params = malloc(sizeof(float) * net_param_count(hh));
+		float	   *params = malloc(sizeof(float) * mnist_net_param_count(hh));
 
-		net_bind(&net, hh, params, NULL, NULL);
+		mnist_net_bind(&net, hh, params, NULL, NULL);
 		fill_random(net.w1, (size_t) NET_INPUTS * hh, scale, &seed);
 		fill_random(net.b1, hh, scale * 50.0, &seed);
 		fill_random(net.w2, (size_t) hh * NET_OUTPUTS, 1.0, &seed);
@@ -673,13 +673,13 @@ static void
 train_on_path(NetCpuPath path, const uint8_t *images, const uint8_t *labels, int n,
 			  const uint8_t *test_images, int n_test, TestNet *tn, float *logits)
 {
-	float	   *scratch = malloc(sizeof(float) * net_predict_scratch(32));
+	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(32));
 
-	net_set_cpu_path(path);
+	mnist_net_set_cpu_path(path);
 	testnet_make(tn, 32, 64, 5);
 	train_toy(tn, images, labels, n, 64, 4, 5, NULL, NULL);
 	for (int i = 0; i < n_test; i++)
-		net_predict(&tn->net, test_images + (size_t) i * NET_INPUTS, scratch, NULL,
+		mnist_net_predict(&tn->net, test_images + (size_t) i * NET_INPUTS, scratch, NULL,
 					logits + (size_t) i * NET_OUTPUTS);
 	free(scratch);
 }
@@ -713,7 +713,7 @@ check_paths(const NetCpuPath *paths, int n_paths)
 	train_on_path(NET_CPU_BASELINE, images, labels, n, test_images, n_test, &ref, ref_logits);
 	for (int p = 0; p < n_paths; p++)
 	{
-		size_t		np = net_param_count(32);
+		size_t		np = mnist_net_param_count(32);
 		double		worst_param = 0.0,
 					worst_logit = 0.0;
 		int			same_class = 0;
@@ -727,20 +727,20 @@ check_paths(const NetCpuPath *paths, int n_paths)
 		{
 			for (int k = 0; k < NET_OUTPUTS; k++)
 				worst_logit = fmax(worst_logit, fabs(logits[i * NET_OUTPUTS + k] - ref_logits[i * NET_OUTPUTS + k]));
-			same_class += net_argmax10(logits + i * NET_OUTPUTS) == net_argmax10(ref_logits + i * NET_OUTPUTS);
+			same_class += mnist_net_argmax10(logits + i * NET_OUTPUTS) == mnist_net_argmax10(ref_logits + i * NET_OUTPUTS);
 		}
 		snprintf(msg, sizeof(msg), "path %s vs baseline after 4 toy epochs: parameters within %.1e, held-out logits within %.1e, %d of %d classes the same",
-				 net_cpu_path_name(paths[p]), worst_param, worst_logit, same_class, n_test);
+				 mnist_net_cpu_path_name(paths[p]), worst_param, worst_logit, same_class, n_test);
 		check(worst_param < 1e-4 && worst_logit < 1e-3 && same_class >= n_test * 99 / 100, msg);
 #ifdef __FMA__
 		snprintf(msg, sizeof(msg), "path %s = baseline bit for bit (this build gives the baseline FMA)",
-				 net_cpu_path_name(paths[p]));
+				 mnist_net_cpu_path_name(paths[p]));
 		check(memcmp(tn.net.params, ref.net.params, sizeof(float) * np) == 0, msg);
 #endif
 		if (have_fma)
 		{
 			snprintf(msg, sizeof(msg), "path %s = path avx2 bit for bit (model and held-out logits)",
-					 net_cpu_path_name(paths[p]));
+					 mnist_net_cpu_path_name(paths[p]));
 			check(memcmp(tn.net.params, fma.net.params, sizeof(float) * np) == 0 &&
 				  memcmp(tn.net.adam_m, fma.net.adam_m, sizeof(float) * np) == 0 &&
 				  memcmp(tn.net.adam_v, fma.net.adam_v, sizeof(float) * np) == 0 &&
@@ -778,14 +778,14 @@ main(void)
 	check_shuffle();
 	for (int p = 0; p < 3; p++)
 	{
-		if (!net_cpu_supports(all[p]))
+		if (!mnist_net_cpu_supports(all[p]))
 		{
-			printf("skip: this CPU cannot run the %s path\n", net_cpu_path_name(all[p]));
+			printf("skip: this CPU cannot run the %s path\n", mnist_net_cpu_path_name(all[p]));
 			continue;
 		}
 		paths[n_paths++] = all[p];
-		net_set_cpu_path(all[p]);
-		printf("-- path %s\n", net_cpu_path_name(all[p]));
+		mnist_net_set_cpu_path(all[p]);
+		printf("-- path %s\n", mnist_net_cpu_path_name(all[p]));
 		check_gradients();
 		check_predict();
 		check_learning_and_determinism();
