@@ -48,10 +48,10 @@
 #include "utils/varlena.h"
 
 #include "kafka_conf.h"
+#include "kafka_consumer.h"
 #include "mnist_ml.h"
 #include "model.h"
 #include "online.h"
-#include "pixels_csv.h"
 #include "train.h"
 
 #define POLL_MS			100		/* the worker's loop with jobs */
@@ -513,9 +513,7 @@ job_message(Job *job, rd_kafka_message_t *msg)
 		rd_kafka_message_destroy(msg);
 		return false;
 	}
-	bad = mnist_pixels_csv_decode_label(msg->key, msg->key_len, &label);
-	if (bad == NULL)
-		bad = mnist_pixels_csv_decode(msg->payload, msg->len, pixels);
+	bad = mnist_consumer_decode(msg, pixels, &label);
 	if (bad == NULL)
 		mnist_trainset_add(&job->buf, pixels, label);
 	else
