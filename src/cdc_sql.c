@@ -19,10 +19,11 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "cdc.h"
+#include "cdc_capture.h"
+#include "cdc_producer.h"
+#include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
-#include "pixels_csv.h"
 
 PG_FUNCTION_INFO_V1(mnist_cdc_status);
 PG_FUNCTION_INFO_V1(mnist_cdc_snapshot);

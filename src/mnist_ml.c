@@ -4,8 +4,8 @@
  *		and the online learning worker (online_worker.c).
  *
  * One shared library serves the SQL functions, the logical decoding output plugin (decoder.c)
- * and the background worker (shipper.c).  Nothing here creates threads or librdkafka handles:
- * this code may run in the postmaster, which forks every other process.
+ * and the background workers (cdc_worker.c, online_worker.c).  Nothing here creates threads
+ * or librdkafka handles: this code may run in the postmaster, which forks every other process.
  */
 #include "postgres.h"
 
@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
 #include "net.h"

@@ -21,7 +21,4 @@ extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 
-/* change data capture worker and its shared memory (shipper.c) */
-extern void mnist_cdc_register(void);
-
 #endif							/* MNIST_ML_H */

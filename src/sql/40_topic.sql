@@ -1,4 +1,4 @@
--- Training, evaluation and prediction from Kafka topics (src/topic.c).
+-- Training, evaluation and prediction from Kafka topics (src/topic_sql.c).
 
 CREATE FUNCTION mnist_train_topic(topic text, model_name text DEFAULT 'default',
 								  epochs int DEFAULT 5, batch_size int DEFAULT 64,

@@ -1,19 +1,31 @@
 /*
- * cdc.h
- *		Change data capture shared between the output plugin (decoder.c) and the Kafka
- *		shipper (shipper.c): capture options, per-relation decisions and row extraction.
+ * cdc_capture.h
+ *		Change data capture without Kafka: which tables and columns are captured, how a row
+ *		becomes a labelled image, and the record format of the output plugin.  Shared by the
+ *		output plugin (decoder.c), the CDC worker (cdc_worker.c) and snapshots
+ *		(cdc_producer.c).
+ *
+ * The record format is a contract with its readers (the CDC worker, pg_recvlogical users),
+ * stated here once:
+ *
+ *		schema.table<TAB>label<TAB>pixels
+ *
+ * one record per inserted or updated row of a captured table.  schema.table is the schema
+ * name, a dot and the table name, each as stored in the catalog except that a backslash is
+ * written as \\, a tab as \t, a newline as \n and a carriage return as \r
+ * (mnist_cdc_escape_name; mnist_cdc_unescape_name undoes it).  label is one digit 0..9 and
+ * pixels the CSV of pixels_csv.h; neither contains a tab, so every row record has exactly two
+ * tabs.  With the internal option shipper (the CDC worker's) two fields follow:
+ * <TAB>op<TAB>pk, op "c" (insert) or "u" (update) and pk the primary key's values as text
+ * joined by commas, which runs to the end of the record; BEGIN records then carry the commit
+ * time ("BEGIN xid commit_time", microseconds since 2000-01-01).  No record contains a
+ * newline unless a primary key value does.  With include-transaction (or shipper), "BEGIN xid"
+ * and "COMMIT xid" surround the rows of a transaction that produced any.
  */
-#ifndef MNIST_CDC_H
-#define MNIST_CDC_H
-
-#include <librdkafka/rdkafka.h>
+#ifndef MNIST_CDC_CAPTURE_H
+#define MNIST_CDC_CAPTURE_H
 
 #include "access/htup.h"
-#include "access/xlogdefs.h"
-#include "datatype/timestamp.h"
-#include "storage/spin.h"
-#include "utils/hsearch.h"
-#include "utils/snapshot.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -47,9 +59,6 @@ typedef struct CdcRelInfo
 	AttrNumber	pk_att[INDEX_MAX_KEYS];
 	FmgrInfo	pk_out[INDEX_MAX_KEYS];
 } CdcRelInfo;
-
-/* name of the shipper's logical slot */
-#define CDC_SLOT_NAME "mnist_ml_cdc"
 
 /*
  * A schema or table name as the plugin writes it in a record: backslash, tab, newline and
@@ -89,62 +98,4 @@ extern uint64 mnist_cdc_rows_skipped;
 extern void mnist_cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc,
 					   StringInfo out);
 
-/* State of the CDC worker in shared memory, shown by mnist_cdc_status(). */
-typedef struct CdcShared
-{
-	slock_t		mutex;
-	int			pid;			/* worker process, 0 when none */
-	char		state[32];		/* off, blocked, connecting, initial snapshot, streaming... */
-	uint64		produced;		/* messages enqueued to librdkafka */
-	uint64		acknowledged;	/* messages the broker acknowledged */
-	uint64		failed;			/* messages that failed delivery (sent again later) */
-	uint64		skipped;		/* captured rows that could not be sent (WARNING each) */
-	bool		broker_reachable;
-	XLogRecPtr	confirmed_lsn;	/* what the worker last confirmed to its slot */
-	char		last_error[256];
-	TimestampTz last_error_at;
-} CdcShared;
-
-extern CdcShared *mnist_cdc_state;	/* NULL unless preloaded */
-
-/* A librdkafka producer with its topic handles, used by the worker and snapshots. */
-typedef struct CdcProducer
-{
-	rd_kafka_t *rk;
-	const char *prefix;			/* topic = prefix.schema.table */
-	HTAB	   *topics;			/* schema.table -> rd_kafka_topic_t */
-	char		last_name[2 * NAMEDATALEN + 2];
-	int			last_len;
-	rd_kafka_topic_t *last_rkt;
-	uint64		produced;
-	void		(*wait) (struct CdcProducer *p);	/* queue full: poll, then retry */
-} CdcProducer;
-
-/* Header values of one message. */
-typedef struct CdcHeaders
-{
-	const char *table;
-	int			table_len;
-	const char *lsn;
-	const char *txid;
-	const char *commit_time;	/* microseconds since the Unix epoch */
-	const char *op;				/* c insert, u update, r snapshot read */
-	const char *pk;
-	int			pk_len;			/* 0: no primary key header */
-} CdcHeaders;
-
-/* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */
-extern void mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
-							   void (*wait) (CdcProducer *p));
-extern rd_kafka_topic_t *mnist_cdc_topic(CdcProducer *p, const char *name, int len,
-								   char **bad_topic);
-extern void mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
-						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
-extern uint64 mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,
-							 Snapshot snap, CdcHeaders *h, void *opaque);
-/* librdkafka log lines, served through log.queue by rd_kafka_poll in the calling thread. */
-extern void mnist_cdc_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-extern void mnist_cdc_lsn_text(XLogRecPtr lsn, char *buf);
-extern void mnist_cdc_time_text(TimestampTz ts, char *buf);
-
-#endif							/* MNIST_CDC_H */
+#endif							/* MNIST_CDC_CAPTURE_H */

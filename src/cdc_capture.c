@@ -1,0 +1,317 @@
+/*
+ * cdc_capture.c
+ *		Change data capture without Kafka (terms and the record format: cdc_capture.h): the
+ *		plugin's options and table globs, the per-relation decision (captured or not, which
+ *		columns, the primary key), a row's label and pixels, and name escaping.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/heaptoast.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "cdc_capture.h"
+#include "coltype.h"
+#include "mnist_ml.h"
+
+/* True when str matches the glob pat, where '*' matches any run of characters. */
+static bool
+glob_match(const char *pat, const char *str)
+{
+	while (*pat)
+	{
+		if (*pat == '*')
+		{
+			while (*pat == '*')
+				pat++;
+			if (*pat == '\0')
+				return true;
+			for (; *str; str++)
+				if (glob_match(pat, str))
+					return true;
+			return false;
+		}
+		if (*pat != *str)
+			return false;
+		pat++;
+		str++;
+	}
+	return *str == '\0';
+}
+
+List *
+mnist_cdc_parse_globs(const char *globs)
+{
+	List	   *result = NIL;
+	const char *p = globs;
+
+	while (*p)
+	{
+		const char *start;
+		const char *end;
+
+		while (*p == ',' || isspace((unsigned char) *p))
+			p++;
+		if (*p == '\0')
+			break;
+		start = p;
+		while (*p && *p != ',')
+			p++;
+		end = p;
+		while (end > start && isspace((unsigned char) end[-1]))
+			end--;
+		if (memchr(start, '.', end - start) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table pattern \"%.*s\" has no schema", (int) (end - start), start),
+					 errhint("Write schema.table, for example public.mnist_*.")));
+		result = lappend(result, pnstrdup(start, end - start));
+	}
+	return result;
+}
+
+void
+mnist_cdc_escape_name(StringInfo out, const char *name)
+{
+	for (; *name; name++)
+	{
+		switch (*name)
+		{
+			case '\\':
+				appendStringInfoString(out, "\\\\");
+				break;
+			case '\t':
+				appendStringInfoString(out, "\\t");
+				break;
+			case '\n':
+				appendStringInfoString(out, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(out, "\\r");
+				break;
+			default:
+				appendStringInfoChar(out, *name);
+		}
+	}
+}
+
+int
+mnist_cdc_unescape_name(char *name, int len)
+{
+	int			n = 0;
+
+	for (int i = 0; i < len; i++)
+	{
+		if (name[i] == '\\' && i + 1 < len)
+		{
+			i++;
+			name[n++] = name[i] == 't' ? '\t' : name[i] == 'n' ? '\n' :
+				name[i] == 'r' ? '\r' : name[i];
+		}
+		else
+			name[n++] = name[i];
+	}
+	return n;
+}
+
+void
+mnist_cdc_parse_options(List *defelems, CdcOptions *opts)
+{
+	ListCell   *lc;
+
+	opts->tables = NIL;
+	opts->pixels_column = "pixels";
+	opts->label_column = "label";
+	opts->include_transaction = false;
+	opts->shipper = false;
+
+	foreach(lc, defelems)
+	{
+		DefElem    *elem = lfirst(lc);
+		char	   *value = elem->arg ? strVal(elem->arg) : NULL;
+
+		if (strcmp(elem->defname, "tables") == 0 && value)
+			opts->tables = mnist_cdc_parse_globs(value);
+		else if (strcmp(elem->defname, "pixels-column") == 0 && value && value[0])
+			opts->pixels_column = pstrdup(value);
+		else if (strcmp(elem->defname, "label-column") == 0 && value && value[0])
+			opts->label_column = pstrdup(value);
+		else if (strcmp(elem->defname, "include-transaction") == 0)
+			opts->include_transaction = value == NULL || defGetBoolean(elem);
+		else if (strcmp(elem->defname, "shipper") == 0)
+			opts->shipper = value == NULL || defGetBoolean(elem);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid option \"%s\" of output plugin mnist_ml", elem->defname),
+					 errhint("Valid options are tables, pixels-column, label-column and include-transaction.")));
+	}
+}
+
+void
+mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryContext cxt)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *nspname = get_namespace_name(RelationGetNamespace(rel));
+	StringInfoData record_name;
+	bool		listed;
+	ListCell   *lc;
+	Oid			pkindex;
+	int			i;
+
+	if (info->name)
+		pfree(info->name);
+	info->name = MemoryContextStrdup(cxt, psprintf("%s.%s", nspname, RelationGetRelationName(rel)));
+	info->name_len = strlen(info->name);
+	if (info->record_name)
+		pfree(info->record_name);
+	initStringInfo(&record_name);
+	mnist_cdc_escape_name(&record_name, nspname);
+	appendStringInfoChar(&record_name, '.');
+	mnist_cdc_escape_name(&record_name, RelationGetRelationName(rel));
+	info->record_name = MemoryContextStrdup(cxt, record_name.data);
+	info->record_name_len = record_name.len;
+	pfree(record_name.data);
+	info->captured = false;
+	info->pixels_att = InvalidAttrNumber;
+	info->label_att = InvalidAttrNumber;
+	info->npk = 0;
+	info->valid = true;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return;
+	listed = opts->tables == NIL;
+	foreach(lc, opts->tables)
+		if (glob_match(lfirst(lc), info->name))
+			listed = true;
+	if (!listed)
+		return;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), opts->pixels_column) == 0 &&
+			mnist_pixels_type_ok(att->atttypid))
+			info->pixels_att = att->attnum;
+		else if (strcmp(NameStr(att->attname), opts->label_column) == 0 &&
+				 OidIsValid(mnist_label_type(att->atttypid)))
+		{
+			info->label_att = att->attnum;
+			info->label_type = mnist_label_type(att->atttypid);
+		}
+	}
+	if (info->pixels_att == InvalidAttrNumber || info->label_att == InvalidAttrNumber)
+		return;
+	info->captured = true;
+
+	/* the primary key, for the shipper's headers */
+	RelationGetIndexList(rel);
+	pkindex = rel->rd_pkindex;
+	if (OidIsValid(pkindex))
+	{
+		HeapTuple	indtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex));
+
+		if (HeapTupleIsValid(indtup))
+		{
+			Form_pg_index index = (Form_pg_index) GETSTRUCT(indtup);
+
+			for (i = 0; i < index->indnkeyatts && index->indkey.values[i] != 0; i++)
+			{
+				AttrNumber	attnum = index->indkey.values[i];
+				Oid			typoutput;
+				bool		varlena;
+
+				getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid,
+								  &typoutput, &varlena);
+				info->pk_att[i] = attnum;
+				fmgr_info_cxt(typoutput, &info->pk_out[i], cxt);
+			}
+			info->npk = i;
+			ReleaseSysCache(indtup);
+		}
+	}
+}
+
+const char *const mnist_cdc_unchanged_toast = "pixels is an unchanged out-of-line value";
+
+uint64		mnist_cdc_rows_skipped = 0;
+
+const char *
+mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, TupleDesc desc,
+			int *label, const uint8 **pixels)
+{
+	Datum		d;
+	bool		isnull;
+	int64		value;
+	struct varlena *bytes;
+
+	d = heap_getattr(tuple, info->label_att, desc, &isnull);
+	if (isnull)
+		return "label is null";
+	switch (info->label_type)
+	{
+		case INT2OID:
+			value = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			value = DatumGetInt32(d);
+			break;
+		default:
+			value = DatumGetInt64(d);
+			break;
+	}
+	if (value < 0 || value >= MNIST_CLASSES)
+		return psprintf("label %lld is not between 0 and 9", (long long) value);
+	*label = (int) value;
+
+	d = heap_getattr(tuple, info->pixels_att, desc, &isnull);
+	if (isnull)
+		return "pixels is null";
+	bytes = (struct varlena *) DatumGetPointer(d);
+	if (VARATT_IS_EXTERNAL_ONDISK(bytes) && HistoricSnapshotActive())
+	{
+		/* an unchanged out-of-line value of an UPDATE is not in the WAL: the old row's */
+		if (old_tuple == NULL)
+			return mnist_cdc_unchanged_toast;
+		d = heap_getattr(old_tuple, info->pixels_att, desc, &isnull);
+		if (isnull)
+			return "pixels is null";
+		bytes = (struct varlena *) DatumGetPointer(d);
+		if (VARATT_IS_EXTERNAL_ONDISK(bytes))
+			return mnist_cdc_unchanged_toast;
+	}
+	if (VARATT_IS_EXTENDED(bytes))
+		bytes = pg_detoast_datum_packed(bytes);
+	if (VARSIZE_ANY_EXHDR(bytes) != MNIST_PIXELS)
+		return psprintf("pixels has %d bytes, not 784", (int) VARSIZE_ANY_EXHDR(bytes));
+	*pixels = (const uint8 *) VARDATA_ANY(bytes);
+	return NULL;
+}
+
+void
+mnist_cdc_row_pk(const CdcRelInfo *info, HeapTuple tuple, TupleDesc desc, StringInfo out)
+{
+	int			i;
+
+	for (i = 0; i < info->npk; i++)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, info->pk_att[i], desc, &isnull);
+
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		if (!isnull)
+			appendStringInfoString(out, OutputFunctionCall((FmgrInfo *) &info->pk_out[i], d));
+	}
+}

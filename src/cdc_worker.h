@@ -1,0 +1,37 @@
+/*
+ * cdc_worker.h
+ *		The change data capture worker: its logical slot and its state in shared memory, which
+ *		mnist_cdc_status() shows.
+ */
+#ifndef MNIST_CDC_WORKER_H
+#define MNIST_CDC_WORKER_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "storage/spin.h"
+
+/* name of the worker's logical slot */
+#define CDC_SLOT_NAME "mnist_ml_cdc"
+
+/* State of the CDC worker in shared memory, shown by mnist_cdc_status(). */
+typedef struct CdcShared
+{
+	slock_t		mutex;
+	int			pid;			/* worker process, 0 when none */
+	char		state[32];		/* off, blocked, connecting, initial snapshot, streaming... */
+	uint64		produced;		/* messages enqueued to librdkafka */
+	uint64		acknowledged;	/* messages the broker acknowledged */
+	uint64		failed;			/* messages that failed delivery (sent again later) */
+	uint64		skipped;		/* captured rows that could not be sent (WARNING each) */
+	bool		broker_reachable;
+	XLogRecPtr	confirmed_lsn;	/* what the worker last confirmed to its slot */
+	char		last_error[256];
+	TimestampTz last_error_at;
+} CdcShared;
+
+extern CdcShared *mnist_cdc_state;	/* NULL unless preloaded */
+
+/* Registers the worker and its shared memory; called from _PG_init when preloaded. */
+extern void mnist_cdc_register(void);
+
+#endif							/* MNIST_CDC_WORKER_H */
