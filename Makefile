@@ -66,7 +66,7 @@ $(NET_PROGRAMS): %: %.o $(NET_OBJS)
 net_check: test/net_check
 	test/net_check
 
-tools/mnist2sql: tools/mnist2sql.c
+tools/mnist2sql: tools/mnist2sql.c src/image.h
 	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
 
 # Every object depends on the project's headers (PGXS tracks no header dependencies here).

@@ -255,6 +255,7 @@ mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, 
 	bool		isnull;
 	int64		value;
 	struct varlena *bytes;
+	char		problem[MNIST_IMAGE_MSG_SIZE];
 
 	d = heap_getattr(tuple, info->label_att, desc, &isnull);
 	if (isnull)
@@ -271,9 +272,6 @@ mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, 
 			value = DatumGetInt64(d);
 			break;
 	}
-	if (value < 0 || value >= MNIST_CLASSES)
-		return psprintf("label %lld is not between 0 and 9", (long long) value);
-	*label = (int) value;
 
 	d = heap_getattr(tuple, info->pixels_att, desc, &isnull);
 	if (isnull)
@@ -293,8 +291,10 @@ mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, 
 	}
 	if (VARATT_IS_EXTENDED(bytes))
 		bytes = pg_detoast_datum_packed(bytes);
-	if (VARSIZE_ANY_EXHDR(bytes) != MNIST_PIXELS)
-		return psprintf("pixels has %d bytes, not 784", (int) VARSIZE_ANY_EXHDR(bytes));
+	if (mnist_image_check(value, VARSIZE_ANY_EXHDR(bytes), problem,
+						  sizeof(problem)) != MNIST_IMAGE_OK)
+		return pstrdup(problem);
+	*label = (int) value;
 	*pixels = (const uint8 *) VARDATA_ANY(bytes);
 	return NULL;
 }

@@ -5,9 +5,7 @@
 #ifndef MNIST_ML_H
 #define MNIST_ML_H
 
-#define MNIST_PIXELS	784		/* 28 x 28 bytes per image */
-#define MNIST_SIDE		28
-#define MNIST_CLASSES	10
+#include "image.h"				/* MNIST_PIXELS, MNIST_SIDE, MNIST_CLASSES */
 
 /* settings (GUCs), defined in mnist_ml.c */
 extern bool mnist_progress;			/* mnist_ml.progress: NOTICE per training epoch */

@@ -12,8 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NET_INPUTS	784
-#define NET_OUTPUTS 10
+#include "image.h"
+
+#define NET_INPUTS	MNIST_PIXELS
+#define NET_OUTPUTS MNIST_CLASSES
 
 /* Buffers are carved into 64-byte aligned blocks (net.c's trainer, screen.c's screen). */
 #define NET_ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)

@@ -11,11 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* values per image */
-#define PIXELS_CSV_COUNT 784
+#include "image.h"
 
-/* longest encoding: 784 x "255" plus 783 commas */
-#define PIXELS_CSV_MAX	(784 * 4)
+/* values per image */
+#define PIXELS_CSV_COUNT MNIST_PIXELS
+
+/* longest encoding: MNIST_PIXELS x "255" plus the commas between them */
+#define PIXELS_CSV_MAX	(MNIST_PIXELS * 4)
 
 /* Writes the CSV form of 784 pixels into out (PIXELS_CSV_MAX bytes); returns its length. */
 extern size_t mnist_pixels_csv_encode(const uint8_t *pixels, char *out);

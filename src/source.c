@@ -51,10 +51,14 @@ mnist_source_estimated_rows(Oid relid)
 void
 mnist_source_bad_pixels_length(size_t len)
 {
+	char		msg[MNIST_IMAGE_MSG_SIZE];
+
+	(void) mnist_image_check(0, len, msg, sizeof(msg));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("pixels must be %d bytes, not %zu", MNIST_PIXELS, len),
-			 errhint("An image is 28 x 28 grey levels, one byte each, row by row.")));
+			 errmsg("%s", msg),
+			 errhint("An image is %d x %d grey levels, one byte each, row by row.",
+					 MNIST_SIDE, MNIST_SIDE)));
 }
 
 /* ERROR naming a result column of the wrong type. */
@@ -118,6 +122,8 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 	Datum		d;
 	bytea	   *pixels;
 	int64		label;
+	MnistImageProblem problem;
+	char		msg[MNIST_IMAGE_MSG_SIZE];
 
 	r->rowno++;
 	if ((r->rowno & 1023) == 0)
@@ -135,11 +141,6 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 		label = DatumGetInt32(d);
 	else
 		label = DatumGetInt16(d);
-	if (label < 0 || label >= MNIST_CLASSES)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("label " INT64_FORMAT " is out of range 0..%d in %s of %s",
-						label, MNIST_CLASSES - 1, row_description(r, slot), r->relname)));
 
 	if (slot->tts_isnull[0])
 		ereport(ERROR,
@@ -147,12 +148,12 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 				 errmsg("pixels are null in %s of %s", row_description(r, slot), r->relname)));
 	d = slot->tts_values[0];
 	pixels = DatumGetByteaPP(d);
-	if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
+	problem = mnist_image_check(label, VARSIZE_ANY_EXHDR(pixels), msg, sizeof(msg));
+	if (problem != MNIST_IMAGE_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pixels must be %d bytes, not %zu, in %s of %s",
-						MNIST_PIXELS, (size_t) VARSIZE_ANY_EXHDR(pixels),
-						row_description(r, slot), r->relname)));
+				(errcode(problem == MNIST_IMAGE_BAD_LABEL ? ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE :
+						 ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s, in %s of %s", msg, row_description(r, slot), r->relname)));
 	r->fn(r->arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
 	if ((Pointer) pixels != DatumGetPointer(d))
 		pfree(pixels);

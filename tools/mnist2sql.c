@@ -28,11 +28,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../src/image.h"			/* MNIST_SIDE, MNIST_PIXELS, MNIST_CLASSES */
+
 #define IMAGE_MAGIC		2051		/* IDX: unsigned bytes, 3 dimensions */
 #define LABEL_MAGIC		2049		/* IDX: unsigned bytes, 1 dimension */
-#define IMAGE_SIDE		28
-#define IMAGE_BYTES		(IMAGE_SIDE * IMAGE_SIDE)
-#define MAX_LABEL		9
+#define IMAGE_SIDE		MNIST_SIDE
+#define IMAGE_BYTES		MNIST_PIXELS
+#define MAX_LABEL		(MNIST_CLASSES - 1)
 #define NAMEDATALEN_MAX 63			/* longest identifier PostgreSQL keeps */
 #define OUT_BUFSIZE		(1 << 20)
 
