@@ -215,7 +215,7 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 		return;
 	info->captured = true;
 
-	/* the primary key, for the shipper's headers */
+	/* the primary key, for the CDC worker's headers */
 	RelationGetIndexList(rel);
 	pkindex = rel->rd_pkindex;
 	if (OidIsValid(pkindex))

@@ -32,14 +32,14 @@
 #include "nodes/pg_list.h"
 #include "utils/rel.h"
 
-/* Options of the output plugin, also used by the shipper's snapshots. */
+/* Options of the output plugin, also used by the snapshots of cdc_producer.c. */
 typedef struct CdcOptions
 {
 	List	   *tables;			/* schema.table globs (char *); NIL: every table */
 	char	   *pixels_column;	/* name of the bytea column */
 	char	   *label_column;	/* name of the integer column */
 	bool		include_transaction;	/* BEGIN/COMMIT records */
-	bool		shipper;		/* internal: records for the Kafka shipper */
+	bool		shipper;		/* internal: records for the CDC worker */
 } CdcOptions;
 
 /* What to do with one relation, computed once per relation and cached. */

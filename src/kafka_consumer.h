@@ -23,7 +23,6 @@
 #define MNIST_CONSUMER_LOG_SLOTS 16
 
 /* A consumer handle with what its callbacks recorded. */
-/* A consumer handle with what its callbacks recorded. */
 typedef struct MnistConsumer
 {
 	rd_kafka_t *rk;
