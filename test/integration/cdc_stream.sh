@@ -77,19 +77,27 @@ cdc_expected "$tt" "$TEST_TMP/toast.expected"
 awk -F'\t' -v OFS='\t' '$5 ~ /,op=u,/ {print $3, $4}' "$TEST_TMP/toast.dump" | LC_ALL=C sort >"$TEST_TMP/toast.actual"
 cdc_compare "$TEST_TMP/toast.expected" "$TEST_TMP/toast.actual" "updates with out-of-line pixels"
 
-# a table whose topic name Kafka refuses (a tab in its name): its rows are skipped loudly, once,
-# and the stream goes on
+# a table whose topic name Kafka refuses (a tab and a newline in its name): its rows are
+# skipped loudly, once, and the stream goes on; the WARNING names the table exactly as it is,
+# so the worker read the plugin's escaped name back intact (cdc_capture.h: record format)
+bad_name=$'mnist_cdc_tab\tX\nY'
 skipped0=$(q "SELECT skipped FROM mnist_cdc_status")
 log_size=$(stat -c %s "$HARNESS_PG_LOG")
-q "CREATE TABLE \"mnist_cdc_tab$(printf '\t')X\" (id serial PRIMARY KEY, label smallint, pixels bytea);
-   INSERT INTO \"mnist_cdc_tab$(printf '\t')X\" (label, pixels) SELECT label, pixels FROM $t WHERE id <= 3"
+q "CREATE TABLE \"$bad_name\" (id serial PRIMARY KEY, label smallint, pixels bytea);
+   INSERT INTO \"$bad_name\" (label, pixels) SELECT label, pixels FROM $t WHERE id <= 3"
 q "INSERT INTO $tt (label, pixels, pad) SELECT label, pixels, 'after' FROM $t WHERE id = 6"
 cdc_wait_caught_up 60 "rows of a table with an illegal topic name confirmed"
 check_eq "$(q "SELECT skipped - $skipped0 FROM mnist_cdc_status")" 3 "its 3 rows are counted as skipped"
-check_eq "$(tail -c +$((log_size + 1)) "$HARNESS_PG_LOG" | grep -c 'is not a valid Kafka topic name')" 1 \
+log_new=$(tail -c +$((log_size + 1)) "$HARNESS_PG_LOG")
+check_eq "$(grep -c 'is not a valid Kafka topic name' <<<"$log_new")" 1 \
 	"one WARNING names the table and the topic"
+# (the server log indents a message's continuation lines with a tab)
+logged_name=${bad_name//$'\n'/$'\n\t'}
+want="skipping the rows of public.$logged_name: \"tf.public.$logged_name\" is not a valid Kafka topic name"
+check_eq "$([[ $log_new == *"$want"* ]] && echo intact || echo mangled)" intact \
+	"the WARNING names the table with its tab and newline, unescaped"
 check_eq "$(topic_total "tf.public.$tt")" 11 "the row committed after it streams on"
-q "DROP TABLE \"mnist_cdc_tab$(printf '\t')X\""
+q "DROP TABLE \"$bad_name\""
 
 # status counters
 check_eq "$(q "SELECT acknowledged - $acked0 >= 10010, failed, lag_bytes < 1000000, broker_reachable, slot_name FROM mnist_cdc_status")" \
