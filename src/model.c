@@ -485,6 +485,21 @@ mnist_model_served_id(const char *name)
 	return id;
 }
 
+/* Bytes of a model's scratch: what mnist_net_predict and mnist_screen_classify need. */
+static Size
+model_scratch_size(int n_hidden)
+{
+	return Max(mnist_net_predict_scratch(n_hidden), mnist_screen_scratch(n_hidden)) * sizeof(float);
+}
+
+int
+mnist_model_classify(const MnistModel *model, const uint8_t *pixels)
+{
+	int			k = mnist_screen_classify(model->screen, pixels, model->scratch);
+
+	return k >= 0 ? k : mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL);
+}
+
 MnistModel *
 mnist_model_load_id(int64 id, bool with_adam)
 {
@@ -522,7 +537,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
 		mnist_weights_decode(weights, &m->net, with_adam);
-		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
+		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -592,10 +607,10 @@ mnist_model_get(const char *name)
 		m->id = id;
 		m->name = pstrdup(name);
 		mnist_weights_decode(weights, &m->net, false);
-		screen = mnist_net_screen_size(m->net.n_hidden);
+		screen = mnist_screen_size(m->net.n_hidden);
 		if (screen > 0)
-			m->net.screen = mnist_net_screen_build(&m->net, mnist_alloc_aligned64(screen));
-		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
+			m->screen = mnist_screen_build(&m->net, mnist_alloc_aligned64(screen));
+		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		pfree(weights);
 		MemoryContextSwitchTo(old);
 
