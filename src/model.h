@@ -29,7 +29,7 @@ extern int	mnist_model_classify(const MnistModel *model, const uint8_t *pixels);
 
 /*
  * The model serving that name (its deployed model, else its newest), decoded once and cached
- * per backend.  A model stored, deployed or rolled back by any session is seen by the next
+ * per backend (within mnist_ml.model_cache_size, least recently used dropped first).  A model stored, deployed or rolled back by any session is seen by the next
  * statement.  ERROR if there is none.  The result stays valid at least until the end of the
  * current transaction.
  */
