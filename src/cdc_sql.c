@@ -188,7 +188,13 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	{
 		rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(p.rk, 0);
+		/* one table, so at most one topic handle: the last one used */
+		if (p.last_rkt != NULL)
+			rd_kafka_topic_destroy(p.last_rkt);
 		rd_kafka_destroy(p.rk);
+		/* the handles' table, which mnist_cdc_topic creates in TopMemoryContext */
+		if (p.topics != NULL)
+			hash_destroy(p.topics);
 	}
 	PG_END_TRY();
 	table_close(rel, AccessShareLock);

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -31,6 +33,7 @@ char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
 char	   *mnist_online_database = NULL;
+int			mnist_model_cache_size = 64 * 1024;
 
 static int	mnist_cpu_path = NET_CPU_AUTO;
 
@@ -115,6 +118,12 @@ _PG_init(void)
 							 "Code path of training and prediction: auto (the best this CPU has), avx512, avx2 or baseline.",
 							 NULL, &mnist_cpu_path, NET_CPU_AUTO, cpu_path_options,
 							 PGC_SUSET, 0, check_cpu_path, assign_cpu_path, NULL);
+
+	DefineCustomIntVariable("mnist_ml.model_cache_size",
+							"Memory of decoded models each session keeps; the least recently used are dropped first.",
+							"Models the running transaction uses are kept until it ends.",
+							&mnist_model_cache_size, 64 * 1024, 0, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("mnist_ml.online_database",
 							   "Database whose online learning jobs the online learning worker runs; empty means mnist_ml.cdc_database.",

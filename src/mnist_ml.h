@@ -18,5 +18,6 @@ extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables
 extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
+extern int	mnist_model_cache_size;	/* mnist_ml.model_cache_size: kB of decoded models per backend */
 
 #endif							/* MNIST_ML_H */

@@ -35,6 +35,12 @@
  * same xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
  * EXTENSION reuse them, and an UPDATE keeps them.  A replaced model is moved under
  * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
+ *
+ * Bound: the cache holds at most mnist_ml.model_cache_size of decoded models (their memory
+ * contexts), dropping the least recently used first.  A model handed out in the running
+ * transaction may be in use (per-row functions keep it in fn_extra until the query ends), so it
+ * is never dropped before the transaction ends: the cache exceeds the bound by at most the
+ * models one transaction uses, and is trimmed back at its end (cache_xact_cb).
  */
 #include "postgres.h"
 
@@ -53,6 +59,8 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "lib/ilist.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/itemptr.h"
@@ -86,17 +94,20 @@ typedef struct ModelRow
 /* One cached model name. */
 typedef struct CacheEntry
 {
-	struct CacheEntry *next;
+	dlist_node	node;			/* in cache_lru */
 	char	   *name;
-	MnistModel *model;			/* NULL until first loaded */
+	MnistModel *model;
 	ModelRow	row;			/* the row model was decoded from */
 	MemoryContext cxt;			/* holds model */
+	Size		bytes;			/* memory of cxt */
 	uint64		checked_gen;	/* cache_generation when the id was last checked */
 	LocalTransactionId checked_lxid;	/* valid only in this transaction, or Invalid */
+	LocalTransactionId used_lxid;	/* the transaction that last got model */
 } CacheEntry;
 
 static MemoryContext cache_cxt = NULL;
-static CacheEntry *cache_entries = NULL;
+static dlist_head cache_lru = DLIST_STATIC_INIT(cache_lru);	/* most recently used first */
+static Size cache_bytes = 0;	/* sum of the entries' bytes */
 static uint64 cache_generation = 1;
 static Oid	models_relid = InvalidOid;
 static char *models_qualname = NULL;	/* quoted schema.mnist_models, in cache_cxt */
@@ -117,6 +128,49 @@ models_relcache_cb(Datum arg, Oid relid)
 		cache_generation++;
 		models_relid = InvalidOid;
 	}
+}
+
+/* Drops a cached model (which nothing may use any more). */
+static void
+cache_evict(CacheEntry *e)
+{
+	dlist_delete(&e->node);
+	cache_bytes -= e->bytes;
+	MemoryContextDelete(e->cxt);
+	pfree(e->name);
+	pfree(e);
+}
+
+/*
+ * Drops least recently used models until the cache fits mnist_ml.model_cache_size; before
+ * the end of the transaction, not those the running transaction got.
+ */
+static void
+cache_trim(bool xact_end)
+{
+	Size		limit = (Size) mnist_model_cache_size * 1024;
+	dlist_node *node,
+			   *prev;
+
+	if (dlist_is_empty(&cache_lru))
+		return;
+	for (node = dlist_tail_node(&cache_lru); cache_bytes > limit && node != &cache_lru.head;
+		 node = prev)
+	{
+		CacheEntry *e = dlist_container(CacheEntry, node, node);
+
+		prev = node->prev;
+		if (xact_end || e->used_lxid != MyProc->lxid)
+			cache_evict(e);
+	}
+}
+
+/* At the end of a transaction no model is in use: the cache goes back within its bound. */
+static void
+cache_xact_cb(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+		cache_trim(true);
 }
 
 /*
@@ -153,6 +207,7 @@ models_relation(void)
 		cache_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml models",
 										  ALLOCSET_SMALL_SIZES);
 		CacheRegisterRelcacheCallback(models_relcache_cb, (Datum) 0);
+		RegisterXactCallback(cache_xact_cb, NULL);
 	}
 	if (!OidIsValid(models_relid))
 	{
@@ -485,6 +540,21 @@ mnist_model_served_id(const char *name)
 	return id;
 }
 
+/* Bytes of a model's scratch: what mnist_net_predict and mnist_screen_classify need. */
+static Size
+model_scratch_size(int n_hidden)
+{
+	return Max(mnist_net_predict_scratch(n_hidden), mnist_screen_scratch(n_hidden)) * sizeof(float);
+}
+
+int
+mnist_model_classify(const MnistModel *model, const uint8_t *pixels)
+{
+	int			k = mnist_screen_classify(model->screen, pixels, model->scratch);
+
+	return k >= 0 ? k : mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL);
+}
+
 MnistModel *
 mnist_model_load_id(int64 id, bool with_adam)
 {
@@ -522,7 +592,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
 		mnist_weights_decode(weights, &m->net, with_adam);
-		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
+		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -533,6 +603,7 @@ MnistModel *
 mnist_model_get(const char *name)
 {
 	CacheEntry *e;
+	dlist_iter	iter;
 	uint64		gen;
 	bool		latest;
 	int64		id;
@@ -542,20 +613,22 @@ mnist_model_get(const char *name)
 
 	AcceptInvalidationMessages();
 	models_relation();
-	for (e = cache_entries; e != NULL; e = e->next)
-		if (strcmp(e->name, name) == 0)
+	e = NULL;
+	dlist_foreach(iter, &cache_lru)
+	{
+		CacheEntry *c = dlist_container(CacheEntry, node, iter.cur);
+
+		if (strcmp(c->name, name) == 0)
+		{
+			e = c;
+			dlist_move_head(&cache_lru, &e->node);
+			e->used_lxid = MyProc->lxid;
 			break;
-	if (e != NULL && e->model != NULL && e->checked_gen == cache_generation &&
+		}
+	}
+	if (e != NULL && e->checked_gen == cache_generation &&
 		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
 		return e->model;
-
-	if (e == NULL)
-	{
-		e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
-		e->name = MemoryContextStrdup(cache_cxt, name);
-		e->next = cache_entries;
-		cache_entries = e;
-	}
 	gen = cache_generation;
 
 	/*
@@ -576,7 +649,7 @@ mnist_model_get(const char *name)
 	id = lookup_model(name, snap, &row, NULL, NULL);
 	if (id == 0)
 		model_not_found(name);
-	if (e->model == NULL || e->row.relid != row.relid ||
+	if (e == NULL || e->row.relid != row.relid ||
 		!TransactionIdEquals(e->row.xmin, row.xmin) || !ItemPointerEquals(&e->row.ctid, &row.ctid))
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
@@ -592,18 +665,30 @@ mnist_model_get(const char *name)
 		m->id = id;
 		m->name = pstrdup(name);
 		mnist_weights_decode(weights, &m->net, false);
-		screen = mnist_net_screen_size(m->net.n_hidden);
+		screen = mnist_screen_size(m->net.n_hidden);
 		if (screen > 0)
-			m->net.screen = mnist_net_screen_build(&m->net, mnist_alloc_aligned64(screen));
-		m->scratch = palloc(mnist_net_predict_scratch(m->net.n_hidden) * sizeof(float));
+			m->screen = mnist_screen_build(&m->net, mnist_alloc_aligned64(screen));
+		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		pfree(weights);
 		MemoryContextSwitchTo(old);
 
-		/* the previous model may still be in use by a running query */
-		if (e->cxt != NULL)
+		if (e == NULL)
+		{
+			e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
+			e->name = MemoryContextStrdup(cache_cxt, name);
+			dlist_push_head(&cache_lru, &e->node);
+			e->used_lxid = MyProc->lxid;
+		}
+		else
+		{
+			/* the previous model may still be in use by a running query */
 			MemoryContextSetParent(e->cxt, TopTransactionContext);
+			cache_bytes -= e->bytes;
+		}
 		MemoryContextSetParent(cxt, cache_cxt);
 		e->cxt = cxt;
+		e->bytes = MemoryContextMemAllocated(cxt, true);
+		cache_bytes += e->bytes;
 		e->model = m;
 		e->row = row;
 	}
@@ -613,7 +698,36 @@ mnist_model_get(const char *name)
 
 	e->checked_gen = gen;
 	e->checked_lxid = latest ? InvalidLocalTransactionId : MyProc->lxid;
+	cache_trim(false);
 	return e->model;
+}
+
+PG_FUNCTION_INFO_V1(mnist_model_cache);
+
+/*
+ * mnist_model_cache() RETURNS TABLE (name text, model_id bigint, hidden_units int, bytes
+ * bigint): this backend's cached models, most recently used first.
+ */
+Datum
+mnist_model_cache(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	dlist_iter	iter;
+
+	InitMaterializedSRF(fcinfo, 0);
+	dlist_foreach(iter, &cache_lru)
+	{
+		CacheEntry *e = dlist_container(CacheEntry, node, iter.cur);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum(e->name);
+		values[1] = Int64GetDatum(e->model->id);
+		values[2] = Int32GetDatum(e->model->net.n_hidden);
+		values[3] = Int64GetDatum((int64) e->bytes);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 void

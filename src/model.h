@@ -6,22 +6,30 @@
 #define MNIST_MODEL_H
 
 #include "net.h"
+#include "screen.h"
 
 #define MNIST_MAX_HIDDEN	4096	/* largest hidden layer trained or read */
 #define MNIST_MAX_NAME_BYTES	200	/* longest model name, in bytes */
 
-/* A decoded model, as cached per backend. */
+/*
+ * A decoded model, as cached per backend.  A cached model owns its prediction screen
+ * (screen.h), which mnist_model_classify tries before the network.
+ */
 typedef struct MnistModel
 {
 	int64		id;				/* mnist_models.id */
 	char	   *name;
 	MnistNet	net;			/* params only (no Adam state) */
-	float	   *scratch;		/* mnist_net_predict_scratch() floats */
+	const NetScreen *screen;	/* or NULL: none on this CPU path, or not cached */
+	float	   *scratch;		/* enough for mnist_net_predict and mnist_screen_classify */
 } MnistModel;
+
+/* The argmax class of one image (NET_INPUTS bytes): the screen where it can tell, else the net. */
+extern int	mnist_model_classify(const MnistModel *model, const uint8_t *pixels);
 
 /*
  * The model serving that name (its deployed model, else its newest), decoded once and cached
- * per backend.  A model stored, deployed or rolled back by any session is seen by the next
+ * per backend (within mnist_ml.model_cache_size, least recently used dropped first).  A model stored, deployed or rolled back by any session is seen by the next
  * statement.  ERROR if there is none.  The result stays valid at least until the end of the
  * current transaction.
  */

@@ -31,7 +31,6 @@ mnist_net_bind(MnistNet *net, int n_hidden, float *params, float *adam_m, float 
 	net->adam_m = adam_m;
 	net->adam_v = adam_v;
 	net->adam_step = 0;
-	net->screen = NULL;
 }
 
 /* splitmix64: expands a seed into the xoshiro state. */
@@ -261,17 +260,13 @@ mnist_net_cross_entropy(const float *logits, int label)
 size_t
 mnist_net_predict_scratch(int n_hidden)
 {
-	/* hidden, values and indexes of nonzero pixels; or what the screen needs */
-	size_t		exact = (size_t) n_hidden + 2 * NET_INPUTS;
-	size_t		screen = mnist_net_screen_scratch(n_hidden);
-
-	return exact > screen ? exact : screen;
+	/* hidden, values and indexes of nonzero pixels */
+	return (size_t) n_hidden + 2 * NET_INPUTS;
 }
 
 /* The CPU paths: the path in use and its kernels (NULL until mnist_net_set_cpu_path). */
 static NetCpuPath cpu_path = NET_CPU_AUTO;
 static const NetKernels *kernels;
-static bool path_has_screen;	/* the path is avx512 and the CPU has VNNI */
 
 static const char *const cpu_path_names[] = {
 	[NET_CPU_AUTO] = "auto",
@@ -314,13 +309,11 @@ mnist_net_set_cpu_path(NetCpuPath path)
 		path = mnist_net_cpu_supports(NET_CPU_AVX512) ? NET_CPU_AVX512 :
 			mnist_net_cpu_supports(NET_CPU_AVX2) ? NET_CPU_AVX2 : NET_CPU_BASELINE;
 	cpu_path = path;
-	path_has_screen = false;
 	switch (path)
 	{
 #ifdef __x86_64__
 		case NET_CPU_AVX512:
 			kernels = &mnist_net_kernels_avx512;
-			path_has_screen = __builtin_cpu_supports("avx512vnni");
 			break;
 		case NET_CPU_AVX2:
 			kernels = &mnist_net_kernels_avx2;
@@ -348,13 +341,6 @@ mnist_net_cpu_path(void)
 	return cpu_path;
 }
 
-bool
-mnist_net_screen_usable(void)
-{
-	current_kernels();
-	return path_has_screen;
-}
-
 void
 mnist_net_train_batch(NetTrainer *t, const NetAdam *adam,
 				const uint8_t *images, const uint8_t *labels,
@@ -368,12 +354,5 @@ int
 mnist_net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 			float *probs, float *logits)
 {
-	if (net->screen != NULL && probs == NULL && logits == NULL)
-	{
-		int			k = mnist_net_screen_classify(net, pixels, scratch);
-
-		if (k >= 0)
-			return k;
-	}
 	return current_kernels()->predict(net, pixels, scratch, probs, logits);
 }

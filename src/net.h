@@ -17,7 +17,7 @@
 #define NET_INPUTS	MNIST_PIXELS
 #define NET_OUTPUTS MNIST_CLASSES
 
-/* Buffers are carved into 64-byte aligned blocks (net.c's trainer, screen.c's screen). */
+/* Buffers are carved into 64-byte aligned blocks (net.c's trainer, and users of the net). */
 #define NET_ALIGN64(x)	(((x) + (size_t) 63) & ~(size_t) 63)
 
 /* Returns the next 64-byte aligned block of bytes from *p and advances *p. */
@@ -51,7 +51,6 @@ typedef struct MnistNet
 	float	   *adam_m;			/* n_params floats, or NULL when not training */
 	float	   *adam_v;
 	int64_t		adam_step;
-	const struct NetScreen *screen; /* mnist_net_screen_build()'s, or NULL (mnist_net_bind sets NULL) */
 } MnistNet;
 
 /* Hyperparameters of one training step (Keras defaults: 0.001, 0.9, 0.999, 1e-7). */
@@ -126,49 +125,23 @@ extern size_t mnist_net_predict_scratch(int n_hidden);
 
 /*
  * Classifies one image (NET_INPUTS bytes).  Returns the argmax class; when probs is not
- * NULL, writes the 10 softmax probabilities; when logits is not NULL, the 10 logits.  When
- * only the class is wanted and net->screen is set, the screen answers first where it can
- * (the same class).
+ * NULL, writes the 10 softmax probabilities; when logits is not NULL, the 10 logits.
  */
 extern int	mnist_net_predict(const MnistNet *net, const uint8_t *pixels, float *scratch,
 						float *probs, float *logits);
 
 /*
- * The screen (screen.c): the first layer again in integers, which settles most argmax
- * predictions in a fraction of the time, and says when it cannot (then mnist_net_predict computes
- * the float network).  mnist_net_screen_size() is the bytes to allocate (aligned to 64) for a
- * hidden layer of n_hidden units, 0 where the path in use has none (see below): then there
- * is no screen.  mnist_net_screen_build() fills that memory from net's parameters, which must not
- * change after.
- */
-typedef struct NetScreen NetScreen;
-#define NET_SCREEN_QMAX 32000	/* the screen's integer weights: |q| <= 32000 per unit's max */
-extern size_t mnist_net_screen_size(int n_hidden);
-extern const NetScreen *mnist_net_screen_build(const MnistNet *net, void *mem);
-
-/*
- * The argmax class of one image as mnist_net_predict computes it without a screen, or -1 when the
- * screen cannot tell (the two best logits are too close for its error bound, or the path in
- * use has no screen).  mnist_net_predict uses it when net->screen is set and only the class is
- * wanted.  scratch: at least
- * mnist_net_screen_scratch() floats (mnist_net_predict_scratch() is enough).
- */
-extern int	mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch);
-extern size_t mnist_net_screen_scratch(int n_hidden);
-
-/*
  * CPU paths.  The hot loops (training's sparse layers and Adam, pixel compaction, the forward
- * pass, the screen) are compiled once per instruction set, and the best path this CPU has runs
+ * pass) are compiled once per instruction set, and the best path this CPU has runs
  * unless mnist_net_set_cpu_path() picks another (mnist_ml.cpu_path).  The AVX-512 and AVX2 paths give
  * bit-identical results: both multiply-add with FMA, in the same order.  The baseline path
  * rounds each product and sum separately (x86-64-v2 has no FMA), so it trains a slightly
- * different model from the same seed.  The screen runs on the AVX-512 path where the CPU also
- * has VNNI.
+ * different model from the same seed.
  */
 typedef enum NetCpuPath
 {
 	NET_CPU_AUTO,				/* the best path this CPU has */
-	NET_CPU_AVX512,				/* AVX-512 F, CD, BW, DQ, VL and FMA (the screen: and VNNI) */
+	NET_CPU_AVX512,				/* AVX-512 F, CD, BW, DQ, VL and FMA */
 	NET_CPU_AVX2,				/* AVX2 and FMA */
 	NET_CPU_BASELINE			/* what the build targets (-march=x86-64-v2 by default) */
 } NetCpuPath;

@@ -473,7 +473,7 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	}
 }
 
-/* mnist_net_predict without the screen */
+/* mnist_net_predict */
 static int
 predict(const MnistNet *net, const uint8_t *pixels, float *scratch, float *probs, float *logits)
 {

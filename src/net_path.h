@@ -35,7 +35,7 @@ struct NetTrainer
 	void	   *check_arg;
 };
 
-/* One path's hot code: mnist_net_train_batch, and mnist_net_predict without the screen. */
+/* One path's hot code: mnist_net_train_batch, and mnist_net_predict. */
 typedef struct NetKernels
 {
 	void		(*train_batch) (NetTrainer *t, const NetAdam *adam,
@@ -57,8 +57,5 @@ extern const NetKernels mnist_net_kernels_avx512;
  * NULL, also the softmax probabilities.
  */
 extern double mnist_net_log_sum_exp10(const float *z, float *p);
-
-/* Whether the path in use runs the prediction screen (AVX-512 with VNNI). */
-extern bool mnist_net_screen_usable(void);
 
 #endif							/* MNIST_NET_PATH_H */

@@ -73,7 +73,7 @@ mnist_predict(PG_FUNCTION_ARGS)
 	const uint8 *pixels = pixels_data(PG_GETARG_BYTEA_PP(0));
 	MnistModel *model = model_for_call(fcinfo, PG_GETARG_TEXT_PP(1));
 
-	PG_RETURN_INT16((int16) mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL));
+	PG_RETURN_INT16((int16) mnist_model_classify(model, pixels));
 }
 
 PG_FUNCTION_INFO_V1(mnist_predict_proba);
@@ -304,8 +304,7 @@ mnist_classify(PG_FUNCTION_ARGS)
 	if (!isnull)
 	{
 		bytea	   *pixels = DatumGetByteaPP(value);
-		int			k = mnist_net_predict(&c->model->net, pixels_data(pixels), c->model->scratch,
-									NULL, NULL);
+		int			k = mnist_model_classify(c->model, pixels_data(pixels));
 
 		value = c->predicted_type == INT2OID ? Int16GetDatum(k) :
 			c->predicted_type == INT4OID ? Int32GetDatum(k) : Int64GetDatum(k);

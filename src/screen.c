@@ -4,13 +4,15 @@
  *		rigorous bound, for most images in a fraction of the float network's time.  Plain C
  *		with AVX-512 VNNI intrinsics, no PostgreSQL calls, no allocation.  The functions that
  *		use them are compiled for AVX-512 VNNI whatever the build targets (SCREEN_TARGET), and
- *		run only on the path that has it (mnist_net_screen_usable).
+ *		run only where the CPU path in use is AVX-512 and the CPU has VNNI (screen_usable).
+ *		The screen knows the network (net.h); the network does not know the screen.
  */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#include "net_path.h"
+#include "net.h"
+#include "screen.h"
 
 /* The screen needs AVX-512 with byte dot products (VNNI): on x86-64 only. */
 #ifdef __x86_64__
@@ -70,6 +72,13 @@ struct NetScreen
 
 #ifdef NET_SCREEN
 
+/* Whether the path in use runs the screen: AVX-512 on a CPU that also has VNNI. */
+static bool
+screen_usable(void)
+{
+	return mnist_net_cpu_path() == NET_CPU_AVX512 && __builtin_cpu_supports("avx512vnni");
+}
+
 typedef float screen_f16 __attribute__((vector_size(64)));	/* 16 floats */
 typedef int32_t screen_i16 __attribute__((vector_size(64)));	/* 16 int32 */
 typedef int64_t screen_l16 __attribute__((vector_size(128)));	/* 16 int64 */
@@ -84,18 +93,18 @@ gamma_n(int m)
 }
 
 size_t
-mnist_net_screen_size(int n_hidden)
+mnist_screen_size(int n_hidden)
 {
 	size_t		w = SCREEN_WIDTH(n_hidden);
 
-	if (!mnist_net_screen_usable())
+	if (!screen_usable())
 		return 0;
 	return NET_ALIGN64(sizeof(NetScreen)) + 2 * NET_ALIGN64((size_t) NET_INPUTS * w) +
 		3 * NET_ALIGN64(sizeof(float) * w) + NET_ALIGN64(sizeof(float) * w * NET_OUTPUTS);
 }
 
 const NetScreen *
-mnist_net_screen_build(const MnistNet *net, void *mem)
+mnist_screen_build(const MnistNet *net, void *mem)
 {
 	char	   *p = mem;
 	int			h = net->n_hidden;
@@ -369,15 +378,15 @@ screen_classify(const NetScreen *s, const uint8_t *pixels, float *scratch)
 }
 
 int
-mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+mnist_screen_classify(const NetScreen *screen, const uint8_t *pixels, float *scratch)
 {
-	if (net->screen == NULL || !mnist_net_screen_usable())
+	if (screen == NULL || !screen_usable())
 		return -1;
-	return screen_classify(net->screen, pixels, scratch);
+	return screen_classify(screen, pixels, scratch);
 }
 
 size_t
-mnist_net_screen_scratch(int n_hidden)
+mnist_screen_scratch(int n_hidden)
 {
 	/* two sums of units, the fours of pixels and their values */
 	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
@@ -386,21 +395,21 @@ mnist_net_screen_scratch(int n_hidden)
 #else							/* not x86-64: no screen */
 
 size_t
-mnist_net_screen_scratch(int n_hidden)
+mnist_screen_scratch(int n_hidden)
 {
 	(void) n_hidden;
 	return 0;
 }
 
 size_t
-mnist_net_screen_size(int n_hidden)
+mnist_screen_size(int n_hidden)
 {
 	(void) n_hidden;
 	return 0;
 }
 
 const NetScreen *
-mnist_net_screen_build(const MnistNet *net, void *mem)
+mnist_screen_build(const MnistNet *net, void *mem)
 {
 	(void) net;
 	(void) mem;
@@ -408,9 +417,9 @@ mnist_net_screen_build(const MnistNet *net, void *mem)
 }
 
 int
-mnist_net_screen_classify(const MnistNet *net, const uint8_t *pixels, float *scratch)
+mnist_screen_classify(const NetScreen *screen, const uint8_t *pixels, float *scratch)
 {
-	(void) net;
+	(void) screen;
 	(void) pixels;
 	(void) scratch;
 	return -1;

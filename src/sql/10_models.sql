@@ -56,6 +56,12 @@ END $$;
 COMMENT ON FUNCTION mnist_model_reassign(text, regrole) IS 'Gives every model of a name to another role (trained_by), e.g. the name of a dropped role; returns the number of models. Superusers only (it updates mnist_models).';
 REVOKE ALL ON FUNCTION mnist_model_reassign(text, regrole) FROM PUBLIC;
 
+CREATE FUNCTION mnist_model_cache(OUT name text, OUT model_id bigint, OUT hidden_units int, OUT bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mnist_model_cache'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION mnist_model_cache() IS 'The decoded models this session keeps (most recently used first) and the memory each takes; mnist_ml.model_cache_size bounds their sum.';
+
 CREATE FUNCTION mnist_train(
 	source regclass,
 	model_name text DEFAULT 'default',

@@ -291,3 +291,10 @@ SELECT j.model_name, j.topic,
 					 ORDER BY x.id DESC LIMIT 1) r ON true;
 COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error.';
 GRANT SELECT ON mnist_online_status TO PUBLIC;
+
+-- the per-backend model cache, bounded by mnist_ml.model_cache_size
+CREATE FUNCTION mnist_model_cache(OUT name text, OUT model_id bigint, OUT hidden_units int, OUT bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mnist_model_cache'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION mnist_model_cache() IS 'The decoded models this session keeps (most recently used first) and the memory each takes; mnist_ml.model_cache_size bounds their sum.';
