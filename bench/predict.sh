@@ -27,6 +27,9 @@ DROP SCHEMA IF EXISTS bench_predict CASCADE;
 CREATE SCHEMA bench_predict;
 SET search_path = bench_predict, public;
 SET mnist_ml.progress = off;
+-- one backend: mnist_predict's COST would otherwise let the sums below run in parallel workers
+-- (bench/scale.sh measures those)
+SET max_parallel_workers_per_gather = 0;
 \set ECHO none
 \set f :data '/digits/mnist_train.sql'
 \i :f

@@ -52,6 +52,19 @@ SET parallel_leader_participation = off;
 SELECT workers_launched('SELECT sum(id * mnist_predict(pixels, ''par'')) FROM mnist_train');
 SELECT sum(id * mnist_predict(pixels, 'par')) = :serial_sum AS workers_serve_newer_model FROM mnist_train;
 
+-- with the planner's default settings, scoring a larger table (80,000 rows, 70 MB) runs in
+-- parallel: the functions' COST tells the planner a prediction is worth a worker
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+CREATE TABLE big AS SELECT row_number() OVER () AS id, pixels FROM generate_series(1, 10), mnist_train;
+ANALYZE big;
+EXPLAIN (COSTS OFF) SELECT id, mnist_predict(pixels, 'par') FROM big;
+EXPLAIN (COSTS OFF) SELECT mnist_predict_proba(pixels, 'par') FROM big;
+SELECT workers_launched('SELECT id, mnist_predict(pixels, ''par'') FROM big') AS default_settings_workers;
+
 RESET ALL;
 SET client_min_messages = warning;
 DROP SCHEMA parallel_predict CASCADE;
