@@ -18,15 +18,15 @@
 set -euo pipefail
 : "${MNIST_DATA:?set MNIST_DATA to the prepared data directory (test/prepare-data)}"
 REPS=${REPS:-5}
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 -v data="$MNIST_DATA" -v reps="$REPS")
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -v bench="$(dirname "$0")" -v data="$MNIST_DATA" -v reps="$REPS")
 
 "${PSQL[@]}" <<'SQL'
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS mnist_ml;
-DROP SCHEMA IF EXISTS bench_predict CASCADE;
-CREATE SCHEMA bench_predict;
-SET search_path = bench_predict, public;
-SET mnist_ml.progress = off;
+\set schema bench_predict
+\set f :bench '/setup.psql'
+\i :f
+-- one backend: mnist_predict's COST would otherwise let the sums below run in parallel workers
+-- (bench/scale.sh measures those)
+SET max_parallel_workers_per_gather = 0;
 \set ECHO none
 \set f :data '/digits/mnist_train.sql'
 \i :f

@@ -12,6 +12,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "replication/slot.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -51,6 +52,9 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&mnist_cdc_state->mutex);
 		copy = *mnist_cdc_state;
 		SpinLockRelease(&mnist_cdc_state->mutex);
+		/* the worker starts when recovery ends (BgWorkerStart_RecoveryFinished) */
+		if (copy.pid == 0 && RecoveryInProgress())
+			strlcpy(copy.state, "standby", sizeof(copy.state));
 	}
 	else
 		strlcpy(copy.state, "not preloaded", sizeof(copy.state));
@@ -146,6 +150,8 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	volatile uint64 sent = 0;
 	Snapshot	snap = GetActiveSnapshot();
 
+	/* a standby has no WAL position of its own to stamp the messages with */
+	PreventCommandDuringRecovery("mnist_cdc_snapshot()");
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -103,6 +103,9 @@ SELECT DISTINCT ON (name) name, id, trained_by, 'upgrade' FROM mnist_models ORDE
 
 COMMENT ON TABLE mnist_models IS 'Trained models; a name is served by its deployed model (mnist_deployments), else by its newest (highest id). Written only by the training functions.';
 COMMENT ON FUNCTION mnist_predict(bytea, text) IS 'The class 0..9 that the model serving that name (its deployed model, else its newest) predicts for 784 pixels.';
+-- the planner's estimate of a prediction: scoring a large table runs in parallel workers
+ALTER FUNCTION mnist_predict(bytea, text) COST 100;
+ALTER FUNCTION mnist_predict_proba(bytea, text) COST 100;
 
 CREATE FUNCTION mnist_evaluate(
 	source regclass,

@@ -57,6 +57,7 @@ catalog() {
 	        WHERE refclassid = 'pg_extension'::regclass AND refobjid = ext.oid AND deptype = 'e')
 	SELECT 'function ' || p.oid::regprocedure || ' -> ' || pg_get_function_result(p.oid)
 	       || ' ' || p.provolatile::text || p.prosecdef::text || coalesce(array_to_string(p.proconfig, ','), '')
+	       || ' parallel ' || p.proparallel::text || ' cost ' || p.procost || ' rows ' || p.prorows
 	       || ' acl ' || coalesce(p.proacl::text, 'default') || ' src ' || md5(p.prosrc)
 	       || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
 	  FROM mem JOIN pg_proc p ON mem.classid = 'pg_proc'::regclass AND p.oid = mem.objid
