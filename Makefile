@@ -36,8 +36,11 @@ endif
 PG_CPPFLAGS = -I$(OPENBLAS_INC) -Isrc
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-cast-function-type -fno-math-errno $(OPTFLAGS)
-SHLIB_LINK = $(shell pkg-config --libs rdkafka) -lz \
-	-L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+# Each binary links what it calls, no more (readelf -d shows the NEEDED entries): the library
+# librdkafka, OpenBLAS (cblas_sgemm) and libm; the network alone OpenBLAS and libm; train_bench
+# also zlib (it reads the gzip IDX files); mnist2sql zlib only.
+OPENBLAS_LINK = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+SHLIB_LINK = $(shell pkg-config --libs rdkafka) $(OPENBLAS_LINK)
 
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
@@ -60,7 +63,8 @@ src/net_avx512.o: override CFLAGS += $(NET_AVX512_FLAGS)
 src/net_avx512.bc: BITCODE_CFLAGS += $(NET_AVX512_FLAGS)
 
 $(NET_PROGRAMS): %: %.o $(NET_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm -lz
+	$(CC) $(CFLAGS) -o $@ $^ $(OPENBLAS_LINK) $(NET_PROGRAM_LIBS)
+bench/train_bench: NET_PROGRAM_LIBS = -lz
 
 .PHONY: net_check
 net_check: test/net_check
