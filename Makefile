@@ -15,8 +15,12 @@ DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.0--1.1.sql
 # The loader is a frontend program installed into $(bindir).
 SCRIPTS_built = tools/mnist2sql
 
-# pg_regress: every sql/*.sql is a test, run in name order.
+# pg_regress: every sql/*.sql is a test, run in name order.  make installcheck runs them against
+# the server PGHOST, PGPORT and PGUSER (a superuser) name, configured as the README says, with
+# the data test/prepare-data made in MNIST_DATA; test/installcheck-prep checks all that first.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_PREP = installcheck-prep
+export MNIST_DATA ?= /var/cache/mnist_ml/data
 
 # OpenBLAS's serial build, by path: the default pthread build starts a thread when loaded,
 # which for a preloaded library would happen inside the postmaster before it forks.
@@ -53,6 +57,13 @@ EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The tests run the psql and the mnist2sql of the installation under test.
+installcheck: export PATH := $(bindir):$(PATH)
+
+.PHONY: installcheck-prep
+installcheck-prep:
+	test/installcheck-prep
 
 $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/[0-9]*.sql))
 	cat $^ > $@
