@@ -84,5 +84,31 @@ net_check: test/net_check
 tools/mnist2sql: tools/mnist2sql.c
 	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
 
+# Debian's PostgreSQL keeps its programs in /usr/lib/postgresql/N/bin, which is not on PATH
+# (postgresql-common puts its client programs on PATH through links in /usr/bin).  For such a
+# bindir make install also links mnist2sql into BINDIR_LINK, /usr/local/bin by default, so the
+# command works as the README writes it; make BINDIR_LINK= links nothing, and a bindir of
+# one's own (normally on PATH already) gets a link only if BINDIR_LINK names a directory.
+# A file there that is not this link is never replaced.
+BINDIR_LINK ?= $(if $(filter /usr/lib/postgresql/%/bin,$(bindir)),/usr/local/bin)
+MNIST2SQL_LINK = $(DESTDIR)$(BINDIR_LINK)/mnist2sql
+
+.PHONY: install-mnist2sql-link uninstall-mnist2sql-link
+install: install-mnist2sql-link
+uninstall: uninstall-mnist2sql-link
+install-mnist2sql-link:
+ifneq ($(BINDIR_LINK),)
+	@if [ -e '$(MNIST2SQL_LINK)' ] && [ ! -L '$(MNIST2SQL_LINK)' ]; then \
+		echo "make install: $(MNIST2SQL_LINK) exists and is not a link: not replaced (BINDIR_LINK= installs no link)" >&2; \
+		exit 1; \
+	fi
+	$(MKDIR_P) '$(DESTDIR)$(BINDIR_LINK)'
+	ln -sfn '$(bindir)/mnist2sql' '$(MNIST2SQL_LINK)'
+endif
+uninstall-mnist2sql-link:
+ifneq ($(BINDIR_LINK),)
+	if [ "$$(readlink '$(MNIST2SQL_LINK)')" = '$(bindir)/mnist2sql' ]; then rm -f '$(MNIST2SQL_LINK)'; fi
+endif
+
 # Every object depends on the project's headers (PGXS tracks no header dependencies here).
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h)
