@@ -9,7 +9,7 @@ source "$(dirname "$0")/../lib.sh"
 
 D=$TEST_TMP/installcheck_standalone
 pg_initdb "$D" || fail "initdb"
-port=$(kafka_free_port $((HARNESS_PORT_BASE + 450)))
+port=$(kafka_free_port $((HARNESS_PORT_BASE + 70)))
 
 # The README's block, as a user copies it; output_plugin_libraries only where the server has it.
 conf=$(awk '/^`postgresql.conf`:$/ {f = 1; next} f && /^```$/ {if (n++) exit; next} f && n' \
