@@ -15,8 +15,12 @@ DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.0--1.1.sql
 # The loader is a frontend program installed into $(bindir).
 SCRIPTS_built = tools/mnist2sql
 
-# pg_regress: every sql/*.sql is a test, run in name order.
+# pg_regress: every sql/*.sql is a test, run in name order.  make installcheck runs them against
+# the server PGHOST, PGPORT and PGUSER (a superuser) name, configured as the README says, with
+# the data test/prepare-data made in MNIST_DATA; test/installcheck-prep checks all that first.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_PREP = installcheck-prep
+export MNIST_DATA ?= /var/cache/mnist_ml/data
 
 # OpenBLAS's serial build, by path: the default pthread build starts a thread when loaded,
 # which for a preloaded library would happen inside the postmaster before it forks.
@@ -36,8 +40,11 @@ endif
 PG_CPPFLAGS = -I$(OPENBLAS_INC) -Isrc
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-cast-function-type -fno-math-errno $(OPTFLAGS)
-SHLIB_LINK = $(shell pkg-config --libs rdkafka) -lz \
-	-L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+# Each binary links what it calls, no more (readelf -d shows the NEEDED entries): the library
+# librdkafka, OpenBLAS (cblas_sgemm) and libm; the network alone OpenBLAS and libm; train_bench
+# also zlib (it reads the gzip IDX files); mnist2sql zlib only.
+OPENBLAS_LINK = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+SHLIB_LINK = $(shell pkg-config --libs rdkafka) $(OPENBLAS_LINK)
 
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
@@ -51,6 +58,13 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The tests run the psql and the mnist2sql of the installation under test.
+installcheck: export PATH := $(bindir):$(PATH)
+
+.PHONY: installcheck-prep
+installcheck-prep:
+	test/installcheck-prep
+
 $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard src/sql/[0-9]*.sql))
 	cat $^ > $@
 
@@ -60,7 +74,8 @@ src/net_avx512.o: override CFLAGS += $(NET_AVX512_FLAGS)
 src/net_avx512.bc: BITCODE_CFLAGS += $(NET_AVX512_FLAGS)
 
 $(NET_PROGRAMS): %: %.o $(NET_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm -lz
+	$(CC) $(CFLAGS) -o $@ $^ $(OPENBLAS_LINK) $(NET_PROGRAM_LIBS)
+bench/train_bench: NET_PROGRAM_LIBS = -lz
 
 .PHONY: net_check
 net_check: test/net_check
@@ -68,6 +83,32 @@ net_check: test/net_check
 
 tools/mnist2sql: tools/mnist2sql.c src/image.h
 	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+
+# Debian's PostgreSQL keeps its programs in /usr/lib/postgresql/N/bin, which is not on PATH
+# (postgresql-common puts its client programs on PATH through links in /usr/bin).  For such a
+# bindir make install also links mnist2sql into BINDIR_LINK, /usr/local/bin by default, so the
+# command works as the README writes it; make BINDIR_LINK= links nothing, and a bindir of
+# one's own (normally on PATH already) gets a link only if BINDIR_LINK names a directory.
+# A file there that is not this link is never replaced.
+BINDIR_LINK ?= $(if $(filter /usr/lib/postgresql/%/bin,$(bindir)),/usr/local/bin)
+MNIST2SQL_LINK = $(DESTDIR)$(BINDIR_LINK)/mnist2sql
+
+.PHONY: install-mnist2sql-link uninstall-mnist2sql-link
+install: install-mnist2sql-link
+uninstall: uninstall-mnist2sql-link
+install-mnist2sql-link:
+ifneq ($(BINDIR_LINK),)
+	@if [ -e '$(MNIST2SQL_LINK)' ] && [ ! -L '$(MNIST2SQL_LINK)' ]; then \
+		echo "make install: $(MNIST2SQL_LINK) exists and is not a link: not replaced (BINDIR_LINK= installs no link)" >&2; \
+		exit 1; \
+	fi
+	$(MKDIR_P) '$(DESTDIR)$(BINDIR_LINK)'
+	ln -sfn '$(bindir)/mnist2sql' '$(MNIST2SQL_LINK)'
+endif
+uninstall-mnist2sql-link:
+ifneq ($(BINDIR_LINK),)
+	if [ "$$(readlink '$(MNIST2SQL_LINK)')" = '$(bindir)/mnist2sql' ]; then rm -f '$(MNIST2SQL_LINK)'; fi
+endif
 
 # Every object depends on the project's headers (PGXS tracks no header dependencies here).
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h)

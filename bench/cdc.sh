@@ -35,8 +35,9 @@ DURATION=${DURATION:-10}
 DEBEZIUM=${DEBEZIUM:-1}
 ROUNDS=${ROUNDS:-3}
 
-if ! dpkg -s postgresql-15-wal2json >/dev/null 2>&1; then
-	apt-get install -y -q postgresql-15-wal2json >/dev/null || { echo "cannot install wal2json" >&2; exit 1; }
+wal2json=postgresql-$(bash "$root/test/pg-major")-wal2json
+if ! dpkg -s "$wal2json" >/dev/null 2>&1; then
+	apt-get install -y -q "$wal2json" >/dev/null || { echo "cannot install $wal2json" >&2; exit 1; }
 fi
 if [ ! -f "$("$PG_CONFIG" --pkglibdir)/wal2json.so" ]; then
 	echo "bench: wal2json.so is not in $("$PG_CONFIG" --pkglibdir)" >&2

@@ -8,7 +8,7 @@
 #   MNIST_DATA       the prepared data directory (test/prepare-data)
 #   PGDATA           the cluster's data directory
 #   TEST_TMP         a scratch directory readable (and writable) by the server
-# Scripts then use: q, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
+# Scripts then use: q, pg_initdb, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
 # at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
 # broker_kill, broker_restart, broker_freeze, kafka_dump, kafka_produce, ...).
 # A script exits non-zero if any check failed.
@@ -163,6 +163,13 @@ pg_start() {
 		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 \
 			start >/dev/null
 	fi
+}
+
+# pg_initdb DIR: a second cluster, DIR/data, owned by postgres, trust authentication (tests that
+# need a server of their own configure and start it).
+pg_initdb() {
+	as_postgres mkdir -p "$1" &&
+		as_postgres "$HARNESS_PG_BINDIR/initdb" -D "$1/data" -U postgres -A trust --locale=C -N >/dev/null
 }
 
 # pg_stop_immediate: crash-like stop (no checkpoint, recovery at next start).

@@ -4,9 +4,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 D=$TEST_TMP/binary_upgrade
-as_postgres mkdir -p "$D"
-as_postgres "$HARNESS_PG_BINDIR/initdb" -D "$D/data" -U postgres -A trust --locale=C -N >/dev/null ||
-	fail "initdb"
+pg_initdb "$D" || fail "initdb"
 port=$(kafka_free_port $((HARNESS_PORT_BASE + 400)))
 cat >>"$D/data/postgresql.conf" <<-CONF
 	port = $port
