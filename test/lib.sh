@@ -150,19 +150,66 @@ harness_build_kafka_admin() {
 
 # ---------------------------------------------------------------- the cluster
 
+# HARNESS_SERVER_ENV: NAME=VALUE words (no spaces) every server start gets in its environment:
+# empty, or under bash test/run --sanitize the sanitizer runtimes preloaded (harness_sanitize).
+# A script that starts a server of its own runs as_postgres env $HARNESS_SERVER_ENV pg_ctl ...
+: "${HARNESS_SERVER_ENV:=}"
+export HARNESS_SERVER_ENV
+
 pg_ctl_() {
-	as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" "$@"
+	# shellcheck disable=SC2086
+	as_postgres env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" "$@"
 }
 
 # pg_start: start the cluster (new session, so a test's process group can be killed safely).
 pg_start() {
+	# shellcheck disable=SC2086
 	if [ "$(id -u)" = 0 ]; then
-		setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
-			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
+		setsid -w runuser -u postgres -- env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" \
+			-D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	else
-		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 \
-			start >/dev/null
+		setsid -w env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
+			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	fi
+}
+
+# harness_sanitize DIR: the sanitized build and run of bash test/run --sanitize.  Every make
+# builds with SANITIZE=1 (AddressSanitizer + UndefinedBehaviorSanitizer); servers start with
+# the sanitizer runtimes preloaded (the library needs them loaded first); every sanitized
+# process, server or program (mnist2sql, test/net_check), writes its reports to DIR/asan.PID
+# or DIR/ubsan.PID instead of stderr.  harness_sanitizer_reports checks DIR at the end.
+harness_sanitize() {
+	local dir=$1 asan ubsan
+	asan=$(gcc -print-file-name=libasan.so)
+	ubsan=$(gcc -print-file-name=libubsan.so)
+	if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
+		echo "harness: the sanitizer runtimes (libasan, libubsan of gcc) are missing" >&2
+		return 1
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir" && chmod 1777 "$dir" || return 1
+	HARNESS_SANITIZER_DIR=$dir
+	SANITIZE=1
+	# Leak detection is off: a backend frees its memory contexts at exit, not each chunk, and
+	# the postmaster's children never return from main.
+	ASAN_OPTIONS=detect_leaks=0:log_path=$dir/asan:abort_on_error=0:print_summary=1
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan
+	HARNESS_SERVER_ENV="LD_PRELOAD=$(readlink -f "$asan"):$(readlink -f "$ubsan")"
+	export HARNESS_SANITIZER_DIR SANITIZE ASAN_OPTIONS UBSAN_OPTIONS HARNESS_SERVER_ENV
+	echo "harness: sanitized build (SANITIZE=1), servers run with $HARNESS_SERVER_ENV, reports in $dir"
+}
+
+# harness_sanitizer_reports: prints every sanitizer report written so far; false if any.
+harness_sanitizer_reports() {
+	local f n=0
+	for f in "$HARNESS_SANITIZER_DIR"/*; do
+		[ -s "$f" ] || continue
+		n=$((n + 1))
+		echo "---- sanitizer report $f"
+		cat "$f"
+	done
+	echo "harness: $n sanitizer report(s) in $HARNESS_SANITIZER_DIR"
+	[ "$n" = 0 ]
 }
 
 # pg_stop_immediate: crash-like stop (no checkpoint, recovery at next start).
