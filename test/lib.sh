@@ -179,7 +179,7 @@ pg_start() {
 # process, server or program (mnist2sql, test/net_check), writes its reports to DIR/asan.PID
 # or DIR/ubsan.PID instead of stderr.  harness_sanitizer_reports checks DIR at the end.
 harness_sanitize() {
-	local dir=$1 asan ubsan
+	local dir=$1 asan ubsan deps
 	asan=$(gcc -print-file-name=libasan.so)
 	ubsan=$(gcc -print-file-name=libubsan.so)
 	if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
@@ -190,13 +190,21 @@ harness_sanitize() {
 	mkdir -p "$dir" && chmod 1777 "$dir" || return 1
 	HARNESS_SANITIZER_DIR=$dir
 	SANITIZE=1
+	# The server's own libraries are preloaded ahead of the runtimes, so that ASan is set up
+	# before their constructors run: ld.so runs constructors in the reverse of the load order,
+	# and with libasan first it would run last, set up lazily by the first malloc, which comes
+	# from p11-kit's (through libldap and gnutls) or krb5's constructor while it holds a lock of
+	# libc's (setlocale's, gettext's), which then never comes free: every server hangs at its
+	# start.  verify_asan_link_order=0 allows that order; none of those libraries defines
+	# malloc and the like, so ASan's interceptors still come before libc's.
+	deps=$(ldd "$HARNESS_PG_BINDIR/postgres" | awk '$2 == "=>" && $3 ~ /^\// && $1 !~ /^lib(c|m|gcc_s)\.so/ { printf "%s:", $3 }')
 	# Leak detection is off: a backend frees its memory contexts at exit, not each chunk, and
 	# the postmaster's children never return from main.
-	ASAN_OPTIONS=detect_leaks=0:log_path=$dir/asan:abort_on_error=0:print_summary=1
+	ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:log_path=$dir/asan:print_summary=1
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan
-	HARNESS_SERVER_ENV="LD_PRELOAD=$(readlink -f "$asan"):$(readlink -f "$ubsan")"
+	HARNESS_SERVER_ENV="LD_PRELOAD=$deps$(readlink -f "$asan"):$(readlink -f "$ubsan")"
 	export HARNESS_SANITIZER_DIR SANITIZE ASAN_OPTIONS UBSAN_OPTIONS HARNESS_SERVER_ENV
-	echo "harness: sanitized build (SANITIZE=1), servers run with $HARNESS_SERVER_ENV, reports in $dir"
+	echo "harness: sanitized build (SANITIZE=1); servers run with libasan and libubsan preloaded (after the server's own libraries); reports in $dir"
 }
 
 # harness_sanitizer_reports: prints every sanitizer report written so far; false if any.
@@ -350,6 +358,10 @@ harness_start() {
 	PGDATABASE=postgres
 	export PGHOST PGUSER PGDATABASE
 	echo "harness: PostgreSQL $(q 'SHOW server_version') on port $PGPORT, socket $PGHOST, data $PGDATA"
+	if [ -n "${HARNESS_SANITIZER_DIR:-}" ] && ! grep -q libasan "/proc/$(head -n 1 "$PGDATA/postmaster.pid")/maps"; then
+		echo "harness: the server runs without the sanitizer runtime" >&2
+		return 1
+	fi
 
 	q "CREATE EXTENSION mnist_ml" || return 1
 	for t in tf.public.mnist_train tf.public.mnist_test tf.public.mnist_manual; do

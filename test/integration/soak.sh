@@ -4,4 +4,4 @@
 # killed and restarted, PostgreSQL is stopped with -m immediate and restarted, and the CDC
 # worker is terminated; no committed row may be missing from the topic, no backend may crash,
 # no error but the faults' own.
-exec bash "$(dirname "$0")/../../bench/soak" 1
+exec bash "$(dirname "$0")/../../bench/soak" "${SOAK_MINUTES:-1}"
