@@ -46,13 +46,29 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
 OPENBLAS_LINK = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 SHLIB_LINK = $(shell pkg-config --libs rdkafka) $(OPENBLAS_LINK)
 
+# make SANITIZE=1: everything (the library, mnist2sql, test/net_check, bench/train_bench) with
+# AddressSanitizer and UndefinedBehaviorSanitizer; undefined behaviour aborts.  The library then
+# needs the sanitizer runtimes loaded first into the server (LD_PRELOAD): bash test/run --sanitize.
+# The flags are recorded in .build-flags, on which every target depends, so switching between
+# a plain and a sanitized build rebuilds everything.
+SANITIZE ?= 0
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+PG_CFLAGS += $(SANITIZE_FLAGS)
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS)
+ifneq ($(BUILD_FLAGS),$(shell cat .build-flags 2>/dev/null))
+$(shell echo '$(BUILD_FLAGS)' >.build-flags)
+endif
+
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
 NET_OBJS = src/net.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
 NET_PROGRAMS = test/net_check bench/train_bench
 
-EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out \
-	$(NET_PROGRAMS) $(NET_PROGRAMS:=.o)
+EXTRA_CLEAN = $(DATA_built) tools/mnist2sql tools/mnist2sql-sanitized results regression.diffs regression.out \
+	$(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -74,7 +90,7 @@ src/net_avx512.o: override CFLAGS += $(NET_AVX512_FLAGS)
 src/net_avx512.bc: BITCODE_CFLAGS += $(NET_AVX512_FLAGS)
 
 $(NET_PROGRAMS): %: %.o $(NET_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(OPENBLAS_LINK) $(NET_PROGRAM_LIBS)
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(OPENBLAS_LINK) $(NET_PROGRAM_LIBS)
 bench/train_bench: NET_PROGRAM_LIBS = -lz
 
 .PHONY: net_check
@@ -110,5 +126,11 @@ ifneq ($(BINDIR_LINK),)
 	if [ "$$(readlink '$(MNIST2SQL_LINK)')" = '$(bindir)/mnist2sql' ]; then rm -f '$(MNIST2SQL_LINK)'; fi
 endif
 
-# Every object depends on the project's headers (PGXS tracks no header dependencies here).
-$(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h)
+# The loader with the sanitizers whatever SANITIZE says (test/integration/loader_sanitized.sh).
+tools/mnist2sql-sanitized: tools/mnist2sql.c src/image.h
+	$(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+
+# Every object depends on the project's headers (PGXS tracks no header dependencies here)
+# and on the build's flags.
+$(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h) .build-flags
+$(NET_PROGRAMS) tools/mnist2sql $(shlib): .build-flags

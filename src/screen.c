@@ -67,7 +67,7 @@ struct NetScreen
 	float	   *w2;				/* [NET_OUTPUTS][width]: w2[j][k] at [k][j] */
 	float		b2[NET_OUTPUTS];
 	/* per stage: bound[k] = c[0] P + c[1] gamma(2n + 1) P + c[2] gamma(2n + 1) + c[3] + c[4] G */
-	float		bound_coef[2][5][16];
+	float		bound_coef[2][5][16] __attribute__((aligned(64)));	/* read as 16-float vectors */
 };
 
 #ifdef NET_SCREEN

@@ -150,18 +150,26 @@ harness_build_kafka_admin() {
 
 # ---------------------------------------------------------------- the cluster
 
+# HARNESS_SERVER_ENV: NAME=VALUE words (no spaces) every server start gets in its environment:
+# empty, or under bash test/run --sanitize the sanitizer runtimes preloaded (harness_sanitize).
+# A script that starts a server of its own runs as_postgres env $HARNESS_SERVER_ENV pg_ctl ...
+: "${HARNESS_SERVER_ENV:=}"
+export HARNESS_SERVER_ENV
+
 pg_ctl_() {
-	as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" "$@"
+	# shellcheck disable=SC2086
+	as_postgres env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" "$@"
 }
 
 # pg_start: start the cluster (new session, so a test's process group can be killed safely).
 pg_start() {
+	# shellcheck disable=SC2086
 	if [ "$(id -u)" = 0 ]; then
-		setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
-			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
+		setsid -w runuser -u postgres -- env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" \
+			-D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	else
-		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$HARNESS_PG_LOG" -w -t 120 \
-			start >/dev/null
+		setsid -w env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
+			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	fi
 }
 
@@ -170,6 +178,53 @@ pg_start() {
 pg_initdb() {
 	as_postgres mkdir -p "$1" &&
 		as_postgres "$HARNESS_PG_BINDIR/initdb" -D "$1/data" -U postgres -A trust --locale=C -N >/dev/null
+}
+
+# harness_sanitize DIR: the sanitized build and run of bash test/run --sanitize.  Every make
+# builds with SANITIZE=1 (AddressSanitizer + UndefinedBehaviorSanitizer); servers start with
+# the sanitizer runtimes preloaded (the library needs them loaded first); every sanitized
+# process, server or program (mnist2sql, test/net_check), writes its reports to DIR/asan.PID
+# or DIR/ubsan.PID instead of stderr.  harness_sanitizer_reports checks DIR at the end.
+harness_sanitize() {
+	local dir=$1 asan ubsan deps
+	asan=$(gcc -print-file-name=libasan.so)
+	ubsan=$(gcc -print-file-name=libubsan.so)
+	if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
+		echo "harness: the sanitizer runtimes (libasan, libubsan of gcc) are missing" >&2
+		return 1
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir" && chmod 1777 "$dir" || return 1
+	HARNESS_SANITIZER_DIR=$dir
+	SANITIZE=1
+	# The server's own libraries are preloaded ahead of the runtimes, so that ASan is set up
+	# before their constructors run: ld.so runs constructors in the reverse of the load order,
+	# and with libasan first it would run last, set up lazily by the first malloc, which comes
+	# from p11-kit's (through libldap and gnutls) or krb5's constructor while it holds a lock of
+	# libc's (setlocale's, gettext's), which then never comes free: every server hangs at its
+	# start.  verify_asan_link_order=0 allows that order; none of those libraries defines
+	# malloc and the like, so ASan's interceptors still come before libc's.
+	deps=$(ldd "$HARNESS_PG_BINDIR/postgres" | awk '$2 == "=>" && $3 ~ /^\// && $1 !~ /^lib(c|m|gcc_s)\.so/ { printf "%s:", $3 }')
+	# Leak detection is off: a backend frees its memory contexts at exit, not each chunk, and
+	# the postmaster's children never return from main.
+	ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:log_path=$dir/asan:print_summary=1
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan
+	HARNESS_SERVER_ENV="LD_PRELOAD=$deps$(readlink -f "$asan"):$(readlink -f "$ubsan")"
+	export HARNESS_SANITIZER_DIR SANITIZE ASAN_OPTIONS UBSAN_OPTIONS HARNESS_SERVER_ENV
+	echo "harness: sanitized build (SANITIZE=1); servers run with libasan and libubsan preloaded (after the server's own libraries); reports in $dir"
+}
+
+# harness_sanitizer_reports: prints every sanitizer report written so far; false if any.
+harness_sanitizer_reports() {
+	local f n=0
+	for f in "$HARNESS_SANITIZER_DIR"/*; do
+		[ -s "$f" ] || continue
+		n=$((n + 1))
+		echo "---- sanitizer report $f"
+		cat "$f"
+	done
+	echo "harness: $n sanitizer report(s) in $HARNESS_SANITIZER_DIR"
+	[ "$n" = 0 ]
 }
 
 # pg_stop_immediate: crash-like stop (no checkpoint, recovery at next start).
@@ -310,6 +365,10 @@ harness_start() {
 	PGDATABASE=postgres
 	export PGHOST PGUSER PGDATABASE
 	echo "harness: PostgreSQL $(q 'SHOW server_version') on port $PGPORT, socket $PGHOST, data $PGDATA"
+	if [ -n "${HARNESS_SANITIZER_DIR:-}" ] && ! grep -q libasan "/proc/$(head -n 1 "$PGDATA/postmaster.pid")/maps"; then
+		echo "harness: the server runs without the sanitizer runtime" >&2
+		return 1
+	fi
 
 	q "CREATE EXTENSION mnist_ml" || return 1
 	for t in tf.public.mnist_train tf.public.mnist_test tf.public.mnist_manual; do

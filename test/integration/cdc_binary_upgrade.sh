@@ -19,11 +19,11 @@ workers() {	# the postmaster's children that are the CDC worker
 	ps --ppid "$(head -1 "$D/data/postmaster.pid")" -o args= | grep -c 'mnist_ml change data capture'
 }
 
-as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -o "-b" -w start >/dev/null ||
+as_postgres env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -o "-b" -w start >/dev/null ||
 	fail "start in binary-upgrade mode"
 sleep 3	# the worker would start at once (BgWorkerStart_RecoveryFinished)
 check_eq "$(workers)" 0 "binary-upgrade mode: no CDC worker"
 as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -m fast -w stop >/dev/null || fail "stop"
 
-as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -w start >/dev/null || fail "start"
+as_postgres env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -w start >/dev/null || fail "start"
 wait_for '[ "$(workers)" = 1 ]' 30 "started normally: the CDC worker runs"

@@ -1,0 +1,7 @@
+#!/bin/bash
+# soak: bench/soak for one minute: inserts through the classify trigger into a captured table,
+# predictions, a trainer deploying every ~20 s and a streaming evaluation, while the broker is
+# killed and restarted, PostgreSQL is stopped with -m immediate and restarted, and the CDC
+# worker is terminated; no committed row may be missing from the topic, no backend may crash,
+# no error but the faults' own.  SOAK_MINUTES=5 makes it the full soak.
+exec bash "$(dirname "$0")/../../bench/soak" "${SOAK_MINUTES:-1}"
