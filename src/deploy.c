@@ -67,8 +67,10 @@ deployment_row(const char *name, int64 id)
 	bool		isnull;
 
 	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to, EXISTS "
-							  "(SELECT FROM %s m WHERE m.id = d.model_id AND m.name = d.name) "
-							  "FROM %s d WHERE d.name = $1 AND d.id = $2",
+							  "(SELECT FROM %s m WHERE m.id OPERATOR(pg_catalog.=) d.model_id "
+							  "AND m.name OPERATOR(pg_catalog.=) d.name) "
+							  "FROM %s d WHERE d.name OPERATOR(pg_catalog.=) $1 "
+							  "AND d.id OPERATOR(pg_catalog.=) $2",
 							  mnist_models_table(), mnist_deployments_table()),
 					 2, argtypes, values) == 0)
 		return d;
@@ -89,8 +91,9 @@ current_deployment(const char *name)
 	Deployment	d = {0};
 
 	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to FROM %s d "
-							  "JOIN %s m ON m.id = d.model_id AND m.name = d.name "
-							  "WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1",
+							  "JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
+							  "AND m.name OPERATOR(pg_catalog.=) d.name "
+							  "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1",
 							  mnist_deployments_table(), mnist_models_table()),
 					 1, argtypes, values) == 0)
 		return d;
@@ -187,7 +190,8 @@ mnist_deploy(PG_FUNCTION_ARGS)
 		Oid			argtypes[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(name), Int64GetDatum(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1))};
 
-		if (query_latest(psprintf("SELECT id FROM %s WHERE name = $1 AND ($2 = 0 OR id = $2) "
+		if (query_latest(psprintf("SELECT id FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
+								  "AND ($2 OPERATOR(pg_catalog.=) 0 OR id OPERATOR(pg_catalog.=) $2) "
 								  "ORDER BY id DESC LIMIT 1", mnist_models_table()),
 						 2, argtypes, values) == 0)
 		{

@@ -406,10 +406,12 @@ lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
 	initStringInfo(&sql);
 	if (deployments_qualname)
 		appendStringInfo(&sql,
-						 "(SELECT %s FROM %s d JOIN %s m ON m.id = d.model_id AND m.name = d.name "
-						 "WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
+						 "(SELECT %s FROM %s d JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
+						 "AND m.name OPERATOR(pg_catalog.=) d.name "
+						 "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
 						 cols, deployments_qualname, models_qualname);
-	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name = $1 ORDER BY m.id DESC LIMIT 1%s",
+	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+					 "ORDER BY m.id DESC LIMIT 1%s",
 					 deployments_qualname ? "(" : "", cols, models_qualname,
 					 deployments_qualname ? ") LIMIT 1" : "");
 	plan = SPI_prepare(sql.data, 1, argtypes);
@@ -500,7 +502,8 @@ mnist_model_load_id(int64 id, bool with_adam)
 
 	models_relation();
 	SPI_connect();
-	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id = $1", models_qualname),
+	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id OPERATOR(pg_catalog.=) $1",
+								models_qualname),
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -646,7 +649,8 @@ check_name_owner(const char *name, Oid user)
 	Oid			owner;
 	char	   *owner_name;
 
-	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name = $1 ORDER BY id LIMIT 1",
+	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
+								"ORDER BY id LIMIT 1",
 								models_qualname), 1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
