@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -146,13 +147,14 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pixels are null in %s of %s", row_description(r, slot), r->relname)));
 	d = slot->tts_values[0];
-	pixels = DatumGetByteaPP(d);
-	if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
+	/* the length from the header or the toast pointer: a wrong value is never detoasted */
+	if (toast_raw_datum_size(d) - VARHDRSZ != MNIST_PIXELS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pixels must be %d bytes, not %zu, in %s of %s",
-						MNIST_PIXELS, (size_t) VARSIZE_ANY_EXHDR(pixels),
+						MNIST_PIXELS, (size_t) (toast_raw_datum_size(d) - VARHDRSZ),
 						row_description(r, slot), r->relname)));
+	pixels = DatumGetByteaPP(d);
 	r->fn(r->arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
 	if ((Pointer) pixels != DatumGetPointer(d))
 		pfree(pixels);
