@@ -33,17 +33,25 @@ typedef struct Deployment
 	bool		model_exists;
 } Deployment;
 
-/* Runs a read-only query with the latest snapshot (inside SPI); returns SPI_processed. */
+/*
+ * Runs a read-only query of the store with the latest snapshot, as its owner (inside SPI);
+ * returns SPI_processed.
+ */
 static uint64
 query_latest(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
 	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan;
+	Oid			save_userid;
+	int			save_sec;
 
+	mnist_store_as_owner(&save_userid, &save_sec);
+	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", mnist_deployments_table());
+	SetUserIdAndSecContext(save_userid, save_sec);
 	UnregisterSnapshot(snap);
 	return SPI_processed;
 }
@@ -126,9 +134,7 @@ insert_deployment(const char *name, int64 model_id, int64 replaced, const char *
 	if (rollback_to == 0)
 		nulls[5] = 'n';
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(mnist_store_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_store_as_owner(&save_userid, &save_sec);
 	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */
 	if (SPI_execute_with_args(psprintf("INSERT INTO %s (name, model_id, replaced_model_id, deployed_by, "
 									   "reason, rollback_to) VALUES ($1, $2, $3, $4, $5, $6)",

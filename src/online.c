@@ -58,9 +58,7 @@ write_jobs(const char *sql, int nargs, Oid *argtypes, Datum *values, const char 
 	int			save_sec;
 	int			rc;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(mnist_store_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_store_as_owner(&save_userid, &save_sec);
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "writing mnist_online_jobs failed: %s", SPI_result_code_string(rc));
