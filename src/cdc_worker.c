@@ -642,10 +642,10 @@ create_slot_with_snapshot(void)
 
 	SPI_connect();
 	ret = SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c "
-					  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-					  "WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
-					  "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-					  "AND n.nspname !~ '^pg_toast' ORDER BY c.oid", true, 0);
+					  "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+					  "WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p' "
+					  "AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) "
+					  "AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast' ORDER BY c.oid", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not list tables for the initial snapshot");
 	for (i = 0; i < SPI_processed; i++)
@@ -811,6 +811,8 @@ worker_body(void)
 
 	cdc_set_state("connecting");
 	BackgroundWorkerInitializeConnection(running.database, NULL, 0);
+	/* a superuser process: no object of a user's schema may stand in for a catalog one */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{

@@ -33,17 +33,25 @@ typedef struct Deployment
 	bool		model_exists;
 } Deployment;
 
-/* Runs a read-only query with the latest snapshot (inside SPI); returns SPI_processed. */
+/*
+ * Runs a read-only query of the store with the latest snapshot, as its owner (inside SPI);
+ * returns SPI_processed.
+ */
 static uint64
 query_latest(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
 	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan;
+	Oid			save_userid;
+	int			save_sec;
 
+	mnist_store_as_owner(&save_userid, &save_sec);
+	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", mnist_deployments_table());
+	SetUserIdAndSecContext(save_userid, save_sec);
 	UnregisterSnapshot(snap);
 	return SPI_processed;
 }
@@ -67,8 +75,10 @@ deployment_row(const char *name, int64 id)
 	bool		isnull;
 
 	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to, EXISTS "
-							  "(SELECT FROM %s m WHERE m.id = d.model_id AND m.name = d.name) "
-							  "FROM %s d WHERE d.name = $1 AND d.id = $2",
+							  "(SELECT FROM %s m WHERE m.id OPERATOR(pg_catalog.=) d.model_id "
+							  "AND m.name OPERATOR(pg_catalog.=) d.name) "
+							  "FROM %s d WHERE d.name OPERATOR(pg_catalog.=) $1 "
+							  "AND d.id OPERATOR(pg_catalog.=) $2",
 							  mnist_models_table(), mnist_deployments_table()),
 					 2, argtypes, values) == 0)
 		return d;
@@ -89,8 +99,9 @@ current_deployment(const char *name)
 	Deployment	d = {0};
 
 	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to FROM %s d "
-							  "JOIN %s m ON m.id = d.model_id AND m.name = d.name "
-							  "WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1",
+							  "JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
+							  "AND m.name OPERATOR(pg_catalog.=) d.name "
+							  "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1",
 							  mnist_deployments_table(), mnist_models_table()),
 					 1, argtypes, values) == 0)
 		return d;
@@ -123,9 +134,7 @@ insert_deployment(const char *name, int64 model_id, int64 replaced, const char *
 	if (rollback_to == 0)
 		nulls[5] = 'n';
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(mnist_store_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_store_as_owner(&save_userid, &save_sec);
 	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */
 	if (SPI_execute_with_args(psprintf("INSERT INTO %s (name, model_id, replaced_model_id, deployed_by, "
 									   "reason, rollback_to) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -187,7 +196,8 @@ mnist_deploy(PG_FUNCTION_ARGS)
 		Oid			argtypes[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(name), Int64GetDatum(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1))};
 
-		if (query_latest(psprintf("SELECT id FROM %s WHERE name = $1 AND ($2 = 0 OR id = $2) "
+		if (query_latest(psprintf("SELECT id FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
+								  "AND ($2 OPERATOR(pg_catalog.=) 0 OR id OPERATOR(pg_catalog.=) $2) "
 								  "ORDER BY id DESC LIMIT 1", mnist_models_table()),
 						 2, argtypes, values) == 0)
 		{

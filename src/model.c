@@ -272,6 +272,14 @@ mnist_store_owner(void)
 	return relation_owner(models_relation());
 }
 
+void
+mnist_store_as_owner(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(mnist_store_owner(),
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
 static inline void
 put_u32(uint8 *p, uint32 v)
 {
@@ -457,21 +465,27 @@ lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
 	const char *cols = weights ? "m.id, m.xmin, m.ctid, m.weights" : "m.id, m.xmin, m.ctid";
 	bool		isnull;
 	int64		id;
+	Oid			save_userid;
+	int			save_sec;
 
 	initStringInfo(&sql);
 	if (deployments_qualname)
 		appendStringInfo(&sql,
-						 "(SELECT %s FROM %s d JOIN %s m ON m.id = d.model_id AND m.name = d.name "
-						 "WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
+						 "(SELECT %s FROM %s d JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
+						 "AND m.name OPERATOR(pg_catalog.=) d.name "
+						 "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
 						 cols, deployments_qualname, models_qualname);
-	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name = $1 ORDER BY m.id DESC LIMIT 1%s",
+	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+					 "ORDER BY m.id DESC LIMIT 1%s",
 					 deployments_qualname ? "(" : "", cols, models_qualname,
 					 deployments_qualname ? ") LIMIT 1" : "");
+	mnist_store_as_owner(&save_userid, &save_sec);
 	plan = SPI_prepare(sql.data, 1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (SPI_processed == 0)
 		return 0;
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -567,10 +581,14 @@ mnist_model_load_id(int64 id, bool with_adam)
 
 	SPIPlanPtr	plan;
 	Snapshot	snap;
+	Oid			save_userid;
+	int			save_sec;
 
 	models_relation();
 	SPI_connect();
-	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id = $1", models_qualname),
+	mnist_store_as_owner(&save_userid, &save_sec);
+	plan = SPI_prepare(psprintf("SELECT name, weights FROM %s WHERE id OPERATOR(pg_catalog.=) $1",
+								models_qualname),
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -579,6 +597,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
 	UnregisterSnapshot(snap);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -629,6 +648,9 @@ mnist_model_get(const char *name)
 	if (e != NULL && e->checked_gen == cache_generation &&
 		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
 		return e->model;
+
+	/* no entry, nor a query, for a name that cannot exist */
+	mnist_model_name_check(name);
 	gen = cache_generation;
 
 	/*
@@ -759,8 +781,12 @@ check_name_owner(const char *name, Oid user)
 	bool		isnull;
 	Oid			owner;
 	char	   *owner_name;
+	Oid			save_userid;
+	int			save_sec;
 
-	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name = $1 ORDER BY id LIMIT 1",
+	mnist_store_as_owner(&save_userid, &save_sec);
+	plan = SPI_prepare(psprintf("SELECT trained_by FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
+								"ORDER BY id LIMIT 1",
 								models_qualname), 1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -768,6 +794,7 @@ check_name_owner(const char *name, Oid user)
 	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading %s failed", models_qualname);
 	UnregisterSnapshot(snap);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (SPI_processed == 0)
 		return;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
@@ -830,9 +857,7 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	values[4] = ObjectIdGetDatum(user);
 
 	/* ordinary users cannot write mnist_models: insert as its owner, this statement only */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(relation_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_store_as_owner(&save_userid, &save_sec);
 	mnist_model_name_check(name);
 	lock_name(relid, name);
 	SPI_connect();

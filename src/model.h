@@ -52,6 +52,14 @@ extern const char *mnist_deployments_table(void);
 extern Oid	mnist_store_owner(void);
 
 /*
+ * Switches to mnist_store_owner() (security-restricted) to read or write mnist_models,
+ * mnist_deployments or the online learning tables; SetUserIdAndSecContext(*save_userid,
+ * *save_sec) switches back.  The functions read the store as its owner too, so privileges and
+ * row-level security on the store decide what roles see of it, not which models serve.
+ */
+extern void mnist_store_as_owner(Oid *save_userid, int *save_sec);
+
+/*
  * Takes, until the end of the transaction, the lock serializing stores and deploy decisions of
  * a name (pg_advisory_xact_lock(<OID of mnist_models>::int4, hashtext(name))), then checks
  * that the current user may write it: ERROR 42501 unless it has the privileges of the role

@@ -58,9 +58,7 @@ write_jobs(const char *sql, int nargs, Oid *argtypes, Datum *values, const char 
 	int			save_sec;
 	int			rc;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(mnist_store_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	mnist_store_as_owner(&save_userid, &save_sec);
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "writing mnist_online_jobs failed: %s", SPI_result_code_string(rc));
@@ -193,7 +191,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 	if (write_jobs(psprintf("INSERT INTO %s AS j (model_name, topic, validation, group_id, every, min_rows, "
 							"max_rows, epochs, batch_size, learning_rate, start_from, bootstrap_servers, "
 							"started_by, started_at, started_in, state) "
-							"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp(), $14, $15) "
+							"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, pg_catalog.clock_timestamp(), $14, $15) "
 							"ON CONFLICT (model_name) DO UPDATE SET topic = EXCLUDED.topic, "
 							"validation = EXCLUDED.validation, group_id = EXCLUDED.group_id, "
 							"every = EXCLUDED.every, min_rows = EXCLUDED.min_rows, max_rows = EXCLUDED.max_rows, "
@@ -203,8 +201,9 @@ mnist_online_start(PG_FUNCTION_ARGS)
 							"started_at = EXCLUDED.started_at, started_in = EXCLUDED.started_in, "
 							"state = EXCLUDED.state, last_model_id = NULL, served_model_id = NULL, last_error = NULL, "
 							"last_error_at = NULL, "
-							"offsets = CASE WHEN j.topic = EXCLUDED.topic THEN j.offsets END "
-							"WHERE j.state IN ('stopped', 'failed') OR j.started_in <> EXCLUDED.started_in",
+							"offsets = CASE WHEN j.topic OPERATOR(pg_catalog.=) EXCLUDED.topic THEN j.offsets END "
+							"WHERE j.state OPERATOR(pg_catalog.=) ANY ('{stopped,failed}'::pg_catalog.text[]) "
+							"OR j.started_in OPERATOR(pg_catalog.<>) EXCLUDED.started_in",
 							online_table("mnist_online_jobs")),
 				   15, argtypes, values, nulls) == 0)
 		ereport(ERROR,
@@ -230,7 +229,8 @@ mnist_online_stop(PG_FUNCTION_ARGS)
 	online_check_version("mnist_online_stop()");
 	mnist_model_lock(name);
 	SPI_connect();
-	stopped = write_jobs(psprintf("UPDATE %s SET state = 'stopped' WHERE model_name = $1 AND state <> 'stopped'",
+	stopped = write_jobs(psprintf("UPDATE %s SET state = 'stopped' WHERE model_name OPERATOR(pg_catalog.=) $1 "
+								  "AND state OPERATOR(pg_catalog.<>) 'stopped'",
 								  online_table("mnist_online_jobs")),
 						 1, argtypes, values, NULL) > 0;
 	SPI_finish();

@@ -40,6 +40,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -784,6 +785,8 @@ mnist_online_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	/* a superuser process: no object of a user's schema may stand in for a catalog one */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml online", ALLOCSET_DEFAULT_SIZES);
 	loop_cxt = AllocSetContextCreate(worker_cxt, "mnist_ml online loop", ALLOCSET_DEFAULT_SIZES);
 

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -55,13 +56,18 @@ model_for_call(FunctionCallInfo fcinfo, text *name)
 	return model;
 }
 
-/* The 784 bytes of a pixels argument (ERROR for another length). */
+/*
+ * The 784 bytes of a pixels value (ERROR for another length).  The length is read from the
+ * header or the toast pointer first: a value of another size is never detoasted.
+ */
 static const uint8 *
-pixels_data(bytea *pixels)
+pixels_data(Datum value)
 {
-	if (VARSIZE_ANY_EXHDR(pixels) != MNIST_PIXELS)
-		mnist_source_bad_pixels_length(VARSIZE_ANY_EXHDR(pixels));
-	return (const uint8 *) VARDATA_ANY(pixels);
+	Size		len = toast_raw_datum_size(value) - VARHDRSZ;
+
+	if (len != MNIST_PIXELS)
+		mnist_source_bad_pixels_length(len);
+	return (const uint8 *) VARDATA_ANY(DatumGetByteaPP(value));
 }
 
 PG_FUNCTION_INFO_V1(mnist_predict);
@@ -70,7 +76,7 @@ PG_FUNCTION_INFO_V1(mnist_predict);
 Datum
 mnist_predict(PG_FUNCTION_ARGS)
 {
-	const uint8 *pixels = pixels_data(PG_GETARG_BYTEA_PP(0));
+	const uint8 *pixels = pixels_data(PG_GETARG_DATUM(0));
 	MnistModel *model = model_for_call(fcinfo, PG_GETARG_TEXT_PP(1));
 
 	PG_RETURN_INT16((int16) mnist_model_classify(model, pixels));
@@ -82,7 +88,7 @@ PG_FUNCTION_INFO_V1(mnist_predict_proba);
 Datum
 mnist_predict_proba(PG_FUNCTION_ARGS)
 {
-	const uint8 *pixels = pixels_data(PG_GETARG_BYTEA_PP(0));
+	const uint8 *pixels = pixels_data(PG_GETARG_DATUM(0));
 	MnistModel *model = model_for_call(fcinfo, PG_GETARG_TEXT_PP(1));
 	float		probs[NET_OUTPUTS];
 	Datum		elems[NET_OUTPUTS];
@@ -303,8 +309,7 @@ mnist_classify(PG_FUNCTION_ARGS)
 	value = heap_getattr(tuple, c->pixels_attno, desc, &isnull);
 	if (!isnull)
 	{
-		bytea	   *pixels = DatumGetByteaPP(value);
-		int			k = mnist_model_classify(c->model, pixels_data(pixels));
+		int			k = mnist_model_classify(c->model, pixels_data(value));
 
 		value = c->predicted_type == INT2OID ? Int16GetDatum(k) :
 			c->predicted_type == INT4OID ? Int32GetDatum(k) : Int64GetDatum(k);
@@ -354,7 +359,7 @@ Datum
 mnist_render(PG_FUNCTION_ARGS)
 {
 	static const char ramp[] = " .:-=+*#%@";
-	const uint8 *pixels = pixels_data(PG_GETARG_BYTEA_PP(0));
+	const uint8 *pixels = pixels_data(PG_GETARG_DATUM(0));
 	StringInfoData buf;
 
 	initStringInfo(&buf);

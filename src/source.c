@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -147,13 +148,14 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pixels are null in %s of %s", row_description(r, slot), r->relname)));
 	d = slot->tts_values[0];
-	pixels = DatumGetByteaPP(d);
-	problem = mnist_image_check(label, VARSIZE_ANY_EXHDR(pixels), msg, sizeof(msg));
+	/* the length from the header or the toast pointer: a wrong value is never detoasted */
+	problem = mnist_image_check(label, toast_raw_datum_size(d) - VARHDRSZ, msg, sizeof(msg));
 	if (problem != MNIST_IMAGE_OK)
 		ereport(ERROR,
 				(errcode(problem == MNIST_IMAGE_BAD_LABEL ? ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE :
 						 ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s, in %s of %s", msg, row_description(r, slot), r->relname)));
+	pixels = DatumGetByteaPP(d);
 	r->fn(r->arg, (const uint8 *) VARDATA_ANY(pixels), (int) label);
 	if ((Pointer) pixels != DatumGetPointer(d))
 		pfree(pixels);
