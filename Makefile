@@ -41,7 +41,7 @@ SHLIB_LINK = $(shell pkg-config --libs rdkafka) -lz \
 
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
-NET_OBJS = src/net.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
+NET_OBJS = src/net.o src/net_pool.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
 NET_PROGRAMS = test/net_check bench/train_bench
 
 EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out \

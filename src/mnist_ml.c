@@ -18,6 +18,7 @@
 #include "kafka_conf.h"
 #include "mnist_ml.h"
 #include "net.h"
+#include "net_pool.h"
 #include "online.h"
 
 PG_MODULE_MAGIC;
@@ -33,6 +34,7 @@ char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
 char	   *mnist_online_database = NULL;
 int			mnist_train_memory = -1;
+int			mnist_train_threads = 1;
 
 static int	mnist_cpu_path = NET_CPU_AUTO;
 
@@ -128,6 +130,11 @@ _PG_init(void)
 							"-1 means maintenance_work_mem.",
 							&mnist_train_memory, -1, -1, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, check_train_memory, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.train_threads",
+							"Threads that share the work of each training mini-batch (the same model for any number).",
+							NULL, &mnist_train_threads, 1, 1, NET_MAX_THREADS,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("mnist_ml.cpu_path",
 							 "Code path of training and prediction: auto (the best this CPU has), avx512, avx2 or baseline.",

@@ -21,6 +21,7 @@ extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 extern int	mnist_train_memory;		/* mnist_ml.train_memory: kB of rows, -1: maintenance_work_mem */
+extern int	mnist_train_threads;	/* mnist_ml.train_threads: threads of one training */
 
 /* change data capture worker and its shared memory (shipper.c) */
 extern void mnist_cdc_register(void);

@@ -109,6 +109,15 @@ typedef void (*NetCheckFn) (void *arg);
 extern void mnist_net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
 
 /*
+ * Threads (net_pool.h) that share each batch's work from now on, or NULL.  Every value is
+ * computed by one thread in the order a single thread uses, so the model does not depend on
+ * the number of threads.  The check is called by the caller's thread only, between rounds
+ * of work (when the pool's threads are idle).
+ */
+struct NetPool;
+extern void mnist_net_trainer_set_pool(NetTrainer *t, struct NetPool *pool);
+
+/*
  * One Adam step on a batch: images[idx[0..n-1]] (each NET_INPUTS bytes at images +
  * idx[r] * NET_INPUTS, scaled by 1/255) with labels[idx[r]] in 0..9.  Adds the batch's
  * summed cross-entropy to *loss_sum and its number of correct argmax predictions (before the

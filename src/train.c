@@ -24,6 +24,7 @@
 #include "deploy.h"
 #include "model.h"
 #include "net.h"
+#include "net_pool.h"
 #include "source.h"
 #include "train.h"
 
@@ -302,6 +303,36 @@ train_epoch_spilled(TrainEpoch *ep, TrainSet *set, uint32 *order, uint8 *carry)
 	}
 }
 
+/* Memory context callback: the pool's threads end with the training's memory (or its error). */
+static void
+stop_pool(void *arg)
+{
+	mnist_net_pool_stop((NetPool *) arg);
+}
+
+/* mnist_ml.train_threads threads for trainer, or none for 1; stopped when the context goes. */
+static NetPool *
+start_pool(NetTrainer *trainer)
+{
+	MemoryContextCallback *cb;
+	NetPool    *pool;
+
+	if (mnist_train_threads <= 1)
+		return NULL;
+	cb = palloc(sizeof(MemoryContextCallback));
+	pool = mnist_net_pool_start(palloc(mnist_net_pool_size()), mnist_train_threads);
+	if (pool == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start %d training threads: %m", mnist_train_threads),
+				 errhint("Lower mnist_ml.train_threads.")));
+	cb->func = stop_pool;
+	cb->arg = pool;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	mnist_net_trainer_set_pool(trainer, pool);
+	return pool;
+}
+
 void
 mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 {
@@ -312,6 +343,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	StringInfoData epochs;
 	struct timespec start;
 	int			h = net->n_hidden;
+	NetPool    *pool;
 
 	if (set->spill)
 	{
@@ -327,6 +359,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	ep.trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size)),
 										net, opt->batch_size);
 	mnist_net_trainer_set_check(ep.trainer, check_interrupts, NULL);
+	pool = start_pool(ep.trainer);
 	ep.idx = MemoryContextAllocHuge(CurrentMemoryContext, Min(set->n, set->capacity) * sizeof(uint32));
 	for (int64 i = 0; i < set->n && !set->spill; i++)
 		ep.idx[i] = (uint32) i;
@@ -373,6 +406,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	appendStringInfoChar(&epochs, ']');
 	fit->epochs_json = epochs.data;
 	fit->seconds = seconds_since(&start);
+	mnist_net_pool_stop(pool);
 }
 
 int64
