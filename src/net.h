@@ -88,9 +88,10 @@ extern size_t mnist_net_trainer_size(int n_hidden, int max_batch);
 extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch);
 
 /*
- * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images,
- * every NET_CHECK_PIXELS pixels or rows of w1, every NET_CHECK_FLOATS or so hidden values of
- * the gradient), so that one large batch can be interrupted: it may leave by longjmp (a
+ * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images
+ * per thread, every NET_CHECK_PIXELS rows of w1 per thread (more when the batch has fewer than
+ * 4096 images), every NET_CHECK_FLOATS or so hidden values of the gradient), in the caller's
+ * thread while the pool's are idle, so that one large batch can be interrupted: it may leave by longjmp (a
  * PostgreSQL ERROR), which leaves the net partly updated.  The blocks change no result.  None
  * is called until one is set.
  */
