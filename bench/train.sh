@@ -72,7 +72,7 @@ if [ -n "$with_sql" ]; then
 	pgdata=$tmp/pg/data
 	runuser -u postgres -- "$bindir/initdb" -D "$pgdata" -A trust >/dev/null
 	runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdata" -l "$tmp/pg/log" -w \
-		-o "-p $PORT -k $tmp/pg -c listen_addresses='' -c max_wal_size=4GB" start >/dev/null
+		-o "-p $PORT -k $tmp/pg -c listen_addresses='' -c max_wal_size=4GB -c shared_preload_libraries=mnist_ml -c mnist_ml.cdc_tables=''" start >/dev/null
 	psql=("$bindir/psql" -X -qAt -v ON_ERROR_STOP=1 -h "$tmp/pg" -p "$PORT" -U postgres -d postgres)
 	# the IDX files, uncompressed where the server can read them, sliced into rows in SQL
 	for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
