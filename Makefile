@@ -64,7 +64,7 @@ endif
 
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
-NET_OBJS = src/net.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
+NET_OBJS = src/net.o src/net_pool.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
 NET_PROGRAMS = test/net_check bench/train_bench
 
 EXTRA_CLEAN = $(DATA_built) tools/mnist2sql tools/mnist2sql-sanitized results regression.diffs regression.out \

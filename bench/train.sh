@@ -10,12 +10,13 @@
 #   sql    SELECT mnist_train(...) from a table in a throwaway cluster: the whole call (reading
 #          the 60k rows through SPI, training, storing the model), and the epoch alone as
 #          mnist_train reports it
-# Each is timed for one epoch, ROUNDS times, interleaved (the machine is shared: best of the
+# Each is timed with one thread and with THREADS threads (mnist_ml.train_threads,
+# torch.set_num_threads); one epoch, ROUNDS times, interleaved (the machine is shared: best of the
 # rounds counts, all are printed); then the test accuracy after EPOCHS epochs of each, and
 # mnist_predict's rate over the test rows.  FASHION_DIR may name other IDX data (the digits).
 #
 # usage: bash bench/train.sh [--no-sql]
-# env:   ROUNDS (3), EPOCHS (5), HIDDEN (128), BATCH (64), FASHION_DIR, PG_CONFIG (pg_config),
+# env:   ROUNDS (3), EPOCHS (5), HIDDEN (128), BATCH (64), THREADS (2), FASHION_DIR, PG_CONFIG (pg_config),
 #        BENCH_PORT (55431)
 set -euo pipefail
 
@@ -24,6 +25,7 @@ ROUNDS=${ROUNDS:-3}
 EPOCHS=${EPOCHS:-5}
 HIDDEN=${HIDDEN:-128}
 BATCH=${BATCH:-64}
+THREADS=${THREADS:-2}
 DATA=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PORT=${BENCH_PORT:-55431}
@@ -70,7 +72,7 @@ if [ -n "$with_sql" ]; then
 	pgdata=$tmp/pg/data
 	runuser -u postgres -- "$bindir/initdb" -D "$pgdata" -A trust >/dev/null
 	runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdata" -l "$tmp/pg/log" -w \
-		-o "-p $PORT -k $tmp/pg -c listen_addresses='' -c max_wal_size=4GB" start >/dev/null
+		-o "-p $PORT -k $tmp/pg -c listen_addresses='' -c max_wal_size=4GB -c shared_preload_libraries=mnist_ml -c mnist_ml.cdc_tables=''" start >/dev/null
 	psql=("$bindir/psql" -X -qAt -v ON_ERROR_STOP=1 -h "$tmp/pg" -p "$PORT" -U postgres -d postgres)
 	# the IDX files, uncompressed where the server can read them, sliced into rows in SQL
 	for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
@@ -106,10 +108,11 @@ if [ -n "$with_sql" ]; then
 	sql_ok=1
 fi
 
-# sql_train NAME EPOCHS: "call_seconds call_cpu_seconds epoch1_seconds" of one mnist_train call
+# sql_train NAME EPOCHS [THREADS]: "call_seconds call_cpu_seconds epoch1_seconds" of one mnist_train call
 sql_train() {
 	"${psql[@]}" <<-EOF
 		SET mnist_ml.progress = off;
+		SET mnist_ml.train_threads = ${3:-1};
 		DO \$\$
 		DECLARE
 			t0 timestamptz := clock_timestamp();
@@ -143,6 +146,7 @@ sql_scan() {
 }
 
 c_all=() c_cpu=() t_all=() t_cpu=() d_all=() d_cpu=() s_all=() s_cpu=() e_all=() r_all=() r_cpu=()
+c2_all=() c2_cpu=() t2_all=() t2_cpu=() e2_all=()
 for r in $(seq "$ROUNDS"); do
 	"$root/bench/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" >"$tmp/c.out"
 	c_all+=("$(value epoch_best "$tmp/c.out")")
@@ -152,11 +156,19 @@ for r in $(seq "$ROUNDS"); do
 	t_cpu+=("$(value epoch_cpu_best "$tmp/t.out")")
 	d_all+=("$(value dataloader_epoch_seconds "$tmp/t.out")")
 	d_cpu+=("$(value dataloader_epoch_cpu_seconds "$tmp/t.out")")
+	"$root/bench/train_bench" "$DATA" 0 1 "$HIDDEN" "$BATCH" 0 auto "$THREADS" >"$tmp/c2.out"
+	c2_all+=("$(value epoch_best "$tmp/c2.out")")
+	c2_cpu+=("$(value epoch_cpu_best "$tmp/c2.out")")
+	/usr/bin/python3 "$root/bench/train_torch.py" "$DATA" 0 1 "$HIDDEN" "$BATCH" "$THREADS" >"$tmp/t2.out"
+	t2_all+=("$(value epoch_best "$tmp/t2.out")")
+	t2_cpu+=("$(value epoch_cpu_best "$tmp/t2.out")")
 	if [ -n "$sql_ok" ]; then
 		read -r _ call cpu epoch < <(sql_train bench_epoch 1 2>&1 | grep -o 'sqltime.*')
 		s_all+=("$call")
 		s_cpu+=("$cpu")
 		e_all+=("$epoch")
+		read -r _ _ _ epoch < <(sql_train bench_epoch 1 "$THREADS" 2>&1 | grep -o 'sqltime.*')
+		e2_all+=("$epoch")
 		read -r _ call cpu < <(sql_scan 2>&1 | grep -o 'scantime.*')
 		r_all+=("$call")
 		r_cpu+=("$cpu")
@@ -177,12 +189,21 @@ printf '%-34s %8s %8s %8s  %8s %8s   %s\n' "" "wall s" "rows/s" "x torch" "cpu s
 	"wall s of each round"
 row "PyTorch 1 thread (baseline)" "$t" "$tc" "${t_all[*]}"
 row "PyTorch with a DataLoader" "$(best "${d_all[@]}")" "$(best "${d_cpu[@]}")" "${d_all[*]}"
+row "PyTorch $THREADS threads" "$(best "${t2_all[@]}")" "$(best "${t2_cpu[@]}")" "${t2_all[*]}"
 row "net.c, data in memory" "$(best "${c_all[@]}")" "$(best "${c_cpu[@]}")" "${c_all[*]}"
+row "net.c, $THREADS threads" "$(best "${c2_all[@]}")" "$(best "${c2_cpu[@]}")" "${c2_all[*]}"
 if [ -n "$sql_ok" ]; then
 	row "mnist_train: its epoch" "$(best "${e_all[@]}")" "" "${e_all[*]}"
+	row "mnist_train: its epoch, $THREADS threads" "$(best "${e2_all[@]}")" "" "${e2_all[*]}"
 	row "mnist_train: whole call (table)" "$(best "${s_all[@]}")" "$(best "${s_cpu[@]}")" "${s_all[*]}"
 	row "(reading the table alone: SELECT)" "$(best "${r_all[@]}")" "$(best "${r_cpu[@]}")" "${r_all[*]}"
 fi
+speedup() { awk -v a="$(best "${@:2}")" -v l="$1" -v b="$(best $one)" 'BEGIN { printf "  %s %.2fx", l, b / a }'; }
+echo -n "speed-up of $THREADS threads over 1 (best epochs; the target is >= 1.6x on 2 idle cores):"
+one="${c_all[*]}" speedup net.c "${c2_all[@]}"
+one="${t_all[*]}" speedup PyTorch "${t2_all[@]}"
+[ -n "$sql_ok" ] && one="${e_all[*]}" speedup mnist_train "${e2_all[@]}"
+echo
 echo "(best of $ROUNDS interleaved rounds; cpu = the process' CPU time, less sensitive to the" \
 	"other work on a shared machine; net.c's CPU path: $(value cpu_path "$tmp/c.out"))"
 

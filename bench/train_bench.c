@@ -5,7 +5,7 @@
  *		bench/train.sh.
  *
  *		usage: train_bench DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64] [seed=0]
- *			[cpu_path=auto]
+ *			[cpu_path=auto] [threads=1]
  *		DATADIR holds train-images-idx3-ubyte[.gz] and the three other IDX files.
  */
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "net.h"
+#include "net_pool.h"
 
 /* Seconds of the given clock: wall (CLOCK_MONOTONIC) or this process' CPU time. */
 static double
@@ -130,6 +131,7 @@ main(int argc, char **argv)
 	int			batch = argc > 5 ? atoi(argv[5]) : 64;
 	uint64_t	seed = argc > 6 ? strtoull(argv[6], NULL, 10) : 0;
 	const char *path = argc > 7 ? argv[7] : "auto";
+	int			threads = argc > 8 ? atoi(argv[8]) : 1;
 	size_t		n,
 				nl,
 				nt,
@@ -174,8 +176,11 @@ main(int argc, char **argv)
 	mnist_net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
 			 malloc(sizeof(float) * np), malloc(sizeof(float) * np));
 	t = mnist_net_trainer_bind(malloc(mnist_net_trainer_size(hidden, batch)), &net, batch);
+	if (threads > 1)
+		mnist_net_trainer_set_pool(t, mnist_net_pool_start(malloc(mnist_net_pool_size()), threads));
 
-	printf("rows %zu\ncpu_path %s\n", n, mnist_net_cpu_path_name(mnist_net_cpu_path()));
+	printf("rows %zu\ncpu_path %s\nthreads %d\n", n, mnist_net_cpu_path_name(mnist_net_cpu_path()),
+		   threads);
 	for (r = 0; r < repeats; r++)
 	{
 		train(&net, t, images, labels, n, 1, batch, seed, secs, cpu, &loss, &acc);

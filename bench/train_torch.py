@@ -7,7 +7,7 @@ run, epoch_best, epoch_cpu_best, rows_per_second, then one epoch written the tut
 (float dataset, DataLoader with shuffle: dataloader_epoch_seconds, dataloader_epoch_cpu_seconds),
 and test_accuracy after EPOCHS epochs.
 
-usage: /usr/bin/python3 train_torch.py DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64]
+usage: /usr/bin/python3 train_torch.py DATADIR [epochs=5] [repeats=3] [hidden=128] [batch=64] [threads=1]
 """
 import gzip
 import os
@@ -79,7 +79,7 @@ def main():
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     hidden = int(sys.argv[4]) if len(sys.argv) > 4 else 128
     batch = int(sys.argv[5]) if len(sys.argv) > 5 else 64
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(sys.argv[6]) if len(sys.argv) > 6 else 1)
 
     # pixels kept as uint8 and converted per batch, as src/net.c does
     x = torch.from_numpy(read_idx(directory, "train-images-idx3-ubyte").reshape(-1, 784).copy())

@@ -19,6 +19,7 @@
 #include "kafka_conf.h"
 #include "mnist_ml.h"
 #include "net.h"
+#include "net_pool.h"
 #include "online.h"
 
 PG_MODULE_MAGIC;
@@ -34,6 +35,8 @@ char	   *mnist_cdc_database = NULL;
 char	   *mnist_topic_prefix = NULL;
 char	   *mnist_online_database = NULL;
 int			mnist_model_cache_size = 64 * 1024;
+int			mnist_train_memory = -1;
+int			mnist_train_threads = 1;
 
 static int	mnist_cpu_path = NET_CPU_AUTO;
 
@@ -56,6 +59,16 @@ check_cpu_path(int *newval, void **extra, GucSource source)
 	GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
 	GUC_check_errmsg("this CPU cannot run the %s code path", mnist_net_cpu_path_name((NetCpuPath) *newval));
 	GUC_check_errdetail("avx512 needs AVX-512 F, CD, BW, DQ and VL with FMA; avx2 needs AVX2 and FMA.");
+	return false;
+}
+
+/* mnist_ml.train_memory: -1, or at least 64 kB (as work_mem). */
+static bool
+check_train_memory(int *newval, void **extra, GucSource source)
+{
+	if (*newval == -1 || *newval >= 64)
+		return true;
+	GUC_check_errdetail("mnist_ml.train_memory must be -1 (maintenance_work_mem) or at least 64 kB.");
 	return false;
 }
 
@@ -113,6 +126,17 @@ _PG_init(void)
 							   "Prefix of captured topics: <prefix>.<schema>.<table>.",
 							   NULL, &mnist_topic_prefix, "tf",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.train_memory",
+							"Memory for the rows mnist_train holds; a larger source is spilled to a temporary file.",
+							"-1 means maintenance_work_mem.",
+							&mnist_train_memory, -1, -1, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, check_train_memory, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.train_threads",
+							"Threads that share the work of each training mini-batch (the same model for any number).",
+							NULL, &mnist_train_threads, 1, 1, NET_MAX_THREADS,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("mnist_ml.cpu_path",
 							 "Code path of training and prediction: auto (the best this CPU has), avx512, avx2 or baseline.",

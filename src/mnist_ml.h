@@ -19,5 +19,7 @@ extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 extern int	mnist_model_cache_size;	/* mnist_ml.model_cache_size: kB of decoded models per backend */
+extern int	mnist_train_memory;		/* mnist_ml.train_memory: kB of rows, -1: maintenance_work_mem */
+extern int	mnist_train_threads;	/* mnist_ml.train_threads: threads of one training */
 
 #endif							/* MNIST_ML_H */

@@ -171,14 +171,16 @@ mnist_net_trainer_size(int n_hidden, int max_batch)
 	return 64 +					/* for aligning the caller's pointer */
 		NET_ALIGN64(sizeof(NetTrainer)) +
 		NET_ALIGN64(sizeof(uint8_t *) * b) +
-		NET_ALIGN64(sizeof(uint32_t) * (b * first_layer_blocks(n_hidden, NULL) + 1)) +
-		NET_ALIGN64(sizeof(uint32_t) * (NET_INPUTS + 1)) +
-		2 * NET_ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
-		2 * NET_ALIGN64(sizeof(float) * b * NET_INPUTS) +
+		NET_ALIGN64(sizeof(uint32_t) * b * (first_layer_blocks(n_hidden, NULL) + 1)) +
+		NET_ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
+		NET_ALIGN64(sizeof(float) * b * NET_INPUTS) +
+		NET_ALIGN64(sizeof(uint32_t) * NET_MAX_THREADS * b) +
+		NET_ALIGN64(sizeof(float) * NET_MAX_THREADS * b) +
 		2 * NET_ALIGN64(sizeof(float) * b * h) +
 		2 * NET_ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
 		NET_ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
-		2 * NET_ALIGN64(sizeof(float) * h);
+		NET_ALIGN64(sizeof(float) * NET_MAX_THREADS * h) +
+		NET_ALIGN64(sizeof(float) * h);
 }
 
 NetTrainer *
@@ -194,23 +196,29 @@ mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 	t->max_batch = max_batch;
 	t->image = net_carve(&p, sizeof(uint8_t *) * b);
 	t->n_blocks = first_layer_blocks(net->n_hidden, &t->block);
-	t->block_start = net_carve(&p, sizeof(uint32_t) * (b * t->n_blocks + 1));
-	t->col_start = net_carve(&p, sizeof(uint32_t) * (NET_INPUTS + 1));
+	t->block_start = net_carve(&p, sizeof(uint32_t) * b * (t->n_blocks + 1));
 	t->row_idx = net_carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
-	t->col_idx = net_carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
 	t->row_val = net_carve(&p, sizeof(float) * b * NET_INPUTS);
-	t->col_val = net_carve(&p, sizeof(float) * b * NET_INPUTS);
+	t->col_idx = net_carve(&p, sizeof(uint32_t) * NET_MAX_THREADS * b);
+	t->col_val = net_carve(&p, sizeof(float) * NET_MAX_THREADS * b);
 	t->hidden = net_carve(&p, sizeof(float) * b * h);
 	t->dhidden = net_carve(&p, sizeof(float) * b * h);
 	t->logits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
 	t->dlogits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
 	t->grad = net_carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
-	t->grad_row = net_carve(&p, sizeof(float) * h);
+	t->grad_row = net_carve(&p, sizeof(float) * NET_MAX_THREADS * h);
 	t->zero_row = net_carve(&p, sizeof(float) * h);
 	memset(t->zero_row, 0, sizeof(float) * h);
 	t->check = NULL;
 	t->check_arg = NULL;
+	t->pool = NULL;
 	return t;
+}
+
+void
+mnist_net_trainer_set_pool(NetTrainer *t, NetPool *pool)
+{
+	t->pool = pool;
 }
 
 void

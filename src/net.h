@@ -89,9 +89,10 @@ extern size_t mnist_net_trainer_size(int n_hidden, int max_batch);
 extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch);
 
 /*
- * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images,
- * every NET_CHECK_PIXELS pixels or rows of w1, every NET_CHECK_FLOATS or so hidden values of
- * the gradient), so that one large batch can be interrupted: it may leave by longjmp (a
+ * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images
+ * per thread, every NET_CHECK_PIXELS rows of w1 per thread (more when the batch has fewer than
+ * 4096 images), every NET_CHECK_FLOATS or so hidden values of the gradient), in the caller's
+ * thread while the pool's are idle, so that one large batch can be interrupted: it may leave by longjmp (a
  * PostgreSQL ERROR), which leaves the net partly updated.  The blocks change no result.  None
  * is called until one is set.
  */
@@ -108,6 +109,15 @@ extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batc
 #define NET_BLAS_ROWS		768
 typedef void (*NetCheckFn) (void *arg);
 extern void mnist_net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
+
+/*
+ * Threads (net_pool.h) that share each batch's work from now on, or NULL.  Every value is
+ * computed by one thread in the order a single thread uses, so the model does not depend on
+ * the number of threads.  The check is called by the caller's thread only, between rounds
+ * of work (when the pool's threads are idle).
+ */
+struct NetPool;
+extern void mnist_net_trainer_set_pool(NetTrainer *t, struct NetPool *pool);
 
 /*
  * One Adam step on a batch: images[idx[0..n-1]] (each NET_INPUTS bytes at images +

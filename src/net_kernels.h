@@ -274,95 +274,135 @@ prefetch_image(const uint8_t *image)
 		__builtin_prefetch(image + i);
 }
 
-/* Calls the trainer's check, if it has one, at the end of every block of every items. */
+/* Calls the trainer's check, if it has one, between rounds of a split loop. */
 static inline void
-check_every(const NetTrainer *t, int i, int every)
+check(const NetTrainer *t)
 {
-	if (t->check && i % every == every - 1)
+	if (t->check)
 		t->check(t->check_arg);
 }
 
 /*
- * The batch's nonzero pixels twice: by image and block of w1 rows (row_*, for the forward
- * pass) and by pixel (col_*, images in batch order, for the first layer's weight gradient).
- * Both are branch-free compactions of the pixel bytes.
+ * Runs fn over items 0..n-1 through the trainer's pool (chunks of grain items), in rounds of
+ * per_thread items for each thread, calling the check between rounds (never inside fn, which
+ * may run in another thread).  Items are independent, so the results do not depend on the
+ * threads or the rounds.
  */
 static void
-sparse_batch(NetTrainer *t, const uint8_t *images, const uint32_t *idx, int n)
+run_rounds(NetTrainer *t, NetTaskFn fn, void *arg, int n, int per_thread, int grain)
 {
-	const uint8_t **image = t->image;
-	uint32_t	total = 0;
-	int			r,
-				b,
-				i;
+	int			round = per_thread * mnist_net_pool_threads(t->pool);
+	int			i;
 
-	for (r = 0; r < n; r++)
+	for (i = 0; i < n; i += round)
 	{
-		image[r] = images + (size_t) idx[r] * NET_INPUTS;
-		if (r < PREFETCH_AHEAD)
-			prefetch_image(image[r]);
+		mnist_net_pool_run(t->pool, fn, arg, i, Min(i + round, n), grain);
+		if (i + round < n)
+			check(t);
 	}
-	for (r = 0; r < n; r++)
-	{
-		if (r + PREFETCH_AHEAD < n)
-			prefetch_image(image[r + PREFETCH_AHEAD]);
-		for (b = 0; b < t->n_blocks; b++)
-		{
-			t->block_start[r * t->n_blocks + b] = total;
-			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
-								   t->row_idx + total, t->row_val + total);
-		}
-		check_every(t, r, NET_CHECK_ROWS);
-	}
-	t->block_start[n * t->n_blocks] = total;
-
-	total = 0;
-	for (i = 0; i < NET_INPUTS; i++)
-	{
-		t->col_start[i] = total;
-		for (r = 0; r < n; r++)
-		{
-			uint8_t		p = image[r][i];
-
-			t->col_idx[total] = r;
-			t->col_val[total] = pixel_scale[p];
-			total += p != 0;
-		}
-		check_every(t, i, NET_CHECK_PIXELS);
-	}
-	t->col_start[NET_INPUTS] = total;
 }
 
+/* A batch as its tasks see it. */
+typedef struct BatchTask
+{
+	NetTrainer *t;
+	const uint8_t *images;
+	const uint32_t *idx;
+	int			n;
+	AdamStep	step;
+} BatchTask;
+
 /*
- * hidden = relu(x w1 + b1) for the batch: the sums of hidden_layer(), in the same order, one
- * block of w1 rows at a time (first_layer_blocks).
+ * Forward pass of images first..last-1 of the batch to hidden = relu(x w1 + b1): their
+ * nonzero pixels by block of w1 rows (row_*, image r's from r * NET_INPUTS on), then the
+ * sums of hidden_layer(), in the same order, one block of w1 rows at a time
+ * (first_layer_blocks) for all these images.
  */
 static void
-first_layer_batch(NetTrainer *t, int n)
+forward_task(void *arg, int worker, int first, int last)
 {
+	BatchTask  *bt = arg;
+	NetTrainer *t = bt->t;
 	const MnistNet *net = t->net;
+	const uint8_t **image = t->image;
 	int			h = net->n_hidden;
+	int			nb = t->n_blocks;
 	int			r,
 				b;
 
-	for (r = 0; r < n; r++)
+	for (r = first; r < last; r++)
 	{
-		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
-		check_every(t, r, NET_CHECK_ROWS);
+		image[r] = bt->images + (size_t) bt->idx[r] * NET_INPUTS;
+		if (r < first + PREFETCH_AHEAD)
+			prefetch_image(image[r]);
 	}
-	for (b = 0; b < t->n_blocks; b++)
+	for (r = first; r < last; r++)
 	{
-		for (r = 0; r < n; r++)
+		uint32_t	total = (uint32_t) r * NET_INPUTS;
+
+		if (r + PREFETCH_AHEAD < last)
+			prefetch_image(image[r + PREFETCH_AHEAD]);
+		for (b = 0; b < nb; b++)
 		{
-			uint32_t	c0 = t->block_start[r * t->n_blocks + b],
-						c1 = t->block_start[r * t->n_blocks + b + 1];
+			t->block_start[r * (nb + 1) + b] = total;
+			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
+								   t->row_idx + total, t->row_val + total);
+		}
+		t->block_start[r * (nb + 1) + nb] = total;
+		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
+	}
+	for (b = 0; b < nb; b++)
+		for (r = first; r < last; r++)
+		{
+			uint32_t	c0 = t->block_start[r * (nb + 1) + b],
+						c1 = t->block_start[r * (nb + 1) + b + 1];
 
 			accumulate_rows(t->hidden + (size_t) r * h, net->w1, h, t->row_idx + c0,
 							t->row_val + c0, (int) (c1 - c0));
-			check_every(t, r, NET_CHECK_ROWS);
 		}
+	relu(t->hidden + (size_t) first * h, (size_t) (last - first) * h);
+}
+
+/*
+ * Adam on rows first..last-1 of w1, each row's gradient computed on the fly from the images
+ * where that pixel is nonzero (in batch order), a zero gradient for the others, whose moments
+ * still decay.
+ */
+static void
+w1_task(void *arg, int worker, int first, int last)
+{
+	BatchTask  *bt = arg;
+	NetTrainer *t = bt->t;
+	MnistNet   *net = t->net;
+	int			h = net->n_hidden;
+	uint32_t   *col_idx = t->col_idx + (size_t) worker * t->max_batch;
+	float	   *col_val = t->col_val + (size_t) worker * t->max_batch;
+	float	   *grad_row = t->grad_row + (size_t) worker * h;
+	int			i,
+				r;
+
+	for (i = first; i < last; i++)
+	{
+		size_t		off = (size_t) i * h;
+		const float *g = t->zero_row;
+		int			count = 0;
+
+		for (r = 0; r < bt->n; r++)
+		{
+			uint8_t		p = t->image[r][i];
+
+			col_idx[count] = r;
+			col_val[count] = pixel_scale[p];
+			count += p != 0;
+		}
+		if (count > 0)
+		{
+			memset(grad_row, 0, sizeof(float) * h);
+			accumulate_rows(grad_row, t->dhidden, h, col_idx, col_val, count);
+			g = grad_row;
+		}
+		adam_update(&bt->step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
 	}
-	relu(t->hidden, (size_t) n * h);
 }
 
 static void
@@ -380,14 +420,15 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	int			rows = NET_BLAS_ROWS * (1 + NET_CHECK_FLOATS / NET_BLAS_ROWS / h);
 	uint32_t   *all = t->row_idx;	/* 0..n-1, for the bias gradient */
 	float	   *ones = t->row_val;
-	AdamStep	step;
+	BatchTask	bt = {t, images, idx, n};
 	int			r,
-				i,
 				k;
 
-	/* forward: hidden = relu(x w1 + b1) from the nonzero pixels, logits = hidden w2 + b2 */
-	sparse_batch(t, images, idx, n);
-	first_layer_batch(t, n);
+	/*
+	 * forward: hidden = relu(x w1 + b1) from the nonzero pixels (split over the threads by
+	 * image), logits = hidden w2 + b2
+	 */
+	run_rounds(t, forward_task, &bt, n, NET_CHECK_ROWS, 8);
 	for (r = 0; r < n; r++)
 		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, NET_OUTPUTS, h,
@@ -442,33 +483,16 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	accumulate_rows(gb1, t->dhidden, h, all, ones, n);
 
 	/*
-	 * Adam, w1 row by row with its gradient computed on the fly from the images where that
-	 * pixel is nonzero (a zero gradient for the others, whose moments still decay), then b1,
-	 * w2, b2, which follow w1 in params.
+	 * Adam: w1 (split over the threads by row, rounds of NET_CHECK_PIXELS rows for each
+	 * thread, more for small batches), then b1, w2, b2, which follow w1 in params.
 	 */
 	net->adam_step++;
-	adam_step_init(&step, adam, net->adam_step);
-	for (i = 0; i < NET_INPUTS; i++)
-	{
-		uint32_t	c0 = t->col_start[i],
-					c1 = t->col_start[i + 1];
-		size_t		off = (size_t) i * h;
-		const float *g = t->zero_row;
-
-		if (c1 > c0)
-		{
-			memset(t->grad_row, 0, sizeof(float) * h);
-			accumulate_rows(t->grad_row, t->dhidden, h, t->col_idx + c0, t->col_val + c0,
-							(int) (c1 - c0));
-			g = t->grad_row;
-		}
-		adam_update(&step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
-		check_every(t, i, NET_CHECK_PIXELS);
-	}
+	adam_step_init(&bt.step, adam, net->adam_step);
+	run_rounds(t, w1_task, &bt, NET_INPUTS, NET_CHECK_PIXELS * (1 + 4096 / n), NET_CHECK_PIXELS);
 	{
 		size_t		off = (size_t) NET_INPUTS * h;
 
-		adam_update(&step, net->b1, net->adam_m + off, net->adam_v + off, t->grad,
+		adam_update(&bt.step, net->b1, net->adam_m + off, net->adam_v + off, t->grad,
 					net->n_params - off);
 	}
 }

@@ -8,6 +8,7 @@
 #define MNIST_NET_PATH_H
 
 #include "net.h"
+#include "net_pool.h"
 
 /* Training workspace, carved out of the caller's buffer by mnist_net_trainer_bind. */
 struct NetTrainer
@@ -17,22 +18,24 @@ struct NetTrainer
 	const uint8_t **image;		/* max_batch: the batch's images */
 	int			block;			/* w1 rows per block of the first layer */
 	int			n_blocks;		/* blocks of NET_INPUTS rows */
-	uint32_t   *block_start;	/* max_batch * n_blocks + 1: image r's pixels of block b are
-								 * row_*[block_start[r * n_blocks + b]..] up to the next */
-	uint32_t   *row_idx;		/* nonzero pixels of the batch by image: pixel index */
+	uint32_t   *block_start;	/* max_batch * (n_blocks + 1): image r's pixels of block b are
+								 * row_*[block_start[r * (n_blocks + 1) + b]..] up to the next */
+	uint32_t   *row_idx;		/* nonzero pixels of the batch by image (image r's from
+								 * r * NET_INPUTS on): pixel index */
 	float	   *row_val;		/* and value / 255 */
-	uint32_t   *col_start;		/* NET_INPUTS + 1: pixel i's images are col_*[col_start[i]..] */
-	uint32_t   *col_idx;		/* the same nonzero pixels by pixel: image in the batch */
+	uint32_t   *col_idx;		/* NET_MAX_THREADS x max_batch: for each thread, the nonzero
+								 * pixels of one w1 row: image in the batch */
 	float	   *col_val;
 	float	   *hidden;			/* max_batch x H, after relu */
 	float	   *dhidden;		/* max_batch x H, loss gradient before relu */
 	float	   *logits;			/* max_batch x NET_OUTPUTS */
 	float	   *dlogits;		/* max_batch x NET_OUTPUTS */
 	float	   *grad;			/* gradients of b1, w2, b2 (their layout in params) */
-	float	   *grad_row;		/* H: gradient of one w1 row */
+	float	   *grad_row;		/* NET_MAX_THREADS x H: for each thread, gradient of one w1 row */
 	float	   *zero_row;		/* H zeros: the gradient of a w1 row of zero pixels */
 	NetCheckFn	check;			/* called between blocks of work, or NULL */
 	void	   *check_arg;
+	NetPool    *pool;			/* threads sharing the work, or NULL */
 };
 
 /* One path's hot code: mnist_net_train_batch, and mnist_net_predict. */

@@ -24,41 +24,12 @@
 #include "deploy.h"
 #include "model.h"
 #include "net.h"
+#include "net_pool.h"
 #include "source.h"
 #include "train.h"
 
 #define MAX_EPOCHS			1000
 #define MAX_BATCH_SIZE		65536
-#define MAX_ROWS			((int64) PG_INT32_MAX)
-
-void
-mnist_trainset_init(TrainSet *set, int64 expected_rows)
-{
-	set->n = 0;
-	set->capacity = Min(Max(expected_rows, 1024), MAX_ROWS);
-	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);
-	set->labels = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity);
-}
-
-void
-mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label)
-{
-	if (label < 0 || label >= MNIST_CLASSES)
-		elog(ERROR, "label %d is out of range", label);
-	if (set->n == set->capacity)
-	{
-		if (set->n >= MAX_ROWS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many training rows (at most " INT64_FORMAT ")", MAX_ROWS)));
-		set->capacity = Min(set->capacity * 2, MAX_ROWS);
-		set->images = repalloc_huge(set->images, set->capacity * MNIST_PIXELS);
-		set->labels = repalloc_huge(set->labels, set->capacity);
-	}
-	memcpy(set->images + set->n * MNIST_PIXELS, pixels, MNIST_PIXELS);
-	set->labels[set->n++] = (uint8) label;
-}
-
 void
 mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
 {
@@ -229,24 +200,170 @@ mnist_train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 	}
 }
 
+/* What one epoch trains with: the trainer, Adam's settings and the shuffles' generator. */
+typedef struct TrainEpoch
+{
+	NetTrainer *trainer;
+	NetAdam		adam;
+	NetRng		rng;
+	int			batch_size;
+	uint32	   *idx;			/* set->capacity row numbers */
+	double		loss_sum;
+	int64		correct;
+} TrainEpoch;
+
+/* Trains on the rows idx[0..n-1] of the set's arrays in mini-batches. */
+static void
+train_batches(TrainEpoch *ep, const TrainSet *set, const uint32 *idx, int64 n)
+{
+	for (int64 off = 0; off < n; off += ep->batch_size)
+	{
+		CHECK_FOR_INTERRUPTS();
+		mnist_net_train_batch(ep->trainer, &ep->adam, set->images, set->labels, idx + off,
+							  (int) Min(ep->batch_size, n - off), &ep->loss_sum, &ep->correct);
+	}
+}
+
+/*
+ * A spilled set is read in blocks of rows, each a 16th of what memory holds.  Every epoch
+ * shuffles the order of the blocks, and fills memory with the next blocks in that order
+ * (after the rows carried over, fewer than a batch); the rows in memory are shuffled and
+ * trained in full batches, and those left over carried to the next window.  The last window
+ * ends with a partial batch, as an epoch in memory does.
+ */
+#define SPILL_BLOCKS_IN_MEMORY	16
+
+static int64
+spill_block_rows(const TrainSet *set)
+{
+	return Max(set->capacity / SPILL_BLOCKS_IN_MEMORY, 1);
+}
+
+/* ERROR unless memory holds a batch and a block more than the rows carried over. */
+static void
+spill_check(const TrainSet *set, int batch_size)
+{
+	if (batch_size - 1 + spill_block_rows(set) > set->capacity)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("mnist_ml.train_memory holds " INT64_FORMAT " rows, too few for batch_size %d",
+						set->capacity, batch_size),
+				 errdetail("The source has " INT64_FORMAT " rows and was spilled to a temporary file.",
+						   set->n),
+				 errhint("Raise mnist_ml.train_memory (a row takes %d bytes), or use a smaller batch_size.",
+						 MNIST_ROW_BYTES)));
+}
+
+static void
+train_epoch_spilled(TrainEpoch *ep, TrainSet *set, uint32 *order, uint8 *carry)
+{
+	int64		block = spill_block_rows(set);
+	int64		nblocks = (set->n + block - 1) / block;
+	int64		next = 0;		/* next block in order */
+	int64		held = 0;		/* rows carried over, at the start of the arrays */
+
+	mnist_net_shuffle(&ep->rng, order, nblocks);
+	while (next < nblocks)
+	{
+		int64		m = held,
+					trained;
+
+		while (next < nblocks)
+		{
+			int64		first = order[next] * block;
+			int64		count = Min(block, set->n - first);
+
+			if (m + count > set->capacity)
+				break;
+			mnist_trainset_read(set, first, count, m);
+			m += count;
+			next++;
+			CHECK_FOR_INTERRUPTS();
+		}
+		for (int64 i = 0; i < m; i++)
+			ep->idx[i] = (uint32) i;
+		mnist_net_shuffle(&ep->rng, ep->idx, m);
+		trained = next < nblocks ? m - m % ep->batch_size : m;
+		train_batches(ep, set, ep->idx, trained);
+
+		/* the rows left over go to the start, through carry (they may be anywhere) */
+		held = m - trained;
+		for (int64 i = 0; i < held; i++)
+		{
+			uint32		r = ep->idx[trained + i];
+
+			memcpy(carry + i * MNIST_ROW_BYTES, set->images + (int64) r * MNIST_PIXELS, MNIST_PIXELS);
+			carry[i * MNIST_ROW_BYTES + MNIST_PIXELS] = set->labels[r];
+		}
+		for (int64 i = 0; i < held; i++)
+		{
+			memcpy(set->images + i * MNIST_PIXELS, carry + i * MNIST_ROW_BYTES, MNIST_PIXELS);
+			set->labels[i] = carry[i * MNIST_ROW_BYTES + MNIST_PIXELS];
+		}
+	}
+}
+
+/* Memory context callback: the pool's threads end with the training's memory (or its error). */
+static void
+stop_pool(void *arg)
+{
+	mnist_net_pool_stop((NetPool *) arg);
+}
+
+/* mnist_ml.train_threads threads for trainer, or none for 1; stopped when the context goes. */
+static NetPool *
+start_pool(NetTrainer *trainer)
+{
+	MemoryContextCallback *cb;
+	NetPool    *pool;
+
+	if (mnist_train_threads <= 1)
+		return NULL;
+	cb = palloc(sizeof(MemoryContextCallback));
+	pool = mnist_net_pool_start(palloc(mnist_net_pool_size()), mnist_train_threads);
+	if (pool == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start %d training threads: %m", mnist_train_threads),
+				 errhint("Lower mnist_ml.train_threads.")));
+	cb->func = stop_pool;
+	cb->arg = pool;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	mnist_net_trainer_set_pool(trainer, pool);
+	return pool;
+}
+
 void
 mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit)
 {
-	NetAdam		adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f};
-	NetRng		rng;
-	NetTrainer *trainer;
-	uint32	   *idx;
+	TrainEpoch	ep = {.adam = {(float) opt->learning_rate, 0.9f, 0.999f, 1e-7f},
+	.batch_size = opt->batch_size};
+	uint32	   *order = NULL;
+	uint8	   *carry = NULL;
 	StringInfoData epochs;
 	struct timespec start;
 	int			h = net->n_hidden;
+	NetPool    *pool;
 
-	trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size)),
-							   net, opt->batch_size);
-	mnist_net_trainer_set_check(trainer, check_interrupts, NULL);
-	idx = MemoryContextAllocHuge(CurrentMemoryContext, set->n * sizeof(uint32));
-	for (int64 i = 0; i < set->n; i++)
-		idx[i] = (uint32) i;
-	mnist_net_rng_seed(&rng, (uint64) opt->seed);
+	if (set->spill)
+	{
+		int64		nblocks;
+
+		spill_check(set, opt->batch_size);
+		nblocks = (set->n + spill_block_rows(set) - 1) / spill_block_rows(set);
+		order = MemoryContextAllocHuge(CurrentMemoryContext, nblocks * sizeof(uint32));
+		for (int64 i = 0; i < nblocks; i++)
+			order[i] = (uint32) i;
+		carry = palloc((Size) opt->batch_size * MNIST_ROW_BYTES);
+	}
+	ep.trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size)),
+										net, opt->batch_size);
+	mnist_net_trainer_set_check(ep.trainer, check_interrupts, NULL);
+	pool = start_pool(ep.trainer);
+	ep.idx = MemoryContextAllocHuge(CurrentMemoryContext, Min(set->n, set->capacity) * sizeof(uint32));
+	for (int64 i = 0; i < set->n && !set->spill; i++)
+		ep.idx[i] = (uint32) i;
+	mnist_net_rng_seed(&ep.rng, (uint64) opt->seed);
 
 	initStringInfo(&epochs);
 	appendStringInfoChar(&epochs, '[');
@@ -254,21 +371,21 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	for (int e = 1; e <= opt->epochs; e++)
 	{
 		struct timespec estart;
-		double		loss_sum = 0,
-					secs;
-		int64		correct = 0;
+		double		secs;
 
 		clock_gettime(CLOCK_MONOTONIC, &estart);
-		mnist_net_shuffle(&rng, idx, set->n);
-		for (int64 off = 0; off < set->n; off += opt->batch_size)
+		ep.loss_sum = 0;
+		ep.correct = 0;
+		if (set->spill)
+			train_epoch_spilled(&ep, set, order, carry);
+		else
 		{
-			CHECK_FOR_INTERRUPTS();
-			mnist_net_train_batch(trainer, &adam, set->images, set->labels, idx + off,
-							(int) Min(opt->batch_size, set->n - off), &loss_sum, &correct);
+			mnist_net_shuffle(&ep.rng, ep.idx, set->n);
+			train_batches(&ep, set, ep.idx, set->n);
 		}
 		secs = seconds_since(&estart);
-		fit->loss = loss_sum / set->n;
-		fit->accuracy = (double) correct / set->n;
+		fit->loss = ep.loss_sum / set->n;
+		fit->accuracy = (double) ep.correct / set->n;
 		if (!isfinite(fit->loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -289,6 +406,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	appendStringInfoChar(&epochs, ']');
 	fit->epochs_json = epochs.data;
 	fit->seconds = seconds_since(&start);
+	mnist_net_pool_stop(pool);
 }
 
 int64
@@ -402,6 +520,7 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 				 errdetail("Source: %s.", source_json)));
 	mnist_train_init_net(opt, &net, &init_id);
 	mnist_train_fit(set, opt, &net, &fit);
+	mnist_trainset_close(set);
 	return mnist_train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
 }
 
@@ -449,8 +568,11 @@ mnist_train(PG_FUNCTION_ARGS)
 		mnist_train_read_validation(&opt, pixels_column, label_column, &vset);
 
 	relname = mnist_source_relation_name(relid);
-	/* sized from the planner's estimate: growing by copies costs as much as reading */
-	mnist_trainset_init(&set, mnist_source_estimated_rows(relid));
+	/*
+	 * sized from the planner's estimate (growing by copies costs as much as reading), up to
+	 * what mnist_ml.train_memory holds: the rest spills to a temporary file
+	 */
+	mnist_trainset_init_bounded(&set, mnist_source_estimated_rows(relid), mnist_train_memory_rows());
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	mnist_source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)
@@ -460,7 +582,10 @@ mnist_train(PG_FUNCTION_ARGS)
 	if (mnist_progress)
 		ereport(NOTICE,
 				(errmsg("read " INT64_FORMAT " rows of %s in %.2f s",
-						set.n, relname, seconds_since(&start))));
+						set.n, relname, seconds_since(&start)),
+				 set.spill ? errdetail("They exceed mnist_ml.train_memory (" INT64_FORMAT
+									   " rows) and were spilled to a temporary file.",
+									   set.capacity) : 0));
 
 	initStringInfo(&source);
 	appendStringInfoString(&source, "{\"table\": ");

@@ -9,6 +9,7 @@
 
 #include "mnist_ml.h"
 #include "net.h"
+#include "trainset.h"
 
 /* What storing a trained model does to the name's deployment (the deploy argument). */
 typedef enum TrainDeploy
@@ -34,15 +35,6 @@ typedef struct TrainOptions
 	TrainDeploy deploy;
 } TrainOptions;
 
-/* A compact, growable training set: pixels as uint8, as read (convert per batch). */
-typedef struct TrainSet
-{
-	uint8	   *images;			/* n x MNIST_PIXELS */
-	uint8	   *labels;			/* n */
-	int64		n;
-	int64		capacity;
-} TrainSet;
-
 /*
  * The validation and deploy arguments of a training function, which has nargs arguments of
  * which these are the last two (a database still at 1.0 calls it with its old signature,
@@ -55,10 +47,6 @@ extern void mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo,
  * (not read-only, 25006): call before reading a source.
  */
 extern void mnist_train_options_validate(const TrainOptions *opt);
-
-/* An empty set with room for expected_rows (it grows beyond if needed). */
-extern void mnist_trainset_init(TrainSet *set, int64 expected_rows);
-extern void mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
 /*
  * Reads opt->validation (pixels and labels from those columns, as the caller; bad rows are
@@ -85,7 +73,8 @@ extern void mnist_train_init_net(const TrainOptions *opt, MnistNet *net, int64 *
 
 /*
  * Trains net on set (not empty) for opt's epochs, reporting each when mnist_ml.progress is on.
- * Needs no transaction: online learning trains between its transactions.
+ * A set in memory is shuffled whole every epoch; a spilled one block by block (train.c).
+ * Needs no transaction (online learning trains between its transactions) unless spilled.
  */
 extern void mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit *fit);
 

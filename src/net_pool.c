@@ -1,0 +1,237 @@
+/*
+ * net_pool.c
+ *		Training threads (net_pool.h).  A run is published as a ticket, one 64-bit word: the
+ *		run's generation, its number of chunks and the next chunk to claim.  Threads claim
+ *		chunks by compare-and-swap on the ticket and read the run's task only once they hold a
+ *		chunk (the caller does not change it before every chunk is done), so a worker that
+ *		wakes late claims nothing and the caller never waits for it: the caller waits only for
+ *		the chunks claimed by others to finish.  Waiters spin briefly, then sleep on condition
+ *		variables (a mini-batch's runs are a fraction of a millisecond apart).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net_pool.h"
+
+#define SPIN_LOOPS	4000
+
+/* ticket: generation (16 bits), chunks (24 bits), next chunk (24 bits) */
+#define TICKET(gen, chunks, next)	(((uint64_t) (gen) << 48) | ((uint64_t) (chunks) << 24) | (uint64_t) (next))
+#define TICKET_GEN(t)		((unsigned) ((t) >> 48))
+#define TICKET_CHUNKS(t)	((int) (((t) >> 24) & 0xFFFFFF))
+#define TICKET_NEXT(t)		((int) ((t) & 0xFFFFFF))
+#define MAX_CHUNKS			0xFFFFFF
+
+struct NetPool
+{
+	int			threads;
+	bool		running;
+	pthread_t	tid[NET_MAX_THREADS];
+	pthread_mutex_t mutex;
+	pthread_cond_t work;		/* a new ticket, or quit */
+	pthread_cond_t done;		/* the run's chunks are all done */
+	uint64_t	ticket;			/* atomic */
+	int			quit;			/* atomic */
+	int			finished;		/* atomic: chunks of the current run done */
+	/* the current run */
+	NetTaskFn	fn;
+	void	   *arg;
+	int			first,
+				last,
+				grain;
+};
+
+typedef struct WorkerStart
+{
+	NetPool    *pool;
+	int			worker;
+} WorkerStart;
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static bool
+claimable(NetPool *pool)
+{
+	uint64_t	t = __atomic_load_n(&pool->ticket, __ATOMIC_ACQUIRE);
+
+	return TICKET_NEXT(t) < TICKET_CHUNKS(t);
+}
+
+/* Claims and runs chunks of the current run until none is left to claim. */
+static void
+run_chunks(NetPool *pool, int worker)
+{
+	uint64_t	t = __atomic_load_n(&pool->ticket, __ATOMIC_ACQUIRE);
+
+	while (TICKET_NEXT(t) < TICKET_CHUNKS(t))
+	{
+		int			c = TICKET_NEXT(t),
+					a,
+					b;
+
+		if (!__atomic_compare_exchange_n(&pool->ticket, &t, t + 1, false,
+										 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;			/* t is the current ticket again */
+		/* chunk c is ours: the run cannot change before we report it done */
+		a = pool->first + c * pool->grain;
+		b = a + pool->grain < pool->last ? a + pool->grain : pool->last;
+		pool->fn(pool->arg, worker, a, b);
+		if (__atomic_add_fetch(&pool->finished, 1, __ATOMIC_ACQ_REL) == TICKET_CHUNKS(t) &&
+			worker != 0)
+		{
+			pthread_mutex_lock(&pool->mutex);
+			pthread_cond_signal(&pool->done);
+			pthread_mutex_unlock(&pool->mutex);
+		}
+		t = __atomic_load_n(&pool->ticket, __ATOMIC_ACQUIRE);
+	}
+}
+
+static void *
+worker_main(void *p)
+{
+	NetPool    *pool = ((WorkerStart *) p)->pool;
+	int			worker = ((WorkerStart *) p)->worker;
+
+	for (;;)
+	{
+		int			spin;
+
+		for (spin = 0; spin < SPIN_LOOPS; spin++)
+		{
+			if (claimable(pool) || __atomic_load_n(&pool->quit, __ATOMIC_ACQUIRE))
+				break;
+			cpu_relax();
+		}
+		if (spin == SPIN_LOOPS)
+		{
+			pthread_mutex_lock(&pool->mutex);
+			while (!claimable(pool) && !__atomic_load_n(&pool->quit, __ATOMIC_ACQUIRE))
+				pthread_cond_wait(&pool->work, &pool->mutex);
+			pthread_mutex_unlock(&pool->mutex);
+		}
+		if (__atomic_load_n(&pool->quit, __ATOMIC_ACQUIRE))
+			return NULL;
+		run_chunks(pool, worker);
+	}
+}
+
+size_t
+mnist_net_pool_size(void)
+{
+	return sizeof(NetPool) + sizeof(WorkerStart) * NET_MAX_THREADS;
+}
+
+NetPool *
+mnist_net_pool_start(void *mem, int threads)
+{
+	NetPool    *pool = mem;
+	WorkerStart *start = (WorkerStart *) (pool + 1);
+	sigset_t	all,
+				old;
+	int			err = 0;
+
+	pool->threads = 1;
+	pool->running = true;
+	pool->ticket = TICKET(0, 0, 0);
+	pool->quit = 0;
+	pool->finished = 0;
+	pthread_mutex_init(&pool->mutex, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	pthread_cond_init(&pool->done, NULL);
+
+	/* the workers inherit a mask that blocks every signal: the caller's handlers stay its own */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int w = 1; w < threads && err == 0; w++)
+	{
+		start[w].pool = pool;
+		start[w].worker = w;
+		err = pthread_create(&pool->tid[w], NULL, worker_main, &start[w]);
+		if (err == 0)
+			pool->threads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0)
+	{
+		mnist_net_pool_stop(pool);
+		errno = err;
+		return NULL;
+	}
+	return pool;
+}
+
+int
+mnist_net_pool_threads(const NetPool *pool)
+{
+	return pool ? pool->threads : 1;
+}
+
+void
+mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, int first, int last, int grain)
+{
+	int			chunks;
+	int			spin;
+
+	if (grain < 1)
+		grain = 1;
+	chunks = (last - first + grain - 1) / grain;
+	if (pool == NULL || pool->threads == 1 || chunks <= 1 || chunks > MAX_CHUNKS)
+	{
+		if (last > first)
+			fn(arg, 0, first, last);
+		return;
+	}
+	/* every chunk of the last run is done: nobody reads these until the new ticket */
+	pool->fn = fn;
+	pool->arg = arg;
+	pool->first = first;
+	pool->last = last;
+	pool->grain = grain;
+	__atomic_store_n(&pool->finished, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pool->ticket,
+					 TICKET(TICKET_GEN(pool->ticket) + 1, chunks, 0), __ATOMIC_RELEASE);
+	pthread_mutex_lock(&pool->mutex);
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->mutex);
+
+	run_chunks(pool, 0);
+
+	for (spin = 0; spin < SPIN_LOOPS; spin++)
+	{
+		if (__atomic_load_n(&pool->finished, __ATOMIC_ACQUIRE) == chunks)
+			return;
+		cpu_relax();
+	}
+	pthread_mutex_lock(&pool->mutex);
+	while (__atomic_load_n(&pool->finished, __ATOMIC_ACQUIRE) != chunks)
+		pthread_cond_wait(&pool->done, &pool->mutex);
+	pthread_mutex_unlock(&pool->mutex);
+}
+
+void
+mnist_net_pool_stop(NetPool *pool)
+{
+	if (pool == NULL || !pool->running)
+		return;
+	pthread_mutex_lock(&pool->mutex);
+	__atomic_store_n(&pool->quit, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->mutex);
+	for (int w = 1; w < pool->threads; w++)
+		pthread_join(pool->tid[w], NULL);
+	pthread_mutex_destroy(&pool->mutex);
+	pthread_cond_destroy(&pool->done);
+	pthread_cond_destroy(&pool->work);
+	pool->threads = 1;
+	pool->running = false;
+}

@@ -1,0 +1,124 @@
+/*
+ * trainset.c
+ *		The training set (trainset.h): rows appended as read, in memory up to a bound, then
+ *		spilled to a temporary file and read back in blocks of rows.  A row in the file is its
+ *		label byte and its MNIST_PIXELS pixel bytes, rows in the order they were added.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/buffile.h"
+#include "utils/memutils.h"
+
+#include "trainset.h"
+
+#define MAX_ROWS			((int64) PG_INT32_MAX)
+
+static void
+trainset_alloc(TrainSet *set, int64 expected_rows, int64 max_rows)
+{
+	set->n = 0;
+	set->max_rows = max_rows;
+	set->spill = NULL;
+	set->mcxt = CurrentMemoryContext;
+	set->capacity = Min(Max(expected_rows, 1024), MAX_ROWS);
+	if (max_rows > 0)
+		set->capacity = Min(set->capacity, max_rows);
+	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);
+	set->labels = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity);
+}
+
+void
+mnist_trainset_init(TrainSet *set, int64 expected_rows)
+{
+	trainset_alloc(set, expected_rows, 0);
+}
+
+void
+mnist_trainset_init_bounded(TrainSet *set, int64 expected_rows, int64 max_rows)
+{
+	Assert(max_rows >= 1);
+	trainset_alloc(set, expected_rows, max_rows);
+}
+
+int64
+mnist_train_memory_rows(void)
+{
+	int64		kb = mnist_train_memory >= 0 ? mnist_train_memory : maintenance_work_mem;
+
+	return Max(kb * 1024 / MNIST_ROW_BYTES, 1);
+}
+
+static void
+spill_row(TrainSet *set, const uint8 *pixels, uint8 label)
+{
+	BufFileWrite(set->spill, &label, 1);
+	BufFileWrite(set->spill, (void *) pixels, MNIST_PIXELS);
+}
+
+void
+mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label)
+{
+	if (label < 0 || label >= MNIST_CLASSES)
+		elog(ERROR, "label %d is out of range", label);
+	if (set->n >= MAX_ROWS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many training rows (at most " INT64_FORMAT ")", MAX_ROWS)));
+	if (set->spill)
+	{
+		spill_row(set, pixels, (uint8) label);
+		set->n++;
+		return;
+	}
+	if (set->n == set->capacity)
+	{
+		if (set->max_rows > 0 && set->capacity == set->max_rows)
+		{
+			/* the bound is reached: every row goes to the file from now on */
+			MemoryContext old = MemoryContextSwitchTo(set->mcxt);
+
+			set->spill = BufFileCreateTemp(false);
+			MemoryContextSwitchTo(old);
+			for (int64 i = 0; i < set->n; i++)
+				spill_row(set, set->images + i * MNIST_PIXELS, set->labels[i]);
+			spill_row(set, pixels, (uint8) label);
+			set->n++;
+			return;
+		}
+		set->capacity = Min(set->capacity * 2, MAX_ROWS);
+		if (set->max_rows > 0)
+			set->capacity = Min(set->capacity, set->max_rows);
+		set->images = repalloc_huge(set->images, set->capacity * MNIST_PIXELS);
+		set->labels = repalloc_huge(set->labels, set->capacity);
+	}
+	memcpy(set->images + set->n * MNIST_PIXELS, pixels, MNIST_PIXELS);
+	set->labels[set->n++] = (uint8) label;
+}
+
+void
+mnist_trainset_read(TrainSet *set, int64 first, int64 count, int64 dst)
+{
+	Assert(set->spill && first + count <= set->n && dst + count <= set->capacity);
+	if (BufFileSeek(set->spill, 0, (off_t) first * MNIST_ROW_BYTES, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in the training set's temporary file: %m")));
+	for (int64 i = 0; i < count; i++)
+	{
+		if (BufFileRead(set->spill, set->labels + dst + i, 1) != 1 ||
+			BufFileRead(set->spill, set->images + (dst + i) * MNIST_PIXELS, MNIST_PIXELS) != MNIST_PIXELS)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read row " INT64_FORMAT " of the training set's temporary file: %m",
+							first + i)));
+	}
+}
+
+void
+mnist_trainset_close(TrainSet *set)
+{
+	if (set->spill)
+		BufFileClose(set->spill);
+	set->spill = NULL;
+}
