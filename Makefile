@@ -44,7 +44,7 @@ SHLIB_LINK = $(shell pkg-config --libs rdkafka) -lz \
 NET_OBJS = src/net.o src/screen.o src/net_baseline.o src/net_avx2.o src/net_avx512.o
 NET_PROGRAMS = test/net_check bench/train_bench
 
-EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out \
+EXTRA_CLEAN = $(DATA_built) tools/mnist2sql results regression.diffs regression.out test/fuzz/bin \
 	$(NET_PROGRAMS) $(NET_PROGRAMS:=.o)
 
 PG_CONFIG ?= pg_config
@@ -66,8 +66,8 @@ $(NET_PROGRAMS): %: %.o $(NET_OBJS)
 net_check: test/net_check
 	test/net_check
 
-tools/mnist2sql: tools/mnist2sql.c
-	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+tools/mnist2sql: tools/mnist2sql.c tools/idx.c tools/idx.h
+	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ tools/mnist2sql.c tools/idx.c -lz
 
 # Every object depends on the project's headers (PGXS tracks no header dependencies here).
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h)

@@ -6,8 +6,8 @@
 #define MNIST_MODEL_H
 
 #include "net.h"
+#include "weights.h"
 
-#define MNIST_MAX_HIDDEN	4096	/* largest hidden layer trained or read */
 #define MNIST_MAX_NAME_BYTES	200	/* longest model name, in bytes */
 
 /* A decoded model, as cached per backend. */
