@@ -68,7 +68,7 @@ NET_OBJS = src/net.o src/net_pool.o src/screen.o src/net_baseline.o src/net_avx2
 NET_PROGRAMS = test/net_check bench/train_bench
 
 EXTRA_CLEAN = $(DATA_built) tools/mnist2sql tools/mnist2sql-sanitized results regression.diffs regression.out \
-	$(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags
+	test/fuzz/bin $(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -97,8 +97,9 @@ bench/train_bench: NET_PROGRAM_LIBS = -lz
 net_check: test/net_check
 	test/net_check
 
-tools/mnist2sql: tools/mnist2sql.c src/image.h
-	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+MNIST2SQL_SRCS = tools/mnist2sql.c tools/idx.c
+tools/mnist2sql: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
+	$(CC) $(CFLAGS) -Wall -Wextra -O2 -o $@ $(MNIST2SQL_SRCS) -lz
 
 # Debian's PostgreSQL keeps its programs in /usr/lib/postgresql/N/bin, which is not on PATH
 # (postgresql-common puts its client programs on PATH through links in /usr/bin).  For such a
@@ -127,8 +128,8 @@ ifneq ($(BINDIR_LINK),)
 endif
 
 # The loader with the sanitizers whatever SANITIZE says (test/integration/loader_sanitized.sh).
-tools/mnist2sql-sanitized: tools/mnist2sql.c src/image.h
-	$(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Wall -Wextra -O2 -o $@ $< -lz
+tools/mnist2sql-sanitized: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
+	$(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Wall -Wextra -O2 -o $@ $(MNIST2SQL_SRCS) -lz
 
 # Every object depends on the project's headers (PGXS tracks no header dependencies here)
 # and on the build's flags.

@@ -19,61 +19,27 @@
 #include "utils/syscache.h"
 
 #include "cdc_capture.h"
+#include "cdc_globs.h"
 #include "coltype.h"
 #include "mnist_ml.h"
-
-/* True when str matches the glob pat, where '*' matches any run of characters. */
-static bool
-glob_match(const char *pat, const char *str)
-{
-	while (*pat)
-	{
-		if (*pat == '*')
-		{
-			while (*pat == '*')
-				pat++;
-			if (*pat == '\0')
-				return true;
-			for (; *str; str++)
-				if (glob_match(pat, str))
-					return true;
-			return false;
-		}
-		if (*pat != *str)
-			return false;
-		pat++;
-		str++;
-	}
-	return *str == '\0';
-}
 
 List *
 mnist_cdc_parse_globs(const char *globs)
 {
 	List	   *result = NIL;
 	const char *p = globs;
+	const char *start;
+	size_t		len;
+	MnistGlobsResult rc;
 
-	while (*p)
+	while ((rc = mnist_cdc_globs_next(&p, &start, &len)) != MNIST_GLOBS_END)
 	{
-		const char *start;
-		const char *end;
-
-		while (*p == ',' || isspace((unsigned char) *p))
-			p++;
-		if (*p == '\0')
-			break;
-		start = p;
-		while (*p && *p != ',')
-			p++;
-		end = p;
-		while (end > start && isspace((unsigned char) end[-1]))
-			end--;
-		if (memchr(start, '.', end - start) == NULL)
+		if (rc == MNIST_GLOBS_NO_SCHEMA)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("table pattern \"%.*s\" has no schema", (int) (end - start), start),
+					 errmsg("table pattern \"%.*s\" has no schema", (int) len, start),
 					 errhint("Write schema.table, for example public.mnist_*.")));
-		result = lappend(result, pnstrdup(start, end - start));
+		result = lappend(result, pnstrdup(start, len));
 	}
 	return result;
 }
@@ -190,7 +156,7 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 		return;
 	listed = opts->tables == NIL;
 	foreach(lc, opts->tables)
-		if (glob_match(lfirst(lc), info->name))
+		if (mnist_cdc_glob_match(lfirst(lc), info->name))
 			listed = true;
 	if (!listed)
 		return;

@@ -3,8 +3,8 @@
  *		Builds librdkafka configurations from mnist_ml.kafka_bootstrap_servers and
  *		mnist_ml.kafka_properties, keeping secrets out of messages and away from foreign servers.
  *
- * mnist_ml.kafka_properties holds key=value pairs separated by commas or white space; a value
- * may be double-quoted to contain either ("a \"b\"" escapes a quote).  Secrets are better
+ * The syntax of mnist_ml.kafka_properties and of the properties file is kafka_props.c's; this
+ * file applies them with PostgreSQL's file API and error reporting.  Secrets are better
  * kept in mnist_ml.kafka_properties_file (one key=value per line), which PostgreSQL never
  * logs or shows; SHOW masks the values of secret keys in mnist_ml.kafka_properties.
  */
@@ -16,28 +16,8 @@
 #include "utils/memutils.h"
 
 #include "kafka_conf.h"
+#include "kafka_props.h"
 #include "mnist_ml.h"
-
-/* Properties that carry or select credentials. */
-static bool
-is_security_property(const char *key)
-{
-	return strncmp(key, "sasl.", 5) == 0 ||
-		strncmp(key, "ssl.", 4) == 0 ||
-		strcmp(key, "security.protocol") == 0;
-}
-
-bool
-mnist_kafka_property_is_secret(const char *key)
-{
-	return strstr(key, "password") != NULL ||
-		strstr(key, "secret") != NULL ||
-		strstr(key, "key.pem") != NULL ||
-		strstr(key, "token") != NULL ||
-		strstr(key, "oauthbearer.config") != NULL ||
-		strstr(key, "jaas") != NULL ||
-		strcmp(key, "sasl.username") == 0;
-}
 
 bool
 mnist_kafka_topic_name_ok(const char *topic)
@@ -75,76 +55,32 @@ mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
 	}
 }
 
-/*
- * Reads the next key=value pair of a properties string into key and value, advancing *pp.
- * Returns 1 for a pair, 0 at the end, -1 when malformed (key holds what was read).
- */
-static int
-next_property(const char **pp, StringInfo key, StringInfo value)
-{
-	const char *p = *pp;
-
-	resetStringInfo(key);
-	resetStringInfo(value);
-	while (*p == ',' || isspace((unsigned char) *p))
-		p++;
-	if (*p == '\0')
-		return 0;
-	while (*p && *p != '=' && *p != ',' && !isspace((unsigned char) *p))
-		appendStringInfoChar(key, *p++);
-	if (*p != '=' || key->len == 0)
-		return -1;
-	p++;
-	if (*p == '"')
-	{
-		p++;
-		while (*p && *p != '"')
-		{
-			if (*p == '\\' && p[1])
-				p++;
-			appendStringInfoChar(value, *p++);
-		}
-		if (*p != '"')
-			return -1;
-		p++;
-	}
-	else
-	{
-		while (*p && *p != ',' && !isspace((unsigned char) *p))
-			appendStringInfoChar(value, *p++);
-	}
-	*pp = p;
-	return 1;
-}
-
 /* Sets each key=value pair of a properties string on conf; ERROR when malformed. */
 static void
 apply_properties(rd_kafka_conf_t *conf, const char *props, const char *origin,
 				 bool skip_security)
 {
 	const char *p = props;
-	StringInfoData key,
-				value;
-	int			rc;
+	char	   *key = palloc(strlen(props) + 1);
+	char	   *value = palloc(strlen(props) + 1);
+	MnistPropsResult rc;
 
-	initStringInfo(&key);
-	initStringInfo(&value);
-	while ((rc = next_property(&p, &key, &value)) != 0)
+	while ((rc = mnist_kafka_props_next(&p, key, value)) != MNIST_PROPS_END)
 	{
-		if (rc < 0)
+		if (rc != MNIST_PROPS_PAIR)
 		{
 			rd_kafka_conf_destroy(conf);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s near \"%s\"", origin, key.data),
+					 errmsg("invalid %s near \"%s\"", origin, key),
 					 errhint("Write key=value pairs separated by commas or spaces; double-quote values that contain them.")));
 		}
-		if (skip_security && is_security_property(key.data))
+		if (skip_security && mnist_kafka_property_is_security(key))
 			continue;
-		mnist_kafka_conf_set(conf, key.data, value.data);
+		mnist_kafka_conf_set(conf, key, value);
 	}
-	pfree(key.data);
-	pfree(value.data);
+	pfree(key);
+	pfree(value);
 }
 
 /* Applies mnist_ml.kafka_properties_file: one key=value per line, # comments. */
@@ -154,6 +90,9 @@ apply_properties_file(rd_kafka_conf_t *conf, const char *path, bool skip_securit
 	FILE	   *file = AllocateFile(path, "r");
 	char		line[8192];
 	int			lineno = 0;
+	char	   *key,
+			   *value;
+	MnistPropsResult rc;
 
 	if (file == NULL)
 	{
@@ -165,40 +104,28 @@ apply_properties_file(rd_kafka_conf_t *conf, const char *path, bool skip_securit
 				(errcode_for_file_access(),
 				 errmsg("could not open mnist_ml.kafka_properties_file \"%s\": %m", path)));
 	}
-	while (fgets(line, sizeof(line), file) != NULL)
+	while ((rc = mnist_kafka_props_file_next(file, line, sizeof(line), &lineno,
+											 &key, &value)) != MNIST_PROPS_END)
 	{
-		char	   *p = line,
-				   *eq,
-				   *end;
-
-		lineno++;
-		while (isspace((unsigned char) *p))
-			p++;
-		if (*p == '\0' || *p == '#')
-			continue;
-		end = p + strlen(p);
-		while (end > p && isspace((unsigned char) end[-1]))
-			*--end = '\0';
-		eq = strchr(p, '=');
-		if (eq == NULL || eq == p)
+		if (rc != MNIST_PROPS_PAIR)
 		{
 			FreeFile(file);
 			rd_kafka_conf_destroy(conf);
+			if (rc == MNIST_PROPS_TOO_LONG)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIG_FILE_ERROR),
+						 errmsg("line %d of mnist_ml.kafka_properties_file \"%s\" is longer than %zu bytes",
+								lineno, path, sizeof(line) - 2)));
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("line %d of mnist_ml.kafka_properties_file \"%s\" is not key=value",
 							lineno, path)));
 		}
-		*eq = '\0';
-		for (end = eq; end > p && isspace((unsigned char) end[-1]);)
-			*--end = '\0';
-		for (eq++; isspace((unsigned char) *eq); eq++)
-			;
-		if (skip_security && is_security_property(p))
+		if (skip_security && mnist_kafka_property_is_security(key))
 			continue;
 		PG_TRY();
 		{
-			mnist_kafka_conf_set(conf, p, eq);
+			mnist_kafka_conf_set(conf, key, value);
 		}
 		PG_CATCH();
 		{
@@ -215,39 +142,26 @@ mnist_kafka_properties_show(void)
 {
 	static char *shown = NULL;
 	const char *p = mnist_kafka_properties ? mnist_kafka_properties : "";
-	StringInfoData out,
-				key,
-				value;
-	int			rc;
+	char	   *key = palloc(strlen(p) + 1);
+	char	   *value = palloc(strlen(p) + 1);
+	char	   *quoted = palloc(2 * strlen(p) + 3);
+	StringInfoData out;
+	MnistPropsResult rc;
 
 	initStringInfo(&out);
-	initStringInfo(&key);
-	initStringInfo(&value);
-	while ((rc = next_property(&p, &key, &value)) > 0)
+	while ((rc = mnist_kafka_props_next(&p, key, value)) == MNIST_PROPS_PAIR)
 	{
 		if (out.len > 0)
 			appendStringInfoChar(&out, ' ');
-		if (mnist_kafka_property_is_secret(key.data))
-			appendStringInfo(&out, "%s=********", key.data);
+		if (mnist_kafka_property_is_secret(key))
+			appendStringInfo(&out, "%s=********", key);
 		else
 		{
-			appendStringInfo(&out, "%s=", key.data);
-			if (strpbrk(value.data, ", \t\"\\") != NULL || value.len == 0)
-			{
-				appendStringInfoChar(&out, '"');
-				for (const char *v = value.data; *v; v++)
-				{
-					if (*v == '"' || *v == '\\')
-						appendStringInfoChar(&out, '\\');
-					appendStringInfoChar(&out, *v);
-				}
-				appendStringInfoChar(&out, '"');
-			}
-			else
-				appendStringInfoString(&out, value.data);
+			mnist_kafka_props_quote(value, quoted);
+			appendStringInfo(&out, "%s=%s", key, quoted);
 		}
 	}
-	if (rc < 0)
+	if (rc != MNIST_PROPS_END)
 		appendStringInfoString(&out, out.len > 0 ? " (invalid)" : "(invalid)");
 
 	/* the result must outlive this call: keep the last one in TopMemoryContext */
@@ -255,8 +169,9 @@ mnist_kafka_properties_show(void)
 		pfree(shown);
 	shown = MemoryContextStrdup(TopMemoryContext, out.data);
 	pfree(out.data);
-	pfree(key.data);
-	pfree(value.data);
+	pfree(key);
+	pfree(value);
+	pfree(quoted);
 	return shown;
 }
 

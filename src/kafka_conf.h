@@ -8,6 +8,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka_props.h"
+
 /*
  * A new librdkafka configuration for servers (NULL: mnist_ml.kafka_bootstrap_servers): the
  * caller's defaults (a properties string, or NULL), then mnist_ml.kafka_properties, then
@@ -27,9 +29,6 @@ extern void mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const c
  */
 extern bool mnist_kafka_topic_name_ok(const char *topic);
 extern void mnist_kafka_topic_name_check(const char *topic);
-
-/* True when a property's value must never be shown or logged. */
-extern bool mnist_kafka_property_is_secret(const char *key);
 
 /* SHOW hook of mnist_ml.kafka_properties: the pairs with secret values masked. */
 extern const char *mnist_kafka_properties_show(void);

@@ -3,24 +3,8 @@
  *		Stored models: the weights bytea format, the mnist_models table and the per-backend
  *		cache of decoded models.
  *
- * The weights format (version 1), all integers and floats little-endian:
- *
- *	offset	type		content
- *	0		char[4]		magic "MNML"
- *	4		uint32		format version, 1
- *	8		uint32		inputs, 784
- *	12		uint32		hidden units H, 1..4096
- *	16		uint32		outputs, 10
- *	20		uint32		flags: bit 0 = Adam state follows the parameters (other bits zero)
- *	24		int64		Adam step count (0 without Adam state)
- *	32		float32[P]	parameters in net.h order: w1[784*H] (w1[i*H+j]: pixel i -> unit j),
- *						b1[H], w2[H*10] (w2[j*10+k]: unit j -> logit k), b2[10];
- *						P = 784*H + H + 10*H + 10
- *	32+4P	float32[P]	Adam first moments m (only with flag bit 0)
- *	32+8P	float32[P]	Adam second moments v (only with flag bit 0)
- *
- * A weights value is validated whenever it is read: exact length, magic, version, sizes,
- * flags, and every float finite (v also non-negative); anything else is ERRCODE_DATA_CORRUPTED.
+ * The weights format is weights.c's; mnist_weights_encode/decode wrap it for bytea values
+ * and report a corrupted value as ERRCODE_DATA_CORRUPTED.
  *
  * Serving: a name is served by its deployed model, the model of its latest row in
  * mnist_deployments whose model still exists (deploy.c writes them), else by its newest model
@@ -43,8 +27,6 @@
  * models one transaction uses, and is trimmed back at its end (cache_xact_cb).
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "access/genam.h"
 #include "access/stratnum.h"
@@ -77,11 +59,6 @@
 
 #include "mnist_ml.h"
 #include "model.h"
-
-#define WEIGHTS_MAGIC		"MNML"
-#define WEIGHTS_VERSION		1
-#define WEIGHTS_HEADER		32
-#define WEIGHTS_FLAG_ADAM	0x1
 
 /* A row version of mnist_models: a cached model is valid only for the very row it decoded. */
 typedef struct ModelRow
@@ -280,166 +257,53 @@ mnist_store_as_owner(Oid *save_userid, int *save_sec)
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
-static inline void
-put_u32(uint8 *p, uint32 v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-	p[2] = v >> 16;
-	p[3] = v >> 24;
-}
-
-static inline uint32
-get_u32(const uint8 *p)
-{
-	return (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) | ((uint32) p[3] << 24);
-}
-
 void *
 mnist_alloc_aligned64(Size size)
 {
 	return (void *) TYPEALIGN(64, MemoryContextAllocHuge(CurrentMemoryContext, size + 63));
 }
 
-/* Copies n floats to little-endian bytes. */
-static void
-put_floats(uint8 *dst, const float *src, size_t n)
-{
-#ifdef WORDS_BIGENDIAN
-	for (size_t i = 0; i < n; i++)
-	{
-		uint32		u;
-
-		memcpy(&u, &src[i], 4);
-		put_u32(dst + 4 * i, u);
-	}
-#else
-	memcpy(dst, src, n * sizeof(float));
-#endif
-}
-
-/* Copies n little-endian floats and checks they are finite (and >= 0 when nonneg). */
-static bool
-get_floats(float *dst, const uint8 *src, size_t n, bool nonneg)
-{
-	bool		ok = true;
-
-#ifdef WORDS_BIGENDIAN
-	for (size_t i = 0; i < n; i++)
-	{
-		uint32		u = get_u32(src + 4 * i);
-
-		memcpy(&dst[i], &u, 4);
-	}
-#else
-	memcpy(dst, src, n * sizeof(float));
-#endif
-	for (size_t i = 0; i < n; i++)
-		ok &= isfinite(dst[i]) && !(nonneg && dst[i] < 0.0f);
-	return ok;
-}
-
 bytea *
 mnist_weights_encode(const MnistNet *net)
 {
-	size_t		p = net->n_params;
-	bool		adam = net->adam_m != NULL && net->adam_v != NULL;
-	size_t		len = WEIGHTS_HEADER + p * sizeof(float) * (adam ? 3 : 1);
+	size_t		len = mnist_weights_size(net->n_hidden,
+										 net->adam_m != NULL && net->adam_v != NULL);
 	bytea	   *result = (bytea *) palloc(VARHDRSZ + len);
-	uint8	   *d = (uint8 *) VARDATA(result);
-	uint64		step = adam ? (uint64) net->adam_step : 0;
 
 	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(d, WEIGHTS_MAGIC, 4);
-	put_u32(d + 4, WEIGHTS_VERSION);
-	put_u32(d + 8, NET_INPUTS);
-	put_u32(d + 12, net->n_hidden);
-	put_u32(d + 16, NET_OUTPUTS);
-	put_u32(d + 20, adam ? WEIGHTS_FLAG_ADAM : 0);
-	put_u32(d + 24, (uint32) step);
-	put_u32(d + 28, (uint32) (step >> 32));
-	put_floats(d + WEIGHTS_HEADER, net->params, p);
-	if (adam)
-	{
-		put_floats(d + WEIGHTS_HEADER + p * 4, net->adam_m, p);
-		put_floats(d + WEIGHTS_HEADER + p * 8, net->adam_v, p);
-	}
+	mnist_weights_write(net, (uint8 *) VARDATA(result));
 	return result;
 }
-
-#define corrupted(...) \
-	ereport(ERROR, \
-			(errcode(ERRCODE_DATA_CORRUPTED), \
-			 errmsg("model weights are corrupted"), \
-			 errdetail(__VA_ARGS__)))
 
 void
 mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 {
 	const uint8 *d = (const uint8 *) VARDATA_ANY(weights);
-	size_t		len = VARSIZE_ANY_EXHDR(weights);
-	uint32		version,
-				inputs,
-				hidden,
-				outputs,
-				flags;
-	int64		step;
-	size_t		p;
-	bool		adam;
+	MnistWeightsInfo info;
+	char		detail[MNIST_WEIGHTS_DETAIL_SIZE];
 	float	   *params,
 			   *m = NULL,
 			   *v = NULL;
 
-	if (len < WEIGHTS_HEADER)
-		corrupted("The value has %zu bytes, less than the %d-byte header.", len, WEIGHTS_HEADER);
-	if (memcmp(d, WEIGHTS_MAGIC, 4) != 0)
-		corrupted("The value does not start with the magic \"%s\".", WEIGHTS_MAGIC);
-	version = get_u32(d + 4);
-	if (version != WEIGHTS_VERSION)
-		corrupted("Format version %u is not supported (expected %d).", version, WEIGHTS_VERSION);
-	inputs = get_u32(d + 8);
-	hidden = get_u32(d + 12);
-	outputs = get_u32(d + 16);
-	flags = get_u32(d + 20);
-	step = (int64) ((uint64) get_u32(d + 24) | ((uint64) get_u32(d + 28) << 32));
-	if (inputs != NET_INPUTS || outputs != NET_OUTPUTS || hidden < 1 || hidden > MNIST_MAX_HIDDEN)
-		corrupted("Layer sizes %u -> %u -> %u are not %d -> 1..%d -> %d.",
-				  inputs, hidden, outputs, NET_INPUTS, MNIST_MAX_HIDDEN, NET_OUTPUTS);
-	if ((flags & ~WEIGHTS_FLAG_ADAM) != 0)
-		corrupted("Unknown flags 0x%x.", flags);
-	adam = (flags & WEIGHTS_FLAG_ADAM) != 0;
-	if (step < 0 || (!adam && step != 0))
-		corrupted("Invalid Adam step count " INT64_FORMAT ".", step);
-	p = mnist_net_param_count(hidden);
-	if (len != WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1))
-		corrupted("The value has %zu bytes; %u hidden units%s need %zu.", len, hidden,
-				  adam ? " with Adam state" : "", WEIGHTS_HEADER + p * 4 * (adam ? 3 : 1));
-
-	params = (float *) mnist_alloc_aligned64(p * sizeof(float));
-	if (!get_floats(params, d + WEIGHTS_HEADER, p, false))
-		corrupted("A parameter is not a finite number.");
-	if (with_adam)
+	if (mnist_weights_check(d, VARSIZE_ANY_EXHDR(weights), &info, detail))
 	{
-		m = (float *) palloc0(p * sizeof(float));
-		v = (float *) palloc0(p * sizeof(float));
-	}
-	if (adam)
-	{
-		/* validate the Adam state even when it is not wanted */
-		float	   *mm = m ? m : (float *) palloc(p * sizeof(float));
-		float	   *vv = v ? v : (float *) palloc(p * sizeof(float));
-
-		if (!get_floats(mm, d + WEIGHTS_HEADER + p * 4, p, false) ||
-			!get_floats(vv, d + WEIGHTS_HEADER + p * 8, p, true))
-			corrupted("An Adam moment is not a finite number.");
-		if (!with_adam)
+		params = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
+		if (with_adam)
 		{
-			pfree(mm);
-			pfree(vv);
+			m = (float *) palloc(info.n_params * sizeof(float));
+			v = (float *) palloc(info.n_params * sizeof(float));
+		}
+		if (mnist_weights_read(d, &info, params, m, v, detail))
+		{
+			mnist_net_bind(net, info.n_hidden, params, m, v);
+			net->adam_step = with_adam ? info.adam_step : 0;
+			return;
 		}
 	}
-	mnist_net_bind(net, hidden, params, m, v);
-	net->adam_step = with_adam ? step : 0;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("model weights are corrupted"),
+			 errdetail("%s", detail)));
 }
 
 /* Error context naming the model being read. */

@@ -7,8 +7,8 @@
 
 #include "net.h"
 #include "screen.h"
+#include "weights.h"
 
-#define MNIST_MAX_HIDDEN	4096	/* largest hidden layer trained or read */
 #define MNIST_MAX_NAME_BYTES	200	/* longest model name, in bytes */
 
 /*

@@ -6,7 +6,7 @@
  *
  * The SQL is one transaction, so it loads completely or not at all.
  * Frontend program: plain C and zlib, no PostgreSQL headers.  Input is read
- * and validated completely before any output is written.  An output file that
+ * (idx.c) and validated completely before any output is written.  An output file that
  * is missing or regular is written to a new temporary file beside it
  * (NAME.XXXXXX, mkstemp) and renamed over it only on success, so a failure or
  * a signal never leaves a partial file behind; a FIFO or a character device
@@ -26,15 +26,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "../src/image.h"			/* MNIST_SIDE, MNIST_PIXELS, MNIST_CLASSES */
+#include "idx.h"
 
-#define IMAGE_MAGIC		2051		/* IDX: unsigned bytes, 3 dimensions */
-#define LABEL_MAGIC		2049		/* IDX: unsigned bytes, 1 dimension */
-#define IMAGE_SIDE		MNIST_SIDE
-#define IMAGE_BYTES		MNIST_PIXELS
-#define MAX_LABEL		(MNIST_CLASSES - 1)
 #define NAMEDATALEN_MAX 63			/* longest identifier PostgreSQL keeps */
 #define OUT_BUFSIZE		(1 << 20)
 
@@ -68,14 +62,6 @@ static const char *const reserved_words[] = {
 	"tablesample", "then", "to", "trailing", "true", "union", "unique",
 	"user", "using", "variadic", "verbose", "when", "where", "window", "with",
 };
-
-/* One data set in memory: count images of IMAGE_BYTES bytes and their labels. */
-typedef struct Dataset
-{
-	uint32_t	count;
-	unsigned char *labels;
-	unsigned char *pixels;
-} Dataset;
 
 /* What to write: table name (already quoted if needed), format, row limit. */
 typedef struct Output
@@ -211,150 +197,14 @@ help(void)
 		   "  mnist2sql --dir data --copy && psql -f data/mnist_train.sql\n");
 }
 
-/* zlib's message for gz, without the "PATH: " it puts in front. */
-static const char *
-gz_message(gzFile gz, const char *path, int *errnum)
-{
-	const char *msg = gzerror(gz, errnum);
-	size_t		plen = strlen(path);
-
-	if (strncmp(msg, path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
-		msg += plen + 2;
-	return msg;
-}
-
-/* Read up to len bytes; return the count, failing on a read or gzip error. */
-static size_t
-read_bytes(gzFile gz, const char *path, unsigned char *buf, size_t len)
-{
-	size_t		done = 0;
-
-	while (done < len)
-	{
-		size_t		chunk = len - done;
-		int			n;
-		int			errnum;
-		const char *msg;
-
-		if (chunk > (1u << 30))
-			chunk = 1u << 30;
-		n = gzread(gz, buf + done, (unsigned) chunk);
-		if (n > 0)
-		{
-			done += n;
-			continue;
-		}
-		msg = gz_message(gz, path, &errnum);
-		if (n < 0 && errnum == Z_ERRNO)
-			fail(path, "could not read: %s", strerror(errno));
-		if (n < 0)
-			fail(path, "corrupt gzip data (%s)", msg);
-		if (errnum == Z_BUF_ERROR)
-			fail(path, "truncated gzip data (%s)", msg);
-		break;					/* end of file */
-	}
-	return done;
-}
-
-/* Open an IDX file and check its header: magic, then the dimensions asked for. */
-static gzFile
-open_idx(const char *path, uint32_t magic, int ndims, uint32_t *dims)
-{
-	gzFile		gz;
-	unsigned char header[16];
-	size_t		hlen = 4 + 4 * ndims;
-	size_t		got;
-	uint32_t	found;
-
-	errno = 0;
-	gz = gzopen(path, "rb");
-	if (gz == NULL)
-		fail(path, "could not open: %s", errno ? strerror(errno) : "out of memory");
-	gzbuffer(gz, 1 << 18);
-
-	got = read_bytes(gz, path, header, hlen);
-	if (got == 0)
-		fail(path, "empty file");
-	if (got < 4)
-		fail(path, "truncated header (%zu bytes)", got);
-	found = (uint32_t) header[0] << 24 | header[1] << 16 | header[2] << 8 | header[3];
-	if (found != magic)
-		fail(path, "bad magic number %u (expected %u, an IDX %s file)",
-			 found, magic, magic == IMAGE_MAGIC ? "image" : "label");
-	if (got < hlen)
-		fail(path, "truncated header (%zu bytes)", got);
-	for (int i = 0; i < ndims; i++)
-	{
-		unsigned char *p = header + 4 + 4 * i;
-
-		dims[i] = (uint32_t) p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-	}
-	return gz;
-}
-
-/*
- * Read exactly len bytes of data that must end the file; what/count describe
- * the items for the truncation message.
- */
-static unsigned char *
-read_body(gzFile gz, const char *path, size_t len, const char *what,
-		  uint32_t count, size_t item_bytes)
-{
-	size_t		cap = len < (16u << 20) ? len : (16u << 20);
-	unsigned char *buf = xmalloc(cap);
-	size_t		done = 0;
-	unsigned char extra;
-
-	/* grow as data arrives, so a lying header cannot make us allocate much */
-	for (;;)
-	{
-		size_t		got = read_bytes(gz, path, buf + done, cap - done);
-
-		done += got;
-		if (done < cap || cap == len)
-			break;
-		cap = cap * 2 < len ? cap * 2 : len;
-		buf = realloc(buf, cap);
-		if (buf == NULL)
-			fail(path, "out of memory");
-	}
-	if (done < len)
-		fail(path, "truncated: header promises %u %s, file holds %zu",
-			 count, what, done / item_bytes);
-	if (read_bytes(gz, path, &extra, 1) != 0)
-		fail(path, "unexpected data after the %u %s", count, what);
-	if (gzclose_r(gz) != Z_OK)
-		fail(path, "could not read to the end");
-	return buf;
-}
-
-/* Load and validate an image file and its label file. */
+/* Load and validate an image file and its label file (idx.c). */
 static void
 load_dataset(const char *images, const char *labels, Dataset *ds)
 {
-	uint32_t	idims[3];
-	uint32_t	ldims[1];
-	gzFile		igz;
-	gzFile		lgz;
+	IdxError	err;
 
-	igz = open_idx(images, IMAGE_MAGIC, 3, idims);
-	if (idims[1] != IMAGE_SIDE || idims[2] != IMAGE_SIDE)
-		fail(images, "images are %ux%u, expected %dx%d",
-			 idims[1], idims[2], IMAGE_SIDE, IMAGE_SIDE);
-	lgz = open_idx(labels, LABEL_MAGIC, 1, ldims);
-	if (ldims[0] != idims[0])
-		fail(labels, "%u labels but %s has %u images", ldims[0], images, idims[0]);
-
-	ds->count = idims[0];
-	ds->labels = read_body(lgz, labels, ds->count, "labels", ds->count, 1);
-	for (uint32_t i = 0; i < ds->count; i++)
-	{
-		if (ds->labels[i] > MAX_LABEL)
-			fail(labels, "label %u at index %u is out of range 0..%d",
-				 ds->labels[i], i, MAX_LABEL);
-	}
-	ds->pixels = read_body(igz, images, (size_t) ds->count * IMAGE_BYTES,
-						   "images", ds->count, IMAGE_BYTES);
+	if (!mnist_idx_load(images, labels, ds, &err))
+		fail(err.path, "%s", err.message);
 }
 
 static bool
@@ -576,13 +426,6 @@ commit_file(const char *path, int slot)
 	pending_tmp[slot] = NULL;
 }
 
-static void
-free_dataset(Dataset *ds)
-{
-	free(ds->labels);
-	free(ds->pixels);
-}
-
 static bool
 file_exists(const char *path)
 {
@@ -714,7 +557,7 @@ convert_dir(const char *dir, bool copy, long limit)
 		outpaths[i] = xasprintf("%s/%s.sql", dir, pairs[i][2]);
 		write_file(outpaths[i], i, &ds, &out);
 		rows[i] = limit >= 0 && limit < (long) ds.count ? (uint32_t) limit : ds.count;
-		free_dataset(&ds);
+		mnist_idx_free(&ds);
 		free(images);
 		free(labels);
 	}
@@ -833,7 +676,7 @@ main(int argc, char **argv)
 			if (fflush(stdout) != 0)
 				fail("stdout", "could not write: %s", strerror(errno));
 		}
-		free_dataset(&ds);
+		mnist_idx_free(&ds);
 		free(quoted);
 	}
 	return 0;

@@ -42,6 +42,12 @@ out=$(psql -X -qAt -c "SELECT mnist_train_topic('tf.public.mnist_train')" 2>&1)
 [[ "$out" == *"line 1 of mnist_ml.kafka_properties_file"* ]] &&
 	pass "a malformed file line is reported" || fail "malformed: $out"
 
+# a line longer than the reader's buffer is an error, not two lines
+{ printf 'client.id = '; head -c 9000 /dev/zero | tr '\0' x; printf '\n'; } >"$F"
+out=$(psql -X -qAt -c "SELECT mnist_train_topic('tf.public.mnist_train')" 2>&1)
+[[ "$out" == *"line 1 of mnist_ml.kafka_properties_file"*"is longer than 8190 bytes"* ]] &&
+	pass "a file line too long is reported" || fail "long line: $out"
+
 if grep -q -- "$secret" "$HARNESS_PG_LOG" "$TEST_TMP"/*.log 2>/dev/null; then
 	fail "the secret from the file appears in the server log"
 else

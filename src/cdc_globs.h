@@ -1,0 +1,31 @@
+/*
+ * cdc_globs.h
+ *		The output plugin's table patterns: a comma-separated list of schema.table globs, '*'
+ *		matching any run of characters.
+ *
+ * Plain C with no PostgreSQL calls (the fuzz target test/fuzz/cdc_globs.c calls it directly).
+ */
+#ifndef MNIST_CDC_GLOBS_H
+#define MNIST_CDC_GLOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What mnist_cdc_globs_next found. */
+typedef enum MnistGlobsResult
+{
+	MNIST_GLOBS_END = 0,		/* no more patterns */
+	MNIST_GLOBS_PATTERN,		/* a pattern */
+	MNIST_GLOBS_NO_SCHEMA		/* a pattern without a dot (no schema) */
+} MnistGlobsResult;
+
+/*
+ * Finds the next pattern of a list: separated by commas, white space around each ignored.
+ * Sets *start and *len to the pattern (inside the list) and advances *pp past it.
+ */
+extern MnistGlobsResult mnist_cdc_globs_next(const char **pp, const char **start, size_t *len);
+
+/* True when str matches the glob pat, where '*' matches any run of characters. */
+extern bool mnist_cdc_glob_match(const char *pat, const char *str);
+
+#endif							/* MNIST_CDC_GLOBS_H */

@@ -1,0 +1,154 @@
+/*
+ * kafka_props.c
+ *		Parsing of Kafka properties strings and files, and the classification of keys.
+ *
+ * A properties string (mnist_ml.kafka_properties, and callers' defaults) holds key=value
+ * pairs separated by commas or white space; a value may be double-quoted to contain either
+ * ("a \"b\"" escapes a quote).  A properties file (mnist_ml.kafka_properties_file) holds one
+ * key=value per line, # comments.  A secret key is one whose value is never shown or logged;
+ * a security key is one that carries or selects credentials.
+ */
+#include "kafka_props.h"
+
+#include <ctype.h>
+#include <string.h>
+
+bool
+mnist_kafka_property_is_security(const char *key)
+{
+	return strncmp(key, "sasl.", 5) == 0 ||
+		strncmp(key, "ssl.", 4) == 0 ||
+		strcmp(key, "security.protocol") == 0;
+}
+
+bool
+mnist_kafka_property_is_secret(const char *key)
+{
+	return strstr(key, "password") != NULL ||
+		strstr(key, "secret") != NULL ||
+		strstr(key, "key.pem") != NULL ||
+		strstr(key, "token") != NULL ||
+		strstr(key, "oauthbearer.config") != NULL ||
+		strstr(key, "jaas") != NULL ||
+		strcmp(key, "sasl.username") == 0;
+}
+
+/* A separator between pairs of a properties string. */
+static bool
+is_separator(char c)
+{
+	return c == ',' || isspace((unsigned char) c);
+}
+
+MnistPropsResult
+mnist_kafka_props_next(const char **pp, char *key, char *value)
+{
+	const char *p = *pp;
+	char	   *k = key,
+			   *v = value;
+
+	*k = *v = '\0';
+	while (is_separator(*p))
+		p++;
+	if (*p == '\0')
+		return MNIST_PROPS_END;
+	while (*p && *p != '=' && !is_separator(*p))
+		*k++ = *p++;
+	*k = '\0';
+	if (*p != '=' || k == key)
+		return MNIST_PROPS_MALFORMED;
+	p++;
+	if (*p == '"')
+	{
+		p++;
+		while (*p && *p != '"')
+		{
+			if (*p == '\\' && p[1])
+				p++;
+			*v++ = *p++;
+		}
+		*v = '\0';
+		if (*p != '"')
+			return MNIST_PROPS_MALFORMED;
+		p++;
+	}
+	else
+	{
+		while (*p && !is_separator(*p))
+			*v++ = *p++;
+		*v = '\0';
+	}
+	*pp = p;
+	return MNIST_PROPS_PAIR;
+}
+
+size_t
+mnist_kafka_props_quote(const char *value, char *out)
+{
+	char	   *o = out;
+	bool		quote = value[0] == '\0';
+
+	for (const char *v = value; *v && !quote; v++)
+		quote = is_separator(*v) || *v == '"' || *v == '\\';
+	if (!quote)
+	{
+		strcpy(out, value);
+		return strlen(out);
+	}
+	*o++ = '"';
+	for (const char *v = value; *v; v++)
+	{
+		if (*v == '"' || *v == '\\')
+			*o++ = '\\';
+		*o++ = *v;
+	}
+	*o++ = '"';
+	*o = '\0';
+	return o - out;
+}
+
+/* Cuts white space off both ends of s in place. */
+static char *
+trim(char *s)
+{
+	char	   *end;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+MnistPropsResult
+mnist_kafka_props_file_next(FILE *file, char *line, size_t size, int *lineno,
+							char **key, char **value)
+{
+	while (fgets(line, size, file) != NULL)
+	{
+		size_t		len = strlen(line);
+		char	   *p,
+				   *eq;
+
+		(*lineno)++;
+		if (len == size - 1 && line[len - 1] != '\n')
+		{
+			int			c = getc(file);
+
+			if (c != EOF)
+				return MNIST_PROPS_TOO_LONG;
+		}
+		p = trim(line);
+		if (*p == '\0' || *p == '#')
+			continue;
+		eq = strchr(p, '=');
+		if (eq == NULL || eq == p)
+			return MNIST_PROPS_MALFORMED;
+		*eq = '\0';
+		*key = trim(p);
+		*value = trim(eq + 1);
+		return MNIST_PROPS_PAIR;
+	}
+	return MNIST_PROPS_END;
+}
