@@ -26,7 +26,7 @@ cat >>"$D/data/postgresql.conf" <<-CONF
 CONF
 at_exit "as_postgres '$HARNESS_PG_BINDIR/pg_ctl' -D '$D/data' -m immediate -w stop >/dev/null 2>&1"
 start() {
-	as_postgres "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -w start >/dev/null
+	as_postgres env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$D/data" -l "$D/log" -w start >/dev/null
 }
 
 # make installcheck as a user runs it: the harness's environment gone.

@@ -95,7 +95,11 @@ while read -r name calls20 kb20 t20 && read -r _ calls200 kb200 t200; do
 	n=$((n + 1))
 	growth=$((kb200 - kb20))
 	secs=$(awk -v a="$t20" -v b="$t200" 'BEGIN {printf "%.1f", b - a}')
-	if [ "$growth" -lt "$LIMIT_KB" ]; then
+	if [ -n "${HARNESS_SANITIZER_DIR:-}" ]; then
+		# AddressSanitizer keeps freed memory in its quarantine and adds shadow memory: the
+		# calls run under it, but RssAnon says nothing about our memory there
+		pass "$name: 180 calls under AddressSanitizer (RssAnon growth $growth kB, bound not checked)"
+	elif [ "$growth" -lt "$LIMIT_KB" ]; then
 		pass "$name: RssAnon $kb20 kB at call 20, $kb200 kB at call 200 (growth $growth kB, 180 calls in $secs s)"
 	else
 		fail "$name: RssAnon $kb20 kB at call 20, $kb200 kB at call 200 (growth $growth kB >= $LIMIT_KB kB)"
