@@ -255,11 +255,12 @@ mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, 
 		if (VARATT_IS_EXTERNAL_ONDISK(bytes))
 			return mnist_cdc_unchanged_toast;
 	}
+	/* the length from the header: a value of another size is never detoasted */
+	if (mnist_image_check(value, toast_raw_datum_size(PointerGetDatum(bytes)) - VARHDRSZ,
+						  problem, sizeof(problem)) != MNIST_IMAGE_OK)
+		return pstrdup(problem);
 	if (VARATT_IS_EXTENDED(bytes))
 		bytes = pg_detoast_datum_packed(bytes);
-	if (mnist_image_check(value, VARSIZE_ANY_EXHDR(bytes), problem,
-						  sizeof(problem)) != MNIST_IMAGE_OK)
-		return pstrdup(problem);
 	*label = (int) value;
 	*pixels = (const uint8 *) VARDATA_ANY(bytes);
 	return NULL;
