@@ -172,9 +172,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	mnist_net_set_cpu_path(p);
-	/* weight rows on cache lines, as the extension allocates them */
+	/* weight and moment rows on cache lines, as the extension allocates them */
 	mnist_net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
-			 malloc(sizeof(float) * np), malloc(sizeof(float) * np));
+			 aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
+			 aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64));
 	t = mnist_net_trainer_bind(malloc(mnist_net_trainer_size(hidden, batch)), &net, batch);
 	if (threads > 1)
 		mnist_net_trainer_set_pool(t, mnist_net_pool_start(malloc(mnist_net_pool_size()), threads));

@@ -162,25 +162,31 @@ first_layer_blocks(int n_hidden, int *block)
 	return (NET_INPUTS + rows - 1) / rows;
 }
 
+/* Images in a round of the first layer's work (a thread's pixel lists hold one round). */
+static int
+round_rows(int max_batch)
+{
+	return max_batch < NET_CHECK_ROWS ? max_batch : NET_CHECK_ROWS;
+}
+
 size_t
 mnist_net_trainer_size(int n_hidden, int max_batch)
 {
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) n_hidden;
+	size_t		rr = (size_t) round_rows(max_batch);
 
 	return 64 +					/* for aligning the caller's pointer */
 		NET_ALIGN64(sizeof(NetTrainer)) +
-		NET_ALIGN64(sizeof(uint8_t *) * b) +
-		NET_ALIGN64(sizeof(uint32_t) * b * (first_layer_blocks(n_hidden, NULL) + 1)) +
-		NET_ALIGN64(sizeof(uint32_t) * b * NET_INPUTS) +
-		NET_ALIGN64(sizeof(float) * b * NET_INPUTS) +
-		NET_ALIGN64(sizeof(uint32_t) * NET_MAX_THREADS * b) +
-		NET_ALIGN64(sizeof(float) * NET_MAX_THREADS * b) +
+		NET_MAX_THREADS * (NET_ALIGN64(sizeof(uint32_t) * rr * (first_layer_blocks(n_hidden, NULL) + 1)) +
+						   NET_ALIGN64(sizeof(uint32_t) * rr * NET_INPUTS) +
+						   NET_ALIGN64(sizeof(float) * rr * NET_INPUTS)) +
 		2 * NET_ALIGN64(sizeof(float) * b * h) +
 		2 * NET_ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
+		NET_ALIGN64(sizeof(float) * NET_INPUTS * h) +
 		NET_ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
-		NET_ALIGN64(sizeof(float) * NET_MAX_THREADS * h) +
-		NET_ALIGN64(sizeof(float) * h);
+		NET_ALIGN64(sizeof(uint32_t) * b) +
+		NET_ALIGN64(sizeof(float) * b);
 }
 
 NetTrainer *
@@ -190,25 +196,34 @@ mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 	NetTrainer *t;
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) net->n_hidden;
+	size_t		rr = (size_t) round_rows(max_batch);
 
 	t = net_carve(&p, sizeof(NetTrainer));
 	t->net = net;
 	t->max_batch = max_batch;
-	t->image = net_carve(&p, sizeof(uint8_t *) * b);
 	t->n_blocks = first_layer_blocks(net->n_hidden, &t->block);
-	t->block_start = net_carve(&p, sizeof(uint32_t) * b * (t->n_blocks + 1));
-	t->row_idx = net_carve(&p, sizeof(uint32_t) * b * NET_INPUTS);
-	t->row_val = net_carve(&p, sizeof(float) * b * NET_INPUTS);
-	t->col_idx = net_carve(&p, sizeof(uint32_t) * NET_MAX_THREADS * b);
-	t->col_val = net_carve(&p, sizeof(float) * NET_MAX_THREADS * b);
+	t->batches = 0;
+	for (int w = 0; w < NET_MAX_THREADS; w++)
+	{
+		t->pixels[w].round = 0;
+		t->pixels[w].block_start = net_carve(&p, sizeof(uint32_t) * rr * (t->n_blocks + 1));
+		t->pixels[w].idx = net_carve(&p, sizeof(uint32_t) * rr * NET_INPUTS);
+		t->pixels[w].val = net_carve(&p, sizeof(float) * rr * NET_INPUTS);
+	}
 	t->hidden = net_carve(&p, sizeof(float) * b * h);
 	t->dhidden = net_carve(&p, sizeof(float) * b * h);
 	t->logits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
 	t->dlogits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
+	t->w1_grad = net_carve(&p, sizeof(float) * NET_INPUTS * h);
+	memset(t->w1_grad, 0, sizeof(float) * NET_INPUTS * h);
 	t->grad = net_carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
-	t->grad_row = net_carve(&p, sizeof(float) * NET_MAX_THREADS * h);
-	t->zero_row = net_carve(&p, sizeof(float) * h);
-	memset(t->zero_row, 0, sizeof(float) * h);
+	t->batch_rows = net_carve(&p, sizeof(uint32_t) * b);
+	t->ones = net_carve(&p, sizeof(float) * b);
+	for (size_t r = 0; r < b; r++)
+	{
+		t->batch_rows[r] = (uint32_t) r;
+		t->ones[r] = 1.0f;
+	}
 	t->check = NULL;
 	t->check_arg = NULL;
 	t->pool = NULL;

@@ -19,13 +19,16 @@
 #define Min(a, b)	((a) < (b) ? (a) : (b))
 
 /*
- * Sums of scaled rows, the one kernel of both layers' sparse side: for k = 0..count-1 in
- * order, acc[0..h) += val[k] * rows[idx[k] * h + 0..h).  The first layer's forward pass
- * (rows = w1, one entry per nonzero pixel) and its weight gradient (rows = the hidden
- * gradients, one entry per image with that pixel nonzero) both reduce to it, so zero pixels
- * cost nothing.  Columns go in blocks of a fixed width, which the compiler keeps in vector
- * registers; each element is summed in the order of idx, so training and mnist_net_predict compute
- * the first layer identically.
+ * The two sparse kernels of the first layer, on a range of width columns of matrices whose
+ * rows are stride floats apart:
+ *	accumulate_rows: for k = 0..count-1 in order, acc[0..width) += val[k] * rows[idx[k] * stride + 0..width)
+ *	scatter_rows:	 for k = 0..count-1 in order, rows[idx[k] * stride + 0..width) += val[k] * d[0..width)
+ * The forward pass is accumulate_rows over an image's nonzero pixels (rows = w1), the w1
+ * gradient scatter_rows of each image's hidden gradient into the rows of its nonzero pixels;
+ * so zero pixels cost nothing.  Columns go in blocks of fixed widths, which the compiler
+ * keeps in vector registers.  Every element is one multiply-add per k in the order of idx
+ * whatever the block, the column range or the thread: training and mnist_net_predict
+ * compute the first layer identically, and any split of the columns gives the same bits.
  */
 #ifdef __AVX512F__
 #define CHUNK 128
@@ -35,7 +38,7 @@
 
 /* One block of width columns (a constant once inlined) of accumulate_rows. */
 static inline __attribute__((always_inline)) void
-accumulate_block(float *restrict acc, const float *restrict rows, size_t h, int width,
+accumulate_block(float *restrict acc, const float *restrict rows, size_t stride, int width,
 				 const uint32_t *restrict idx, const float *restrict val, int count)
 {
 	float		a[CHUNK];
@@ -45,7 +48,7 @@ accumulate_block(float *restrict acc, const float *restrict rows, size_t h, int 
 	memcpy(a, acc, sizeof(float) * width);
 	for (k = 0; k < count; k++)
 	{
-		const float *w = rows + idx[k] * h;
+		const float *w = rows + idx[k] * stride;
 		float		x = val[k];
 
 #pragma GCC unroll 128
@@ -55,18 +58,78 @@ accumulate_block(float *restrict acc, const float *restrict rows, size_t h, int 
 	memcpy(acc, a, sizeof(float) * width);
 }
 
+/* One block of width columns (a constant once inlined) of scatter_rows. */
+static inline __attribute__((always_inline)) void
+scatter_block(float *restrict rows, size_t stride, int width, const float *restrict d,
+			  const uint32_t *restrict idx, const float *restrict val, int count)
+{
+	float		a[CHUNK];
+	int			j,
+				k;
+
+	memcpy(a, d, sizeof(float) * width);
+	for (k = 0; k < count; k++)
+	{
+		float	   *restrict g = rows + idx[k] * stride;
+		float		x = val[k];
+
+#pragma GCC ivdep
+		for (j = 0; j < width; j++)
+			g[j] += x * a[j];
+	}
+}
+
+/*
+ * Calls BLOCK(j0, w) over columns 0..width-1 in blocks of CHUNK columns, then of 64, 32, 16,
+ * 8 and 1 (each w a constant), so that a range of any width runs in a few wide blocks.
+ */
+#define FOR_COLUMN_BLOCKS(width, BLOCK) \
+	do { \
+		int			j0_ = 0; \
+		for (; j0_ + CHUNK <= (width); j0_ += CHUNK) \
+			BLOCK(j0_, CHUNK); \
+		if (CHUNK > 64 && j0_ + 64 <= (width)) \
+		{ \
+			BLOCK(j0_, 64); \
+			j0_ += 64; \
+		} \
+		if (j0_ + 32 <= (width)) \
+		{ \
+			BLOCK(j0_, 32); \
+			j0_ += 32; \
+		} \
+		if (j0_ + 16 <= (width)) \
+		{ \
+			BLOCK(j0_, 16); \
+			j0_ += 16; \
+		} \
+		if (j0_ + 8 <= (width)) \
+		{ \
+			BLOCK(j0_, 8); \
+			j0_ += 8; \
+		} \
+		for (; j0_ < (width); j0_++) \
+			BLOCK(j0_, 1); \
+	} while (0)
+
 static void
-accumulate_rows(float *restrict acc, const float *restrict rows, int h,
+accumulate_rows(float *restrict acc, const float *restrict rows, int stride, int width,
 				const uint32_t *restrict idx, const float *restrict val, int count)
 {
-	int			j0 = 0;
+#define ACCUMULATE(j0, w) \
+	accumulate_block(acc + (j0), rows + (j0), stride, w, idx, val, count)
+	FOR_COLUMN_BLOCKS(width, ACCUMULATE);
+#undef ACCUMULATE
+}
 
-	for (; j0 + CHUNK <= h; j0 += CHUNK)
-		accumulate_block(acc + j0, rows + j0, h, CHUNK, idx, val, count);
-	for (; j0 + 8 <= h; j0 += 8)
-		accumulate_block(acc + j0, rows + j0, h, 8, idx, val, count);
-	for (; j0 < h; j0++)
-		accumulate_block(acc + j0, rows + j0, h, 1, idx, val, count);
+static void
+scatter_rows(float *restrict rows, int stride, int width, const float *restrict d,
+			 const uint32_t *restrict idx, const float *restrict val, int count)
+{
+#define SCATTER(j0, w) \
+	scatter_block(rows + (j0), stride, w, d + (j0), idx, val, count)
+	FOR_COLUMN_BLOCKS(width, SCATTER);
+#undef SCATTER
 }
 
 /* Pixel values / 255, as the reference scales them (computed at compile time). */
@@ -210,7 +273,7 @@ hidden_layer(const MnistNet *net, const uint32_t *idx, const float *val, int cou
 	int			h = net->n_hidden;
 
 	memcpy(hid, net->b1, sizeof(float) * h);
-	accumulate_rows(hid, net->w1, h, idx, val, count);
+	accumulate_rows(hid, net->w1, h, h, idx, val, count);
 	relu(hid, h);
 }
 
@@ -247,19 +310,25 @@ adam_step_init(AdamStep *a, const NetAdam *adam, int64_t t)
 		(p)[i] -= (a)->alpha * mi_ / (sqrtf(vi_) + (a)->eps); \
 	} while (0)
 
-/* Adam on n parameters with gradient g (fixed-size blocks so that it vectorises). */
+/* Adam on width parameters (a constant once inlined). */
+static inline __attribute__((always_inline)) void
+adam_block(const AdamStep *a, float *restrict p, float *restrict m, float *restrict v,
+		   const float *restrict g, int width)
+{
+	int			i;
+
+	for (i = 0; i < width; i++)
+		ADAM_ONE(a, p, m, v, g, i);
+}
+
+/* Adam on n parameters with gradient g (in fixed-size blocks, so that it vectorises). */
 static void
 adam_update(const AdamStep *a, float *restrict p, float *restrict m, float *restrict v,
-			const float *restrict g, size_t n)
+			const float *restrict g, int n)
 {
-	size_t		i0 = 0,
-				i;
-
-	for (; i0 + CHUNK <= n; i0 += CHUNK)
-		for (i = i0; i < i0 + CHUNK; i++)
-			ADAM_ONE(a, p, m, v, g, i);
-	for (i = i0; i < n; i++)
-		ADAM_ONE(a, p, m, v, g, i);
+#define ADAM(j0, w)	adam_block(a, p + (j0), m + (j0), v + (j0), g + (j0), w)
+	FOR_COLUMN_BLOCKS(n, ADAM);
+#undef ADAM
 }
 
 /* The images of a batch are read in random order: fetch them a few ahead. */
@@ -274,7 +343,7 @@ prefetch_image(const uint8_t *image)
 		__builtin_prefetch(image + i);
 }
 
-/* Calls the trainer's check, if it has one, between rounds of a split loop. */
+/* Calls the trainer's check, if it has one, between rounds of work. */
 static inline void
 check(const NetTrainer *t)
 {
@@ -283,40 +352,69 @@ check(const NetTrainer *t)
 }
 
 /*
- * Runs fn over items 0..n-1 through the trainer's pool (chunks of grain items), in rounds of
- * per_thread items for each thread, calling the check between rounds (never inside fn, which
- * may run in another thread).  Items are independent, so the results do not depend on the
- * threads or the rounds.
+ * A batch as its tasks see it.  The first layer's work is split by columns (hidden units):
+ * a task gets a range of column groups (NET_GROUP columns each) for the images r0..r1-1 of
+ * the batch, the round being worked on.
  */
-static void
-run_rounds(NetTrainer *t, NetTaskFn fn, void *arg, int n, int per_thread, int grain)
-{
-	int			round = per_thread * mnist_net_pool_threads(t->pool);
-	int			i;
-
-	for (i = 0; i < n; i += round)
-	{
-		mnist_net_pool_run(t->pool, fn, arg, i, Min(i + round, n), grain);
-		if (i + round < n)
-			check(t);
-	}
-}
-
-/* A batch as its tasks see it. */
 typedef struct BatchTask
 {
 	NetTrainer *t;
 	const uint8_t *images;
 	const uint32_t *idx;
-	int			n;
+	int			r0,
+				r1;
+	uint64_t	round;			/* names the batch and r0, for the threads' pixel lists */
+	bool		adam;			/* the round is the batch's last: the task then updates w1 */
 	AdamStep	step;
 } BatchTask;
 
 /*
- * Forward pass of images first..last-1 of the batch to hidden = relu(x w1 + b1): their
- * nonzero pixels by block of w1 rows (row_*, image r's from r * NET_INPUTS on), then the
- * sums of hidden_layer(), in the same order, one block of w1 rows at a time
- * (first_layer_blocks) for all these images.
+ * The nonzero pixels of the round's images in the calling thread's lists, by block of w1
+ * rows (first_layer_blocks), unless they are there already.
+ */
+static NetPixels *
+round_pixels(const BatchTask *bt, int worker)
+{
+	NetTrainer *t = bt->t;
+	NetPixels  *px = &t->pixels[worker];
+	int			nb = t->n_blocks;
+	uint32_t	total = 0;
+
+	if (px->round == bt->round)
+		return px;
+	for (int r = bt->r0; r < bt->r1 && r < bt->r0 + PREFETCH_AHEAD; r++)
+		prefetch_image(bt->images + (size_t) bt->idx[r] * NET_INPUTS);
+	for (int r = bt->r0; r < bt->r1; r++)
+	{
+		const uint8_t *image = bt->images + (size_t) bt->idx[r] * NET_INPUTS;
+		uint32_t   *start = px->block_start + (r - bt->r0) * (nb + 1);
+
+		if (r + PREFETCH_AHEAD < bt->r1)
+			prefetch_image(bt->images + (size_t) bt->idx[r + PREFETCH_AHEAD] * NET_INPUTS);
+		for (int b = 0; b < nb; b++)
+		{
+			start[b] = total;
+			total += sparse_pixels(image, b * t->block, Min((b + 1) * t->block, NET_INPUTS),
+								   px->idx + total, px->val + total);
+		}
+		start[nb] = total;
+	}
+	px->round = bt->round;
+	return px;
+}
+
+/* Columns c0..c1-1 of the hidden layer for column groups first..last-1. */
+static inline void
+group_columns(const NetTrainer *t, int first, int last, int *c0, int *c1)
+{
+	*c0 = first * NET_GROUP;
+	*c1 = Min(last * NET_GROUP, t->net->n_hidden);
+}
+
+/*
+ * Forward pass of the round's images to hidden = relu(x w1 + b1) on columns of groups
+ * first..last-1: the sums of hidden_layer(), in the same order, one block of w1 rows at a
+ * time for all the round's images.
  */
 static void
 forward_task(void *arg, int worker, int first, int last)
@@ -324,84 +422,83 @@ forward_task(void *arg, int worker, int first, int last)
 	BatchTask  *bt = arg;
 	NetTrainer *t = bt->t;
 	const MnistNet *net = t->net;
-	const uint8_t **image = t->image;
+	NetPixels  *px = round_pixels(bt, worker);
 	int			h = net->n_hidden;
 	int			nb = t->n_blocks;
-	int			r,
-				b;
+	int			c0,
+				c1;
 
-	for (r = first; r < last; r++)
-	{
-		image[r] = bt->images + (size_t) bt->idx[r] * NET_INPUTS;
-		if (r < first + PREFETCH_AHEAD)
-			prefetch_image(image[r]);
-	}
-	for (r = first; r < last; r++)
-	{
-		uint32_t	total = (uint32_t) r * NET_INPUTS;
-
-		if (r + PREFETCH_AHEAD < last)
-			prefetch_image(image[r + PREFETCH_AHEAD]);
-		for (b = 0; b < nb; b++)
+	group_columns(t, first, last, &c0, &c1);
+	for (int r = bt->r0; r < bt->r1; r++)
+		memcpy(t->hidden + (size_t) r * h + c0, net->b1 + c0, sizeof(float) * (c1 - c0));
+	for (int b = 0; b < nb; b++)
+		for (int r = bt->r0; r < bt->r1; r++)
 		{
-			t->block_start[r * (nb + 1) + b] = total;
-			total += sparse_pixels(image[r], b * t->block, Min((b + 1) * t->block, NET_INPUTS),
-								   t->row_idx + total, t->row_val + total);
-		}
-		t->block_start[r * (nb + 1) + nb] = total;
-		memcpy(t->hidden + (size_t) r * h, net->b1, sizeof(float) * h);
-	}
-	for (b = 0; b < nb; b++)
-		for (r = first; r < last; r++)
-		{
-			uint32_t	c0 = t->block_start[r * (nb + 1) + b],
-						c1 = t->block_start[r * (nb + 1) + b + 1];
+			const uint32_t *start = px->block_start + (r - bt->r0) * (nb + 1);
 
-			accumulate_rows(t->hidden + (size_t) r * h, net->w1, h, t->row_idx + c0,
-							t->row_val + c0, (int) (c1 - c0));
+			accumulate_rows(t->hidden + (size_t) r * h + c0, net->w1 + c0, h, c1 - c0,
+							px->idx + start[b], px->val + start[b], (int) (start[b + 1] - start[b]));
 		}
-	relu(t->hidden + (size_t) first * h, (size_t) (last - first) * h);
+	for (int r = bt->r0; r < bt->r1; r++)
+		relu(t->hidden + (size_t) r * h + c0, c1 - c0);
 }
 
 /*
- * Adam on rows first..last-1 of w1, each row's gradient computed on the fly from the images
- * where that pixel is nonzero (in batch order), a zero gradient for the others, whose moments
- * still decay.
+ * The w1 gradient of the round's images on columns of groups first..last-1: each image's
+ * hidden gradient, scaled by each of its nonzero pixels, added to that pixel's row of
+ * t->w1_grad (zero before the batch), in batch order; one block of w1 rows at a time, for
+ * all the round's images, so that the block's gradient rows stay in the L1 cache.  After the batch's last round, Adam on
+ * those columns of w1 (rows of zero pixels have a zero gradient, their moments still decay),
+ * and the gradient rows are zeroed again.
  */
 static void
-w1_task(void *arg, int worker, int first, int last)
+gradient_task(void *arg, int worker, int first, int last)
 {
 	BatchTask  *bt = arg;
 	NetTrainer *t = bt->t;
 	MnistNet   *net = t->net;
+	NetPixels  *px = round_pixels(bt, worker);
 	int			h = net->n_hidden;
-	uint32_t   *col_idx = t->col_idx + (size_t) worker * t->max_batch;
-	float	   *col_val = t->col_val + (size_t) worker * t->max_batch;
-	float	   *grad_row = t->grad_row + (size_t) worker * h;
-	int			i,
-				r;
+	int			nb = t->n_blocks;
+	int			c0,
+				c1;
 
-	for (i = first; i < last; i++)
+	group_columns(t, first, last, &c0, &c1);
+	for (int b = 0; b < nb; b++)
+		for (int r = bt->r0; r < bt->r1; r++)
+		{
+			const uint32_t *start = px->block_start + (r - bt->r0) * (nb + 1);
+
+			scatter_rows(t->w1_grad + c0, h, c1 - c0, t->dhidden + (size_t) r * h + c0,
+						 px->idx + start[b], px->val + start[b], (int) (start[b + 1] - start[b]));
+		}
+	if (!bt->adam)
+		return;
+	for (int i = 0; i < NET_INPUTS; i++)
 	{
-		size_t		off = (size_t) i * h;
-		const float *g = t->zero_row;
-		int			count = 0;
+		size_t		off = (size_t) i * h + c0;
 
-		for (r = 0; r < bt->n; r++)
-		{
-			uint8_t		p = t->image[r][i];
+		adam_update(&bt->step, net->w1 + off, net->adam_m + off, net->adam_v + off,
+					t->w1_grad + off, c1 - c0);
+		memset(t->w1_grad + off, 0, sizeof(float) * (c1 - c0));
+	}
+}
 
-			col_idx[count] = r;
-			col_val[count] = pixel_scale[p];
-			count += p != 0;
-		}
-		if (count > 0)
-		{
-			memset(grad_row, 0, sizeof(float) * h);
-			accumulate_rows(grad_row, t->dhidden, h, col_idx, col_val, count);
-			g = grad_row;
-		}
-		adam_update(&bt->step, net->w1 + off, net->adam_m + off, net->adam_v + off, g, h);
+/* Runs fn on the column groups for each round of NET_CHECK_ROWS images, checking between. */
+static void
+run_rounds(NetTrainer *t, BatchTask *bt, NetTaskFn fn, int n, bool adam)
+{
+	int			groups = (t->net->n_hidden + NET_GROUP - 1) / NET_GROUP;
+
+	for (int r0 = 0; r0 < n; r0 += NET_CHECK_ROWS)
+	{
+		bt->r0 = r0;
+		bt->r1 = Min(r0 + NET_CHECK_ROWS, n);
+		bt->round = (t->batches << 32) | (uint64_t) r0;
+		bt->adam = adam && bt->r1 == n;
+		mnist_net_pool_run(t->pool, fn, bt, 0, groups, 1);
+		if (bt->r1 < n)
+			check(t);
 	}
 }
 
@@ -418,17 +515,16 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	float	   *gb2 = gw2 + (size_t) h * NET_OUTPUTS;
 	float		inv_n = 1.0f / n;
 	int			rows = NET_BLAS_ROWS * (1 + NET_CHECK_FLOATS / NET_BLAS_ROWS / h);
-	uint32_t   *all = t->row_idx;	/* 0..n-1, for the bias gradient */
-	float	   *ones = t->row_val;
-	BatchTask	bt = {t, images, idx, n};
+	BatchTask	bt = {t, images, idx};
 	int			r,
 				k;
 
 	/*
 	 * forward: hidden = relu(x w1 + b1) from the nonzero pixels (split over the threads by
-	 * image), logits = hidden w2 + b2
+	 * column), logits = hidden w2 + b2
 	 */
-	run_rounds(t, forward_task, &bt, n, NET_CHECK_ROWS, 8);
+	t->batches++;
+	run_rounds(t, &bt, forward_task, n, false);
 	for (r = 0; r < n; r++)
 		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, NET_OUTPUTS, h,
@@ -469,31 +565,25 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 					1.0f, t->dlogits + (size_t) r * NET_OUTPUTS, NET_OUTPUTS, net->w2, NET_OUTPUTS,
 					0.0f, t->dhidden + (size_t) r * h, h);
 		relu_mask(t->dhidden + (size_t) r * h, t->hidden + (size_t) r * h, (size_t) m * h);
-		if (t->check)
-			t->check(t->check_arg);
+		check(t);
 	}
 
-	/* b1's gradient: the sum of the hidden gradients (the row lists are free again) */
-	for (r = 0; r < n; r++)
-	{
-		all[r] = r;
-		ones[r] = 1.0f;
-	}
+	/* b1's gradient: the sum of the hidden gradients */
 	memset(gb1, 0, sizeof(float) * h);
-	accumulate_rows(gb1, t->dhidden, h, all, ones, n);
+	accumulate_rows(gb1, t->dhidden, h, h, t->batch_rows, t->ones, n);
 
 	/*
-	 * Adam: w1 (split over the threads by row, rounds of NET_CHECK_PIXELS rows for each
-	 * thread, more for small batches), then b1, w2, b2, which follow w1 in params.
+	 * Adam: w1 (with its gradient, split over the threads by column, in the last round),
+	 * then b1, w2, b2, which follow w1 in params.
 	 */
 	net->adam_step++;
 	adam_step_init(&bt.step, adam, net->adam_step);
-	run_rounds(t, w1_task, &bt, NET_INPUTS, NET_CHECK_PIXELS * (1 + 4096 / n), NET_CHECK_PIXELS);
+	run_rounds(t, &bt, gradient_task, n, true);
 	{
 		size_t		off = (size_t) NET_INPUTS * h;
 
 		adam_update(&bt.step, net->b1, net->adam_m + off, net->adam_v + off, t->grad,
-					net->n_params - off);
+					(int) (net->n_params - off));
 	}
 }
 

@@ -10,29 +10,39 @@
 #include "net.h"
 #include "net_pool.h"
 
+/* Columns of the hidden layer in one unit of work of the threads (64 bytes of floats). */
+#define NET_GROUP 16
+
+/*
+ * One thread's lists of the nonzero pixels of a round (NET_CHECK_ROWS images) of the batch,
+ * by block of w1 rows: image r0 + i's pixels of block b are idx/val[block_start[i *
+ * (n_blocks + 1) + b]..] up to the next.
+ */
+typedef struct NetPixels
+{
+	uint64_t	round;			/* the round they are of (BatchTask in net_kernels.h), or 0 */
+	uint32_t   *block_start;
+	uint32_t   *idx;			/* pixel index */
+	float	   *val;			/* value / 255 */
+} __attribute__((aligned(64))) NetPixels;
+
 /* Training workspace, carved out of the caller's buffer by mnist_net_trainer_bind. */
 struct NetTrainer
 {
 	MnistNet   *net;
 	int			max_batch;
-	const uint8_t **image;		/* max_batch: the batch's images */
 	int			block;			/* w1 rows per block of the first layer */
 	int			n_blocks;		/* blocks of NET_INPUTS rows */
-	uint32_t   *block_start;	/* max_batch * (n_blocks + 1): image r's pixels of block b are
-								 * row_*[block_start[r * (n_blocks + 1) + b]..] up to the next */
-	uint32_t   *row_idx;		/* nonzero pixels of the batch by image (image r's from
-								 * r * NET_INPUTS on): pixel index */
-	float	   *row_val;		/* and value / 255 */
-	uint32_t   *col_idx;		/* NET_MAX_THREADS x max_batch: for each thread, the nonzero
-								 * pixels of one w1 row: image in the batch */
-	float	   *col_val;
+	uint64_t	batches;		/* batches trained so far */
+	NetPixels	pixels[NET_MAX_THREADS];	/* each thread's */
 	float	   *hidden;			/* max_batch x H, after relu */
 	float	   *dhidden;		/* max_batch x H, loss gradient before relu */
 	float	   *logits;			/* max_batch x NET_OUTPUTS */
 	float	   *dlogits;		/* max_batch x NET_OUTPUTS */
+	float	   *w1_grad;		/* NET_INPUTS x H: w1's gradient during a batch, else zeros */
 	float	   *grad;			/* gradients of b1, w2, b2 (their layout in params) */
-	float	   *grad_row;		/* NET_MAX_THREADS x H: for each thread, gradient of one w1 row */
-	float	   *zero_row;		/* H zeros: the gradient of a w1 row of zero pixels */
+	uint32_t   *batch_rows;		/* max_batch: 0, 1, 2, ... */
+	float	   *ones;			/* max_batch ones */
 	NetCheckFn	check;			/* called between blocks of work, or NULL */
 	void	   *check_arg;
 	NetPool    *pool;			/* threads sharing the work, or NULL */

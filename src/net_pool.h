@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #define NET_MAX_THREADS 8
+#define NET_POOL_MAX_CHUNKS 48	/* a run's chunks at most (larger ones get a larger grain) */
 
 /* Work on items first..last-1, by the thread numbered worker (0: the caller, < threads). */
 typedef void (*NetTaskFn) (void *arg, int worker, int first, int last);
@@ -32,8 +33,11 @@ extern NetPool *mnist_net_pool_start(void *mem, int threads);
 extern int	mnist_net_pool_threads(const NetPool *pool);
 
 /*
- * fn(arg, worker, a, b) over [first, last) in chunks of grain items, the chunks shared out as
- * threads become free; returns when all are done.  A NULL pool runs fn(arg, 0, first, last).
+ * fn(arg, worker, a, b) over [first, last) in chunks of grain items (more when that makes over
+ * NET_POOL_MAX_CHUNKS chunks); returns when all are done.  Each thread takes the chunks of its
+ * share first (thread w: the w-th of threads equal shares, as one range when it can), then
+ * helps with the others' from the end; so from run to run a thread mostly gets the same items.
+ * A NULL pool runs fn(arg, 0, first, last).
  */
 extern void mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, int first, int last, int grain);
 
