@@ -290,8 +290,8 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 		params = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
 		if (with_adam)
 		{
-			m = (float *) palloc(info.n_params * sizeof(float));
-			v = (float *) palloc(info.n_params * sizeof(float));
+			m = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
+			v = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
 		}
 		if (mnist_weights_read(d, &info, params, m, v, detail))
 		{

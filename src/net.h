@@ -90,14 +90,12 @@ extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batc
 
 /*
  * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images
- * per thread, every NET_CHECK_PIXELS rows of w1 per thread (more when the batch has fewer than
- * 4096 images), every NET_CHECK_FLOATS or so hidden values of the gradient), in the caller's
- * thread while the pool's are idle, so that one large batch can be interrupted: it may leave by longjmp (a
- * PostgreSQL ERROR), which leaves the net partly updated.  The blocks change no result.  None
- * is called until one is set.
+ * of the first layer's forward pass and of its gradient, every NET_CHECK_FLOATS or so hidden
+ * values of the gradient), in the caller's thread while the pool's are idle, so that one large
+ * batch can be interrupted: it may leave by longjmp (a PostgreSQL ERROR), which leaves the net
+ * partly updated.  The blocks change no result.  None is called until one is set.
  */
 #define NET_CHECK_ROWS		64
-#define NET_CHECK_PIXELS	16
 #define NET_CHECK_FLOATS	(1 << 20)
 
 /*
