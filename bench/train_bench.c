@@ -83,21 +83,27 @@ read_idx(const char *dir, const char *name, unsigned magic, size_t item, size_t 
 }
 
 /*
- * Trains epochs from a fresh seeded net; returns the wall and CPU seconds of each epoch in
- * secs[] and cpu[].
+ * Trains epochs from a fresh seeded net, with pool's threads (NULL: one); returns the wall and
+ * CPU seconds of each epoch in secs[] and cpu[].
  */
 static void
-train(MnistNet *net, NetTrainer *t, const uint8_t *images, const uint8_t *labels, size_t n,
+train(MnistNet *net, NetPool *pool, const uint8_t *images, const uint8_t *labels, size_t n,
 	  int epochs, int batch, uint64_t seed, double *secs, double *cpu, double *loss,
 	  double *acc)
 {
 	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
+	int			threads = mnist_net_pool_threads(pool);
+	void	   *mem;
+	NetTrainer *t;
 	NetRng		rng;
 	uint32_t   *idx = malloc(sizeof(uint32_t) * n);
 	size_t		i;
 	int			e;
 
 	mnist_net_init_glorot(net, seed);
+	mem = malloc(mnist_net_trainer_size(net->n_hidden, batch, threads));
+	t = mnist_net_trainer_bind(mem, net, batch, threads);
+	mnist_net_trainer_set_pool(t, pool);
 	mnist_net_rng_seed(&rng, seed);
 	for (i = 0; i < n; i++)
 		idx[i] = (uint32_t) i;
@@ -118,6 +124,8 @@ train(MnistNet *net, NetTrainer *t, const uint8_t *images, const uint8_t *labels
 		*loss = loss_sum / n;
 		*acc = (double) correct / n;
 	}
+	mnist_net_trainer_sync(t);
+	free(mem);
 	free(idx);
 }
 
@@ -143,7 +151,7 @@ main(int argc, char **argv)
 	uint8_t    *test_images = read_idx(dir, "t10k-images-idx3-ubyte", 0x803, NET_INPUTS, &nt);
 	uint8_t    *test_labels = read_idx(dir, "t10k-labels-idx1-ubyte", 0x801, 1, &ntl);
 	MnistNet	net;
-	NetTrainer *t;
+	NetPool    *pool = NULL;
 	float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(hidden));
 	double	   *secs = malloc(sizeof(double) * (epochs > 1 ? epochs : 1));
 	double	   *cpu = malloc(sizeof(double) * (epochs > 1 ? epochs : 1));
@@ -176,15 +184,14 @@ main(int argc, char **argv)
 	mnist_net_bind(&net, hidden, aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
 			 aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64),
 			 aligned_alloc(64, (sizeof(float) * np + 63) / 64 * 64));
-	t = mnist_net_trainer_bind(malloc(mnist_net_trainer_size(hidden, batch)), &net, batch);
 	if (threads > 1)
-		mnist_net_trainer_set_pool(t, mnist_net_pool_start(malloc(mnist_net_pool_size()), threads));
+		pool = mnist_net_pool_start(malloc(mnist_net_pool_size()), threads);
 
 	printf("rows %zu\ncpu_path %s\nthreads %d\n", n, mnist_net_cpu_path_name(mnist_net_cpu_path()),
 		   threads);
 	for (r = 0; r < repeats; r++)
 	{
-		train(&net, t, images, labels, n, 1, batch, seed, secs, cpu, &loss, &acc);
+		train(&net, pool, images, labels, n, 1, batch, seed, secs, cpu, &loss, &acc);
 		printf("epoch_seconds %.4f\nepoch_cpu_seconds %.4f\n", secs[0], cpu[0]);
 		if (secs[0] < best)
 			best = secs[0];
@@ -197,7 +204,7 @@ main(int argc, char **argv)
 
 	if (epochs > 0)
 	{
-		train(&net, t, images, labels, n, epochs, batch, seed, secs, cpu, &loss, &acc);
+		train(&net, pool, images, labels, n, epochs, batch, seed, secs, cpu, &loss, &acc);
 		for (i = 0; i < nt; i++)
 			if (mnist_net_predict(&net, test_images + i * NET_INPUTS, scratch, NULL, NULL) ==
 				test_labels[i])

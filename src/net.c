@@ -11,6 +11,8 @@
 
 #include "net_path.h"
 
+#define Min(a, b)	((a) < (b) ? (a) : (b))
+
 size_t
 mnist_net_param_count(int n_hidden)
 {
@@ -169,53 +171,120 @@ round_rows(int max_batch)
 	return max_batch < NET_CHECK_ROWS ? max_batch : NET_CHECK_ROWS;
 }
 
+/* Column groups of thread w's share of n_groups, for threads threads: first..last-1. */
+static void
+share_groups(int w, int threads, int n_groups, int *first, int *last)
+{
+	*first = (w * n_groups + threads - 1) / threads;
+	*last = ((w + 1) * n_groups + threads - 1) / threads;
+}
+
 size_t
-mnist_net_trainer_size(int n_hidden, int max_batch)
+mnist_net_trainer_size(int n_hidden, int max_batch, int threads)
 {
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) n_hidden;
 	size_t		rr = (size_t) round_rows(max_batch);
+	size_t		shares = 0;
+
+	if (threads > 1)
+	{
+		int			groups = (n_hidden + NET_GROUP - 1) / NET_GROUP;
+
+		for (int w = 0; w < threads; w++)
+		{
+			int			g0,
+						g1;
+
+			share_groups(w, threads, groups, &g0, &g1);
+			shares += 4 * NET_ALIGN64(sizeof(float) * NET_INPUTS *
+									  (size_t) (Min(g1 * NET_GROUP, n_hidden) - Min(g0 * NET_GROUP, n_hidden)));
+		}
+	}
+	else
+		shares = NET_ALIGN64(sizeof(float) * NET_INPUTS * h);
 
 	return 64 +					/* for aligning the caller's pointer */
 		NET_ALIGN64(sizeof(NetTrainer)) +
-		NET_MAX_THREADS * (NET_ALIGN64(sizeof(uint32_t) * rr * (first_layer_blocks(n_hidden, NULL) + 1)) +
-						   NET_ALIGN64(sizeof(uint32_t) * rr * NET_INPUTS) +
-						   NET_ALIGN64(sizeof(float) * rr * NET_INPUTS)) +
+		threads * (NET_ALIGN64(sizeof(uint32_t) * rr * (first_layer_blocks(n_hidden, NULL) + 1)) +
+				   NET_ALIGN64(sizeof(uint32_t) * rr * NET_INPUTS) +
+				   NET_ALIGN64(sizeof(float) * rr * NET_INPUTS)) +
+		shares +
 		2 * NET_ALIGN64(sizeof(float) * b * h) +
 		2 * NET_ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
-		NET_ALIGN64(sizeof(float) * NET_INPUTS * h) +
 		NET_ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
 		NET_ALIGN64(sizeof(uint32_t) * b) +
 		NET_ALIGN64(sizeof(float) * b);
 }
 
+/* Copies columns c0..c1-1 of an H-column matrix of NET_INPUTS rows to or from a share. */
+static void
+copy_columns(float *full, float *part, int h, int c0, int c1, bool to_part)
+{
+	for (int i = 0; i < NET_INPUTS; i++)
+	{
+		float	   *f = full + (size_t) i * h + c0;
+		float	   *q = part + (size_t) i * (c1 - c0);
+
+		memcpy(to_part ? q : f, to_part ? f : q, sizeof(float) * (c1 - c0));
+	}
+}
+
 NetTrainer *
-mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch)
+mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch, int threads)
 {
 	char	   *p = (char *) NET_ALIGN64((uintptr_t) mem);
 	NetTrainer *t;
 	size_t		b = (size_t) max_batch;
-	size_t		h = (size_t) net->n_hidden;
+	int			h = net->n_hidden;
 	size_t		rr = (size_t) round_rows(max_batch);
+	int			groups = (h + NET_GROUP - 1) / NET_GROUP;
 
 	t = net_carve(&p, sizeof(NetTrainer));
 	t->net = net;
 	t->max_batch = max_batch;
-	t->n_blocks = first_layer_blocks(net->n_hidden, &t->block);
+	t->threads = threads;
+	t->n_blocks = first_layer_blocks(h, &t->block);
 	t->batches = 0;
-	for (int w = 0; w < NET_MAX_THREADS; w++)
+	for (int w = 0; w < threads; w++)
 	{
 		t->pixels[w].round = 0;
 		t->pixels[w].block_start = net_carve(&p, sizeof(uint32_t) * rr * (t->n_blocks + 1));
 		t->pixels[w].idx = net_carve(&p, sizeof(uint32_t) * rr * NET_INPUTS);
 		t->pixels[w].val = net_carve(&p, sizeof(float) * rr * NET_INPUTS);
 	}
+	for (int w = 0; w < threads; w++)
+	{
+		NetShare   *sh = &t->share[w];
+		int			g0,
+					g1;
+		size_t		bytes;
+
+		share_groups(w, threads, groups, &g0, &g1);
+		sh->c0 = Min(g0 * NET_GROUP, h);
+		sh->c1 = Min(g1 * NET_GROUP, h);
+		sh->stride = threads > 1 ? sh->c1 - sh->c0 : h;
+		bytes = sizeof(float) * NET_INPUTS * sh->stride;
+		sh->grad = net_carve(&p, bytes);
+		memset(sh->grad, 0, bytes);
+		if (threads == 1)
+		{
+			sh->w1 = net->w1;
+			sh->m = net->adam_m;
+			sh->v = net->adam_v;
+			continue;
+		}
+		sh->w1 = net_carve(&p, bytes);
+		sh->m = net_carve(&p, bytes);
+		sh->v = net_carve(&p, bytes);
+		copy_columns(net->w1, sh->w1, h, sh->c0, sh->c1, true);
+		copy_columns(net->adam_m, sh->m, h, sh->c0, sh->c1, true);
+		copy_columns(net->adam_v, sh->v, h, sh->c0, sh->c1, true);
+	}
 	t->hidden = net_carve(&p, sizeof(float) * b * h);
 	t->dhidden = net_carve(&p, sizeof(float) * b * h);
 	t->logits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
 	t->dlogits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
-	t->w1_grad = net_carve(&p, sizeof(float) * NET_INPUTS * h);
-	memset(t->w1_grad, 0, sizeof(float) * NET_INPUTS * h);
 	t->grad = net_carve(&p, sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS));
 	t->batch_rows = net_carve(&p, sizeof(uint32_t) * b);
 	t->ones = net_carve(&p, sizeof(float) * b);
@@ -228,6 +297,23 @@ mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch)
 	t->check_arg = NULL;
 	t->pool = NULL;
 	return t;
+}
+
+void
+mnist_net_trainer_sync(NetTrainer *t)
+{
+	MnistNet   *net = t->net;
+
+	if (t->threads == 1)
+		return;
+	for (int w = 0; w < t->threads; w++)
+	{
+		NetShare   *sh = &t->share[w];
+
+		copy_columns(net->w1, sh->w1, net->n_hidden, sh->c0, sh->c1, false);
+		copy_columns(net->adam_m, sh->m, net->n_hidden, sh->c0, sh->c1, false);
+		copy_columns(net->adam_v, sh->v, net->n_hidden, sh->c0, sh->c1, false);
+	}
 }
 
 void

@@ -81,12 +81,17 @@ extern void mnist_net_rng_seed(NetRng *rng, uint64_t seed);
 extern void mnist_net_shuffle(NetRng *rng, uint32_t *idx, size_t n);
 
 /*
- * Workspace for training on batches of up to max_batch images: the caller allocates
- * mnist_net_trainer_size() bytes (aligned to 64) and binds it once.
+ * Workspace for training net on batches of up to max_batch images with threads threads
+ * (1..NET_MAX_THREADS; a pool of as many is given by mnist_net_trainer_set_pool): the caller
+ * allocates mnist_net_trainer_size() bytes (any alignment) and binds it once, after net's
+ * weights and Adam state are set.  With more than one thread, each thread's share of the first
+ * layer's weights and Adam state is copied into the workspace, where training updates it:
+ * mnist_net_trainer_sync() copies it back into net, to be called after the last batch.
  */
 typedef struct NetTrainer NetTrainer;
-extern size_t mnist_net_trainer_size(int n_hidden, int max_batch);
-extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch);
+extern size_t mnist_net_trainer_size(int n_hidden, int max_batch, int threads);
+extern NetTrainer *mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch, int threads);
+extern void mnist_net_trainer_sync(NetTrainer *t);
 
 /*
  * A function mnist_net_train_batch calls between blocks of its work (every NET_CHECK_ROWS images
@@ -109,10 +114,10 @@ typedef void (*NetCheckFn) (void *arg);
 extern void mnist_net_trainer_set_check(NetTrainer *t, NetCheckFn check, void *arg);
 
 /*
- * Threads (net_pool.h) that share each batch's work from now on, or NULL.  Every value is
- * computed by one thread in the order a single thread uses, so the model does not depend on
- * the number of threads.  The check is called by the caller's thread only, between rounds
- * of work (when the pool's threads are idle).
+ * Threads (net_pool.h, as many as the trainer was bound for) that share each batch's work
+ * from now on, or NULL.  Every value is computed by one thread in the order a single thread
+ * uses, so the model does not depend on the number of threads.  The check is called by the
+ * caller's thread only, between rounds of work (when the pool's threads are idle).
  */
 struct NetPool;
 extern void mnist_net_trainer_set_pool(NetTrainer *t, struct NetPool *pool);

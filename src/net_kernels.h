@@ -17,6 +17,7 @@
 #include "net_path.h"
 
 #define Min(a, b)	((a) < (b) ? (a) : (b))
+#define Max(a, b)	((a) > (b) ? (a) : (b))
 
 /*
  * The two sparse kernels of the first layer, on a range of width columns of matrices whose
@@ -403,32 +404,37 @@ round_pixels(const BatchTask *bt, int worker)
 	return px;
 }
 
-/* Columns c0..c1-1 of the hidden layer for column groups first..last-1. */
-static inline void
-group_columns(const NetTrainer *t, int first, int last, int *c0, int *c1)
-{
-	*c0 = first * NET_GROUP;
-	*c1 = Min(last * NET_GROUP, t->net->n_hidden);
-}
+/*
+ * Calls WORK(sh, c0, c1) for each thread's share sh that holds columns of groups
+ * first..last-1, with those columns c0..c1-1 (a range of a task lies in one share, except
+ * where a chunk of the pool straddles two).
+ */
+#define FOR_SHARES(t, first, last, WORK) \
+	do { \
+		int			lo_ = Min((first) * NET_GROUP, (t)->net->n_hidden), \
+					hi_ = Min((last) * NET_GROUP, (t)->net->n_hidden); \
+		for (int w_ = 0; w_ < (t)->threads && lo_ < hi_; w_++) \
+		{ \
+			const NetShare *sh_ = &(t)->share[w_]; \
+			if (lo_ < sh_->c1 && sh_->c0 < hi_) \
+				WORK(sh_, Max(lo_, sh_->c0), Min(hi_, sh_->c1)); \
+		} \
+	} while (0)
 
 /*
- * Forward pass of the round's images to hidden = relu(x w1 + b1) on columns of groups
- * first..last-1: the sums of hidden_layer(), in the same order, one block of w1 rows at a
- * time for all the round's images.
+ * Forward pass of the round's images to hidden = relu(x w1 + b1) on columns c0..c1-1 of
+ * share sh: the sums of hidden_layer(), in the same order, one block of w1 rows at a time
+ * for all the round's images.
  */
 static void
-forward_task(void *arg, int worker, int first, int last)
+forward_columns(const BatchTask *bt, const NetPixels *px, const NetShare *sh, int c0, int c1)
 {
-	BatchTask  *bt = arg;
 	NetTrainer *t = bt->t;
 	const MnistNet *net = t->net;
-	NetPixels  *px = round_pixels(bt, worker);
+	const float *w1 = sh->w1 + (c0 - sh->c0);
 	int			h = net->n_hidden;
 	int			nb = t->n_blocks;
-	int			c0,
-				c1;
 
-	group_columns(t, first, last, &c0, &c1);
 	for (int r = bt->r0; r < bt->r1; r++)
 		memcpy(t->hidden + (size_t) r * h + c0, net->b1 + c0, sizeof(float) * (c1 - c0));
 	for (int b = 0; b < nb; b++)
@@ -436,52 +442,66 @@ forward_task(void *arg, int worker, int first, int last)
 		{
 			const uint32_t *start = px->block_start + (r - bt->r0) * (nb + 1);
 
-			accumulate_rows(t->hidden + (size_t) r * h + c0, net->w1 + c0, h, c1 - c0,
+			accumulate_rows(t->hidden + (size_t) r * h + c0, w1, sh->stride, c1 - c0,
 							px->idx + start[b], px->val + start[b], (int) (start[b + 1] - start[b]));
 		}
 	for (int r = bt->r0; r < bt->r1; r++)
 		relu(t->hidden + (size_t) r * h + c0, c1 - c0);
 }
 
-/*
- * The w1 gradient of the round's images on columns of groups first..last-1: each image's
- * hidden gradient, scaled by each of its nonzero pixels, added to that pixel's row of
- * t->w1_grad (zero before the batch), in batch order; one block of w1 rows at a time, for
- * all the round's images, so that the block's gradient rows stay in the L1 cache.  After the batch's last round, Adam on
- * those columns of w1 (rows of zero pixels have a zero gradient, their moments still decay),
- * and the gradient rows are zeroed again.
- */
 static void
-gradient_task(void *arg, int worker, int first, int last)
+forward_task(void *arg, int worker, int first, int last)
 {
 	BatchTask  *bt = arg;
-	NetTrainer *t = bt->t;
-	MnistNet   *net = t->net;
 	NetPixels  *px = round_pixels(bt, worker);
-	int			h = net->n_hidden;
-	int			nb = t->n_blocks;
-	int			c0,
-				c1;
 
-	group_columns(t, first, last, &c0, &c1);
+#define FORWARD(sh, c0, c1)	forward_columns(bt, px, sh, c0, c1)
+	FOR_SHARES(bt->t, first, last, FORWARD);
+#undef FORWARD
+}
+
+/*
+ * The w1 gradient of the round's images on columns c0..c1-1 of share sh: each image's hidden
+ * gradient, scaled by each of its nonzero pixels, added to that pixel's row of the gradient
+ * (zero before the batch), in batch order; one block of w1 rows at a time, for all the
+ * round's images, so that the block's gradient rows stay in the L1 cache.  After the batch's
+ * last round, Adam on those columns of w1 (rows of zero pixels have a zero gradient, their
+ * moments still decay), and the gradient rows are zeroed again.
+ */
+static void
+gradient_columns(const BatchTask *bt, const NetPixels *px, const NetShare *sh, int c0, int c1)
+{
+	NetTrainer *t = bt->t;
+	int			h = t->net->n_hidden;
+	int			nb = t->n_blocks;
+	size_t		off = c0 - sh->c0;
+
 	for (int b = 0; b < nb; b++)
 		for (int r = bt->r0; r < bt->r1; r++)
 		{
 			const uint32_t *start = px->block_start + (r - bt->r0) * (nb + 1);
 
-			scatter_rows(t->w1_grad + c0, h, c1 - c0, t->dhidden + (size_t) r * h + c0,
+			scatter_rows(sh->grad + off, sh->stride, c1 - c0, t->dhidden + (size_t) r * h + c0,
 						 px->idx + start[b], px->val + start[b], (int) (start[b + 1] - start[b]));
 		}
 	if (!bt->adam)
 		return;
-	for (int i = 0; i < NET_INPUTS; i++)
+	for (int i = 0; i < NET_INPUTS; i++, off += sh->stride)
 	{
-		size_t		off = (size_t) i * h + c0;
-
-		adam_update(&bt->step, net->w1 + off, net->adam_m + off, net->adam_v + off,
-					t->w1_grad + off, c1 - c0);
-		memset(t->w1_grad + off, 0, sizeof(float) * (c1 - c0));
+		adam_update(&bt->step, sh->w1 + off, sh->m + off, sh->v + off, sh->grad + off, c1 - c0);
+		memset(sh->grad + off, 0, sizeof(float) * (c1 - c0));
 	}
+}
+
+static void
+gradient_task(void *arg, int worker, int first, int last)
+{
+	BatchTask  *bt = arg;
+	NetPixels  *px = round_pixels(bt, worker);
+
+#define GRADIENT(sh, c0, c1)	gradient_columns(bt, px, sh, c0, c1)
+	FOR_SHARES(bt->t, first, last, GRADIENT);
+#undef GRADIENT
 }
 
 /* Runs fn on the column groups for each round of NET_CHECK_ROWS images, checking between. */

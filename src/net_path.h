@@ -26,20 +26,39 @@ typedef struct NetPixels
 	float	   *val;			/* value / 255 */
 } __attribute__((aligned(64))) NetPixels;
 
+/*
+ * The columns c0..c1-1 of the first layer that one thread looks after (its share of the column
+ * groups), with their part of w1, of its Adam moments and of its gradient, as rows of stride
+ * floats: with one thread these are net's own arrays (stride H); with more, copies of those
+ * columns alone, so that a thread's weights are contiguous and no cache line holds two
+ * threads' (mnist_net_trainer_sync copies them back).
+ */
+typedef struct NetShare
+{
+	int			c0,
+				c1,
+				stride;
+	float	   *w1,
+			   *m,
+			   *v,
+			   *grad;			/* w1's gradient during a batch, else zeros */
+} NetShare;
+
 /* Training workspace, carved out of the caller's buffer by mnist_net_trainer_bind. */
 struct NetTrainer
 {
 	MnistNet   *net;
 	int			max_batch;
+	int			threads;		/* threads it was laid out for */
 	int			block;			/* w1 rows per block of the first layer */
 	int			n_blocks;		/* blocks of NET_INPUTS rows */
 	uint64_t	batches;		/* batches trained so far */
 	NetPixels	pixels[NET_MAX_THREADS];	/* each thread's */
+	NetShare	share[NET_MAX_THREADS];	/* each thread's */
 	float	   *hidden;			/* max_batch x H, after relu */
 	float	   *dhidden;		/* max_batch x H, loss gradient before relu */
 	float	   *logits;			/* max_batch x NET_OUTPUTS */
 	float	   *dlogits;		/* max_batch x NET_OUTPUTS */
-	float	   *w1_grad;		/* NET_INPUTS x H: w1's gradient during a batch, else zeros */
 	float	   *grad;			/* gradients of b1, w2, b2 (their layout in params) */
 	uint32_t   *batch_rows;		/* max_batch: 0, 1, 2, ... */
 	float	   *ones;			/* max_batch ones */

@@ -310,21 +310,21 @@ stop_pool(void *arg)
 	mnist_net_pool_stop((NetPool *) arg);
 }
 
-/* mnist_ml.train_threads threads for trainer, or none for 1; stopped when the context goes. */
+/* threads threads for trainer, or none for 1; stopped when the context goes. */
 static NetPool *
-start_pool(NetTrainer *trainer)
+start_pool(NetTrainer *trainer, int threads)
 {
 	MemoryContextCallback *cb;
 	NetPool    *pool;
 
-	if (mnist_train_threads <= 1)
+	if (threads <= 1)
 		return NULL;
 	cb = palloc(sizeof(MemoryContextCallback));
-	pool = mnist_net_pool_start(palloc(mnist_net_pool_size()), mnist_train_threads);
+	pool = mnist_net_pool_start(palloc(mnist_net_pool_size()), threads);
 	if (pool == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start %d training threads: %m", mnist_train_threads),
+				 errmsg("could not start %d training threads: %m", threads),
 				 errhint("Lower mnist_ml.train_threads.")));
 	cb->func = stop_pool;
 	cb->arg = pool;
@@ -343,6 +343,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	StringInfoData epochs;
 	struct timespec start;
 	int			h = net->n_hidden;
+	int			threads = mnist_train_threads;	/* mnist_ml.train_threads */
 	NetPool    *pool;
 
 	if (set->spill)
@@ -356,10 +357,10 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 			order[i] = (uint32) i;
 		carry = palloc((Size) opt->batch_size * MNIST_ROW_BYTES);
 	}
-	ep.trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size)),
-										net, opt->batch_size);
+	ep.trainer = mnist_net_trainer_bind(mnist_alloc_aligned64(mnist_net_trainer_size(h, opt->batch_size, threads)),
+										net, opt->batch_size, threads);
 	mnist_net_trainer_set_check(ep.trainer, check_interrupts, NULL);
-	pool = start_pool(ep.trainer);
+	pool = start_pool(ep.trainer, threads);
 	ep.idx = MemoryContextAllocHuge(CurrentMemoryContext, Min(set->n, set->capacity) * sizeof(uint32));
 	for (int64 i = 0; i < set->n && !set->spill; i++)
 		ep.idx[i] = (uint32) i;
@@ -407,6 +408,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	fit->epochs_json = epochs.data;
 	fit->seconds = seconds_since(&start);
 	mnist_net_pool_stop(pool);
+	mnist_net_trainer_sync(ep.trainer);
 }
 
 int64

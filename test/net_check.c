@@ -39,11 +39,11 @@ testnet_make(TestNet *tn, int h, int max_batch, uint64_t seed)
 	size_t		np = mnist_net_param_count(h);
 
 	/* misalign the trainer buffer on purpose: mnist_net_trainer_bind must align it */
-	tn->mem = malloc(mnist_net_trainer_size(h, max_batch) + 64);
+	tn->mem = malloc(mnist_net_trainer_size(h, max_batch, 1) + 64);
 	mnist_net_bind(&tn->net, h, calloc(np, sizeof(float)), calloc(np, sizeof(float)),
 			 calloc(np, sizeof(float)));
 	mnist_net_init_glorot(&tn->net, seed);
-	tn->trainer = mnist_net_trainer_bind((char *) tn->mem + 1, &tn->net, max_batch);
+	tn->trainer = mnist_net_trainer_bind((char *) tn->mem + 1, &tn->net, max_batch, 1);
 }
 
 static void
