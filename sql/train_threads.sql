@@ -24,5 +24,16 @@ SELECT r.memory, r.batch, count(*) AS runs, count(DISTINCT m.weights) AS models,
        min((m.metrics->>'accuracy')::float8) > 0.5 AS learned
   FROM runs r JOIN mnist_models m ON m.id = r.id GROUP BY 1, 2 ORDER BY 1, 2;
 
-DELETE FROM mnist_models WHERE name = 'train_threads';
+-- continuing a model (its Adam state goes to the threads and back into the stored model)
+CREATE FUNCTION train_more(threads int) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('mnist_ml.train_threads', threads::text, true);
+	RETURN mnist_train('mnist_train', 'train_threads_more', epochs => 1, hidden_units => 100,
+					   seed => 4, init_model => 'train_threads');
+END $$;
+CREATE TABLE more AS SELECT t AS threads, train_more(t) AS id FROM generate_series(1, 3) t;
+SELECT count(DISTINCT m.weights) AS models, count(*) AS runs
+  FROM more JOIN mnist_models m USING (id);
+
+DELETE FROM mnist_models WHERE name IN ('train_threads', 'train_threads_more');
 DROP SCHEMA train_threads CASCADE;
