@@ -12,6 +12,7 @@
 #include "net_path.h"
 
 #define Min(a, b)	((a) < (b) ? (a) : (b))
+#define Max(a, b)	((a) > (b) ? (a) : (b))
 
 size_t
 mnist_net_param_count(int n_hidden)
@@ -171,45 +172,19 @@ round_rows(int max_batch)
 	return max_batch < NET_CHECK_ROWS ? max_batch : NET_CHECK_ROWS;
 }
 
-/* Column groups of thread w's share of n_groups, for threads threads: first..last-1. */
-static void
-share_groups(int w, int threads, int n_groups, int *first, int *last)
-{
-	*first = (w * n_groups + threads - 1) / threads;
-	*last = ((w + 1) * n_groups + threads - 1) / threads;
-}
-
 size_t
 mnist_net_trainer_size(int n_hidden, int max_batch, int threads)
 {
 	size_t		b = (size_t) max_batch;
 	size_t		h = (size_t) n_hidden;
 	size_t		rr = (size_t) round_rows(max_batch);
-	size_t		shares = 0;
-
-	if (threads > 1)
-	{
-		int			groups = (n_hidden + NET_GROUP - 1) / NET_GROUP;
-
-		for (int w = 0; w < threads; w++)
-		{
-			int			g0,
-						g1;
-
-			share_groups(w, threads, groups, &g0, &g1);
-			shares += 4 * NET_ALIGN64(sizeof(float) * NET_INPUTS *
-									  (size_t) (Min(g1 * NET_GROUP, n_hidden) - Min(g0 * NET_GROUP, n_hidden)));
-		}
-	}
-	else
-		shares = NET_ALIGN64(sizeof(float) * NET_INPUTS * h);
 
 	return 64 +					/* for aligning the caller's pointer */
 		NET_ALIGN64(sizeof(NetTrainer)) +
 		threads * (NET_ALIGN64(sizeof(uint32_t) * rr * (first_layer_blocks(n_hidden, NULL) + 1)) +
 				   NET_ALIGN64(sizeof(uint32_t) * rr * NET_INPUTS) +
 				   NET_ALIGN64(sizeof(float) * rr * NET_INPUTS)) +
-		shares +
+		(threads > 1 ? 4 : 1) * NET_ALIGN64(sizeof(float) * NET_INPUTS * h) +
 		2 * NET_ALIGN64(sizeof(float) * b * h) +
 		2 * NET_ALIGN64(sizeof(float) * b * NET_OUTPUTS) +
 		NET_ALIGN64(sizeof(float) * (h + h * NET_OUTPUTS + NET_OUTPUTS)) +
@@ -230,6 +205,43 @@ copy_columns(float *full, float *part, int h, int c0, int c1, bool to_part)
 	}
 }
 
+/*
+ * Lays the shares out by t->bounds: with one thread, net's own arrays; with more, each share's
+ * columns copied from net into the trainer's arrays.  w1_grad is zero, which any layout keeps.
+ */
+static void
+lay_out_shares(NetTrainer *t)
+{
+	MnistNet   *net = t->net;
+	int			h = net->n_hidden;
+
+	for (int w = 0; w < t->threads; w++)
+	{
+		NetShare   *sh = &t->share[w];
+		size_t		at;
+
+		sh->c0 = Min(t->bounds[w] * NET_GROUP, h);
+		sh->c1 = Min(t->bounds[w + 1] * NET_GROUP, h);
+		at = (size_t) NET_INPUTS * sh->c0;
+		sh->grad = t->w1_grad + at;
+		if (t->threads == 1)
+		{
+			sh->stride = h;
+			sh->w1 = net->w1;
+			sh->m = net->adam_m;
+			sh->v = net->adam_v;
+			continue;
+		}
+		sh->stride = sh->c1 - sh->c0;
+		sh->w1 = t->w1 + at;
+		sh->m = t->m + at;
+		sh->v = t->v + at;
+		copy_columns(net->w1, sh->w1, h, sh->c0, sh->c1, true);
+		copy_columns(net->adam_m, sh->m, h, sh->c0, sh->c1, true);
+		copy_columns(net->adam_v, sh->v, h, sh->c0, sh->c1, true);
+	}
+}
+
 NetTrainer *
 mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch, int threads)
 {
@@ -238,6 +250,7 @@ mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch, int threads)
 	size_t		b = (size_t) max_batch;
 	int			h = net->n_hidden;
 	size_t		rr = (size_t) round_rows(max_batch);
+	size_t		matrix = sizeof(float) * NET_INPUTS * h;
 	int			groups = (h + NET_GROUP - 1) / NET_GROUP;
 
 	t = net_carve(&p, sizeof(NetTrainer));
@@ -248,39 +261,27 @@ mnist_net_trainer_bind(void *mem, MnistNet *net, int max_batch, int threads)
 	t->batches = 0;
 	for (int w = 0; w < threads; w++)
 	{
-		t->pixels[w].round = 0;
-		t->pixels[w].block_start = net_carve(&p, sizeof(uint32_t) * rr * (t->n_blocks + 1));
-		t->pixels[w].idx = net_carve(&p, sizeof(uint32_t) * rr * NET_INPUTS);
-		t->pixels[w].val = net_carve(&p, sizeof(float) * rr * NET_INPUTS);
-	}
-	for (int w = 0; w < threads; w++)
-	{
-		NetShare   *sh = &t->share[w];
-		int			g0,
-					g1;
-		size_t		bytes;
+		NetWorker  *wk = &t->worker[w];
 
-		share_groups(w, threads, groups, &g0, &g1);
-		sh->c0 = Min(g0 * NET_GROUP, h);
-		sh->c1 = Min(g1 * NET_GROUP, h);
-		sh->stride = threads > 1 ? sh->c1 - sh->c0 : h;
-		bytes = sizeof(float) * NET_INPUTS * sh->stride;
-		sh->grad = net_carve(&p, bytes);
-		memset(sh->grad, 0, bytes);
-		if (threads == 1)
-		{
-			sh->w1 = net->w1;
-			sh->m = net->adam_m;
-			sh->v = net->adam_v;
-			continue;
-		}
-		sh->w1 = net_carve(&p, bytes);
-		sh->m = net_carve(&p, bytes);
-		sh->v = net_carve(&p, bytes);
-		copy_columns(net->w1, sh->w1, h, sh->c0, sh->c1, true);
-		copy_columns(net->adam_m, sh->m, h, sh->c0, sh->c1, true);
-		copy_columns(net->adam_v, sh->v, h, sh->c0, sh->c1, true);
+		wk->round = 0;
+		wk->block_start = net_carve(&p, sizeof(uint32_t) * rr * (t->n_blocks + 1));
+		wk->idx = net_carve(&p, sizeof(uint32_t) * rr * NET_INPUTS);
+		wk->val = net_carve(&p, sizeof(float) * rr * NET_INPUTS);
+		wk->busy_ns = 0;
+		wk->columns = 0;
 	}
+	t->w1_grad = net_carve(&p, matrix);
+	memset(t->w1_grad, 0, matrix);
+	t->w1 = t->m = t->v = NULL;
+	if (threads > 1)
+	{
+		t->w1 = net_carve(&p, matrix);
+		t->m = net_carve(&p, matrix);
+		t->v = net_carve(&p, matrix);
+	}
+	for (int w = 0; w <= threads; w++)
+		t->bounds[w] = (w * groups + threads - 1) / threads;
+	lay_out_shares(t);
 	t->hidden = net_carve(&p, sizeof(float) * b * h);
 	t->dhidden = net_carve(&p, sizeof(float) * b * h);
 	t->logits = net_carve(&p, sizeof(float) * b * NET_OUTPUTS);
@@ -314,6 +315,53 @@ mnist_net_trainer_sync(NetTrainer *t)
 		copy_columns(net->adam_m, sh->m, net->n_hidden, sh->c0, sh->c1, false);
 		copy_columns(net->adam_v, sh->v, net->n_hidden, sh->c0, sh->c1, false);
 	}
+}
+
+void
+mnist_net_trainer_balance(NetTrainer *t)
+{
+	int			threads = t->threads;
+	int			groups = (t->net->n_hidden + NET_GROUP - 1) / NET_GROUP;
+	double		speed[NET_MAX_THREADS],
+				total = 0,
+				before = 0,
+				after = 0,
+				sum = 0;
+	int			bounds[NET_MAX_THREADS + 1];
+	bool		measured = true;
+
+	for (int w = 0; w < threads; w++)
+	{
+		NetWorker  *wk = &t->worker[w];
+
+		measured &= wk->busy_ns > 0 && wk->columns > 0;
+		speed[w] = measured ? (double) wk->columns / wk->busy_ns : 0;
+		total += speed[w];
+		wk->busy_ns = 0;
+		wk->columns = 0;
+	}
+	if (threads == 1 || !measured)
+		return;
+	/* share w gets groups in proportion to its thread's speed, at least one */
+	bounds[0] = 0;
+	for (int w = 0; w < threads; w++)
+	{
+		sum += speed[w];
+		bounds[w + 1] = w + 1 == threads ? groups : (int) (groups * sum / total + 0.5);
+		bounds[w + 1] = Max(bounds[w + 1], Min(bounds[w] + 1, groups));
+		if (groups >= threads)
+			bounds[w + 1] = Min(bounds[w + 1], groups - (threads - 1 - w));
+	}
+	for (int w = 0; w < threads; w++)
+	{
+		before = Max(before, (t->bounds[w + 1] - t->bounds[w]) / speed[w]);
+		after = Max(after, (bounds[w + 1] - bounds[w]) / speed[w]);
+	}
+	if (after > 0.95 * before)
+		return;
+	mnist_net_trainer_sync(t);
+	memcpy(t->bounds, bounds, sizeof(bounds));
+	lay_out_shares(t);
 }
 
 void

@@ -8,6 +8,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -369,15 +370,25 @@ typedef struct BatchTask
 	AdamStep	step;
 } BatchTask;
 
+/* Nanoseconds of CLOCK_MONOTONIC, for the balance of the threads' shares. */
+static inline uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
 /*
  * The nonzero pixels of the round's images in the calling thread's lists, by block of w1
  * rows (first_layer_blocks), unless they are there already.
  */
-static NetPixels *
+static NetWorker *
 round_pixels(const BatchTask *bt, int worker)
 {
 	NetTrainer *t = bt->t;
-	NetPixels  *px = &t->pixels[worker];
+	NetWorker  *px = &t->worker[worker];
 	int			nb = t->n_blocks;
 	uint32_t	total = 0;
 
@@ -427,7 +438,7 @@ round_pixels(const BatchTask *bt, int worker)
  * for all the round's images.
  */
 static void
-forward_columns(const BatchTask *bt, const NetPixels *px, const NetShare *sh, int c0, int c1)
+forward_columns(const BatchTask *bt, const NetWorker *px, const NetShare *sh, int c0, int c1)
 {
 	NetTrainer *t = bt->t;
 	const MnistNet *net = t->net;
@@ -453,11 +464,13 @@ static void
 forward_task(void *arg, int worker, int first, int last)
 {
 	BatchTask  *bt = arg;
-	NetPixels  *px = round_pixels(bt, worker);
+	uint64_t	start = monotonic_ns();
+	NetWorker  *px = round_pixels(bt, worker);
 
 #define FORWARD(sh, c0, c1)	forward_columns(bt, px, sh, c0, c1)
 	FOR_SHARES(bt->t, first, last, FORWARD);
 #undef FORWARD
+	px->busy_ns += monotonic_ns() - start;
 }
 
 /*
@@ -469,7 +482,7 @@ forward_task(void *arg, int worker, int first, int last)
  * moments still decay), and the gradient rows are zeroed again.
  */
 static void
-gradient_columns(const BatchTask *bt, const NetPixels *px, const NetShare *sh, int c0, int c1)
+gradient_columns(const BatchTask *bt, const NetWorker *px, const NetShare *sh, int c0, int c1)
 {
 	NetTrainer *t = bt->t;
 	int			h = t->net->n_hidden;
@@ -497,26 +510,28 @@ static void
 gradient_task(void *arg, int worker, int first, int last)
 {
 	BatchTask  *bt = arg;
-	NetPixels  *px = round_pixels(bt, worker);
+	uint64_t	start = monotonic_ns();
+	NetWorker  *px = round_pixels(bt, worker);
 
 #define GRADIENT(sh, c0, c1)	gradient_columns(bt, px, sh, c0, c1)
 	FOR_SHARES(bt->t, first, last, GRADIENT);
 #undef GRADIENT
+	px->busy_ns += monotonic_ns() - start;
+	px->columns += (uint64_t) (Min(last * NET_GROUP, bt->t->net->n_hidden) - first * NET_GROUP) *
+		(bt->r1 - bt->r0);
 }
 
 /* Runs fn on the column groups for each round of NET_CHECK_ROWS images, checking between. */
 static void
 run_rounds(NetTrainer *t, BatchTask *bt, NetTaskFn fn, int n, bool adam)
 {
-	int			groups = (t->net->n_hidden + NET_GROUP - 1) / NET_GROUP;
-
 	for (int r0 = 0; r0 < n; r0 += NET_CHECK_ROWS)
 	{
 		bt->r0 = r0;
 		bt->r1 = Min(r0 + NET_CHECK_ROWS, n);
 		bt->round = (t->batches << 32) | (uint64_t) r0;
 		bt->adam = adam && bt->r1 == n;
-		mnist_net_pool_run(t->pool, fn, bt, 0, groups, 1);
+		mnist_net_pool_run(t->pool, fn, bt, t->bounds, t->threads);
 		if (bt->r1 < n)
 			check(t);
 	}
@@ -543,7 +558,8 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	 * forward: hidden = relu(x w1 + b1) from the nonzero pixels (split over the threads by
 	 * column), logits = hidden w2 + b2
 	 */
-	t->batches++;
+	if (++t->batches % NET_BALANCE_BATCHES == 0 && t->pool)
+		mnist_net_trainer_balance(t);
 	run_rounds(t, &bt, forward_task, n, false);
 	for (r = 0; r < n; r++)
 		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);

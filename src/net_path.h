@@ -14,24 +14,28 @@
 #define NET_GROUP 16
 
 /*
- * One thread's lists of the nonzero pixels of a round (NET_CHECK_ROWS images) of the batch,
- * by block of w1 rows: image r0 + i's pixels of block b are idx/val[block_start[i *
- * (n_blocks + 1) + b]..] up to the next.
+ * What one thread keeps: its lists of the nonzero pixels of a round (NET_CHECK_ROWS images) of
+ * the batch, by block of w1 rows (image r0 + i's pixels of block b are idx/val[block_start[i *
+ * (n_blocks + 1) + b]..] up to the next), and how long it worked on how many columns since the
+ * shares were last balanced.
  */
-typedef struct NetPixels
+typedef struct NetWorker
 {
-	uint64_t	round;			/* the round they are of (BatchTask in net_kernels.h), or 0 */
+	uint64_t	round;			/* the round the lists are of (BatchTask in net_kernels.h), or 0 */
 	uint32_t   *block_start;
 	uint32_t   *idx;			/* pixel index */
 	float	   *val;			/* value / 255 */
-} __attribute__((aligned(64))) NetPixels;
+	uint64_t	busy_ns;		/* in its tasks */
+	uint64_t	columns;		/* columns of images done in them */
+} __attribute__((aligned(64))) NetWorker;
 
 /*
  * The columns c0..c1-1 of the first layer that one thread looks after (its share of the column
  * groups), with their part of w1, of its Adam moments and of its gradient, as rows of stride
  * floats: with one thread these are net's own arrays (stride H); with more, copies of those
- * columns alone, so that a thread's weights are contiguous and no cache line holds two
- * threads' (mnist_net_trainer_sync copies them back).
+ * columns alone (NET_INPUTS x (c1 - c0) at NET_INPUTS * c0 in the trainer's arrays), so that a
+ * thread's weights are contiguous and no cache line holds two threads' (mnist_net_trainer_sync
+ * copies them back).  The shares follow the threads' speeds (mnist_net_trainer_balance).
  */
 typedef struct NetShare
 {
@@ -44,6 +48,9 @@ typedef struct NetShare
 			   *grad;			/* w1's gradient during a batch, else zeros */
 } NetShare;
 
+/* Batches between two looks at the balance of the threads' shares. */
+#define NET_BALANCE_BATCHES 64
+
 /* Training workspace, carved out of the caller's buffer by mnist_net_trainer_bind. */
 struct NetTrainer
 {
@@ -53,8 +60,13 @@ struct NetTrainer
 	int			block;			/* w1 rows per block of the first layer */
 	int			n_blocks;		/* blocks of NET_INPUTS rows */
 	uint64_t	batches;		/* batches trained so far */
-	NetPixels	pixels[NET_MAX_THREADS];	/* each thread's */
-	NetShare	share[NET_MAX_THREADS];	/* each thread's */
+	NetWorker	worker[NET_MAX_THREADS];
+	NetShare	share[NET_MAX_THREADS];
+	int			bounds[NET_MAX_THREADS + 1];	/* share w: column groups bounds[w].. */
+	float	   *w1,				/* with several threads: the shares' copies */
+			   *m,
+			   *v,
+			   *w1_grad;		/* the shares' gradients */
 	float	   *hidden;			/* max_batch x H, after relu */
 	float	   *dhidden;		/* max_batch x H, loss gradient before relu */
 	float	   *logits;			/* max_batch x NET_OUTPUTS */
@@ -66,6 +78,13 @@ struct NetTrainer
 	void	   *check_arg;
 	NetPool    *pool;			/* threads sharing the work, or NULL */
 };
+
+/*
+ * Moves columns between the threads' shares so that each share takes the same time, by the
+ * speeds measured since the last call (when that gains over 5%), and restarts the measure.
+ * Called between batches.
+ */
+extern void mnist_net_trainer_balance(NetTrainer *t);
 
 /* One path's hot code: mnist_net_train_batch, and mnist_net_predict. */
 typedef struct NetKernels

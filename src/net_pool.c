@@ -1,6 +1,6 @@
 /*
  * net_pool.c
- *		Training threads (net_pool.h).  A run is cut into at most NET_POOL_MAX_CHUNKS chunks,
+ *		Training threads (net_pool.h).  A run of at most NET_POOL_MAX_CHUNKS chunks is
  *		published as a ticket, one 64-bit word: the run's generation and the mask of chunks
  *		not yet claimed.  Threads claim chunks by compare-and-swap on the ticket and read the
  *		run's task only once they hold a chunk (the caller does not change it before every chunk
@@ -44,10 +44,8 @@ struct NetPool
 	/* the current run */
 	NetTaskFn	fn;
 	void	   *arg;
-	int			first,
-				last,
-				grain,
-				chunks;
+	const int  *bounds;			/* chunk c is items bounds[c]..bounds[c + 1] - 1 */
+	int			chunks;
 };
 
 typedef struct WorkerStart
@@ -106,9 +104,7 @@ run_chunks(NetPool *pool, int worker)
 	while (TICKET_UNCLAIMED(t) != 0)
 	{
 		int			a,
-					b,
-					first,
-					last;
+					b;
 
 		/* pool->chunks may already be the next run's: then the exchange fails */
 		choose_chunks(TICKET_UNCLAIMED(t), worker, pool->threads,
@@ -121,9 +117,7 @@ run_chunks(NetPool *pool, int worker)
 			continue;
 		}
 		/* chunks a..b-1 are ours: the run cannot change before we report them done */
-		first = pool->first + a * pool->grain;
-		last = first + (b - a) * pool->grain < pool->last ? first + (b - a) * pool->grain : pool->last;
-		pool->fn(pool->arg, worker, first, last);
+		pool->fn(pool->arg, worker, pool->bounds[a], pool->bounds[b]);
 		if (__atomic_add_fetch(&pool->finished, b - a, __ATOMIC_ACQ_REL) == pool->chunks &&
 			worker != 0)
 		{
@@ -216,28 +210,20 @@ mnist_net_pool_threads(const NetPool *pool)
 }
 
 void
-mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, int first, int last, int grain)
+mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, const int *bounds, int chunks)
 {
-	int			chunks;
 	int			spin;
 
-	if (grain < 1)
-		grain = 1;
-	if ((last - first + grain - 1) / grain > NET_POOL_MAX_CHUNKS)
-		grain = (last - first + NET_POOL_MAX_CHUNKS - 1) / NET_POOL_MAX_CHUNKS;
-	chunks = (last - first + grain - 1) / grain;
 	if (pool == NULL || pool->threads == 1 || chunks <= 1)
 	{
-		if (last > first)
-			fn(arg, 0, first, last);
+		if (chunks >= 1 && bounds[chunks] > bounds[0])
+			fn(arg, 0, bounds[0], bounds[chunks]);
 		return;
 	}
 	/* every chunk of the last run is done: nobody reads these until the new ticket */
 	pool->fn = fn;
 	pool->arg = arg;
-	pool->first = first;
-	pool->last = last;
-	pool->grain = grain;
+	pool->bounds = bounds;
 	__atomic_store_n(&pool->chunks, chunks, __ATOMIC_RELAXED);
 	__atomic_store_n(&pool->finished, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&pool->ticket, TICKET(TICKET_GEN(pool->ticket) + 1, CHUNK_BITS(0, chunks)),

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #define NET_MAX_THREADS 8
-#define NET_POOL_MAX_CHUNKS 48	/* a run's chunks at most (larger ones get a larger grain) */
+#define NET_POOL_MAX_CHUNKS 48	/* a run's chunks at most */
 
 /* Work on items first..last-1, by the thread numbered worker (0: the caller, < threads). */
 typedef void (*NetTaskFn) (void *arg, int worker, int first, int last);
@@ -33,13 +33,14 @@ extern NetPool *mnist_net_pool_start(void *mem, int threads);
 extern int	mnist_net_pool_threads(const NetPool *pool);
 
 /*
- * fn(arg, worker, a, b) over [first, last) in chunks of grain items (more when that makes over
- * NET_POOL_MAX_CHUNKS chunks); returns when all are done.  Each thread takes the chunks of its
- * share first (thread w: the w-th of threads equal shares, as one range when it can), then
- * helps with the others' from the end; so from run to run a thread mostly gets the same items.
- * A NULL pool runs fn(arg, 0, first, last).
+ * fn(arg, worker, a, b) over chunks (at most NET_POOL_MAX_CHUNKS) of items: chunk c is
+ * bounds[c]..bounds[c + 1] - 1; returns when all are done.  Chunk c belongs to thread
+ * c * threads / chunks (with as many chunks as threads: chunk w to thread w), which takes its
+ * own chunks first (as one range when they are together), then helps with the others' from the
+ * end, one at a time; so from run to run a thread mostly gets the same items.  A NULL pool runs
+ * fn(arg, 0, bounds[0], bounds[chunks]).
  */
-extern void mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, int first, int last, int grain);
+extern void mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, const int *bounds, int chunks);
 
 /* Stops and joins the workers; does nothing for a NULL or stopped pool. */
 extern void mnist_net_pool_stop(NetPool *pool);
