@@ -3,8 +3,9 @@
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
  *		mnist_net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
- *		and the prediction screen against the exact class, on every CPU path this machine
- *		has; then every path against the baseline path.
+ *		the prediction screen against the exact class, and training with threads (whose
+ *		shares are moved between them), on every CPU path this machine has; then every path
+ *		against the baseline path.
  *		Prints one line per check and exits non-zero if any failed.
  */
 #include <math.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include "net.h"
+#include "net_path.h"
+#include "net_pool.h"
 #include "screen.h"
 
 static int	failures = 0;
@@ -766,6 +769,96 @@ check_paths(const NetCpuPath *paths, int n_paths)
 	free(logits);
 }
 
+/*
+ * Training with 1, 2 and 3 threads, the shares of the threads moved every few batches as if
+ * one thread were much slower, then much faster: the same parameters and Adam state, bit for
+ * bit (batches of 64 and of 150, which the trainer splits in rounds).
+ */
+static void
+check_threads(void)
+{
+	const int	n = 1500,
+				h = 100;
+	uint8_t    *images = malloc((size_t) n * NET_INPUTS);
+	uint8_t    *labels = malloc(n);
+	size_t		np = mnist_net_param_count(h);
+	NetAdam		adam = {0.001f, 0.9f, 0.999f, 1e-7f};
+	char		msg[200];
+
+	make_toy(images, labels, n, 3);
+	for (int batch = 64; batch <= 150; batch += 86)
+	{
+		MnistNet	net[3];
+		int			moves = 0;
+
+		for (int threads = 1; threads <= 3; threads++)
+		{
+			MnistNet   *nt = &net[threads - 1];
+			void	   *mem = malloc(mnist_net_trainer_size(h, batch, threads));
+			NetPool    *pool = threads > 1 ? mnist_net_pool_start(malloc(mnist_net_pool_size()), threads) : NULL;
+			NetTrainer *t;
+			NetRng		rng;
+			uint32_t	idx[1500];
+			double		loss_sum = 0;
+			int64_t		correct = 0;
+
+			mnist_net_bind(nt, h, aligned_alloc(64, (np * sizeof(float) + 63) / 64 * 64),
+						   calloc(np, sizeof(float)), calloc(np, sizeof(float)));
+			mnist_net_init_glorot(nt, 7);
+			t = mnist_net_trainer_bind(mem, nt, batch, threads);
+			mnist_net_trainer_set_pool(t, pool);
+			mnist_net_rng_seed(&rng, 7);
+			for (int i = 0; i < n; i++)
+				idx[i] = i;
+			for (int e = 0; e < 2; e++)
+			{
+				mnist_net_shuffle(&rng, idx, n);
+				for (int i = 0, b = 0; i < n; i += batch, b++)
+				{
+					mnist_net_train_batch(t, &adam, images, labels, idx + i,
+										  n - i < batch ? n - i : batch, &loss_sum, &correct);
+					if (threads > 1 && b % 3 == 2)
+					{
+						int			before[NET_MAX_THREADS + 1];
+
+						/* thread 0 ten times slower (then faster) than the others */
+						memcpy(before, t->bounds, sizeof(before));
+						for (int w = 0; w < threads; w++)
+						{
+							t->worker[w].columns = 1000;
+							t->worker[w].busy_ns = (w == 0) == (b % 2 == 0) ? 10000 : 1000;
+						}
+						mnist_net_trainer_balance(t);
+						moves += memcmp(before, t->bounds, sizeof(before)) != 0;
+					}
+				}
+			}
+			mnist_net_trainer_sync(t);
+			mnist_net_pool_stop(pool);
+			free(pool);
+			free(mem);
+		}
+		snprintf(msg, sizeof(msg),
+				 "batch %d: 1, 2 and 3 threads, their shares moved %d times: the same parameters and Adam state",
+				 batch, moves);
+		check(moves >= 4 &&
+			  memcmp(net[0].params, net[1].params, np * sizeof(float)) == 0 &&
+			  memcmp(net[0].params, net[2].params, np * sizeof(float)) == 0 &&
+			  memcmp(net[0].adam_m, net[1].adam_m, np * sizeof(float)) == 0 &&
+			  memcmp(net[0].adam_m, net[2].adam_m, np * sizeof(float)) == 0 &&
+			  memcmp(net[0].adam_v, net[1].adam_v, np * sizeof(float)) == 0 &&
+			  memcmp(net[0].adam_v, net[2].adam_v, np * sizeof(float)) == 0, msg);
+		for (int i = 0; i < 3; i++)
+		{
+			free(net[i].params);
+			free(net[i].adam_m);
+			free(net[i].adam_v);
+		}
+	}
+	free(images);
+	free(labels);
+}
+
 int
 main(void)
 {
@@ -791,6 +884,7 @@ main(void)
 		check_learning_and_determinism();
 		check_scaling();
 		check_screen();
+		check_threads();
 	}
 	printf("-- every path against the baseline\n");
 	check_paths(paths, n_paths);
