@@ -14,10 +14,13 @@
 # torch.set_num_threads); one epoch, ROUNDS times, interleaved (the machine is shared: best of the
 # rounds counts, all are printed); then the test accuracy after EPOCHS epochs of each, and
 # mnist_predict's rate over the test rows.  FASHION_DIR may name other IDX data (the digits).
+# With SCALES (e.g. "10 20"), last, net.c and PyTorch each time one epoch on the training rows
+# repeated that many times (600k and 1.2M rows), with 1 and THREADS threads: epoch rows/s and
+# its ratio to the 60k epoch's (mnist_train at those sizes: bench/train_scale.sh).
 #
 # usage: bash bench/train.sh [--no-sql]
 # env:   ROUNDS (3), EPOCHS (5), HIDDEN (128), BATCH (64), THREADS (2), FASHION_DIR, PG_CONFIG (pg_config),
-#        BENCH_PORT (55431)
+#        BENCH_PORT (55431), SCALES (none)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -245,4 +248,27 @@ if [ -n "$sql_ok" ]; then
 		"SELECT mnist_predict(pixels)" "$(awk -v s="$ps" -v n="$test_rows" 'BEGIN { print n / s }')" \
 		"$(awk -v s="$pc" -v n="$test_rows" 'BEGIN { print n / s }')" "$ROUNDS" \
 		"$(awk '{print $2}' "$tmp/pred.out" | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- larger copies of the data
+if [ -n "${SCALES:-}" ]; then
+	echo
+	echo "one epoch on the training rows repeated, best of 2 (rows/s; x 60k: over the 60k epoch's rows/s):"
+	printf '  %-28s %10s %12s %10s\n' "" "rows" "rows/s" "x 60k"
+	for scale in 1 $SCALES; do
+		for who in "net.c" "PyTorch"; do
+			for th in 1 "$THREADS"; do
+				if [ "$who" = net.c ]; then
+					"$root/bench/train_bench" "$DATA" 0 2 "$HIDDEN" "$BATCH" 0 auto "$th" "$scale" >"$tmp/s.out"
+				else
+					/usr/bin/python3 "$root/bench/train_torch.py" "$DATA" 0 2 "$HIDDEN" "$BATCH" "$th" "$scale" >"$tmp/s.out"
+				fi
+				rate=$(value rows_per_second "$tmp/s.out")
+				[ "$scale" = 1 ] && eval "base_${who%.c}_$th=$rate"
+				base=$(eval echo "\$base_${who%.c}_$th")
+				printf '  %-28s %10s %12s %10s\n' "$who, $th thread(s)" "$(( $(value rows "$tmp/s.out") * scale ))" \
+					"$rate" "$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+			done
+		done
+	done
 fi
