@@ -251,7 +251,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	mnist_train_options_gate(&opt, fcinfo, 9);
 	mnist_train_options_validate(&opt);	/* before reading the topic */
 	if (OidIsValid(opt.validation))
-		mnist_train_read_validation(&opt, "pixels", "label", &vset);
+		mnist_train_read_validation(&opt, "pixels", "label", true, &vset);
 
 	start = GetCurrentTimestamp();
 	tc = mnist_consumer_create(servers, NULL);
