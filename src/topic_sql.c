@@ -7,7 +7,9 @@
  *
  * The consumer (its lifetime, polls, offsets, errors) is kafka_consumer.c's; this file holds
  * the SQL functions: their arguments, what they read, bad messages (skipped and counted, or an
- * ERROR under mnist_ml.strict_messages) and their results.
+ * ERROR under mnist_ml.strict_messages) and their results.  mnist_train_topic's messages go
+ * into a training set bounded by mnist_ml.train_memory (trainset.h), in (partition, offset)
+ * order.
  */
 #include "postgres.h"
 
