@@ -2,8 +2,9 @@
 # mnist_train_topic under mnist_ml.train_memory: a topic whose usable messages fit trains the
 # same model, bit for bit, as without a bound (also when the watermarks count more messages than
 # fit, read then partition by partition); a larger one is spilled to a temporary file, trained
-# block-shuffled, deterministic and about as accurate; cancel and statement_timeout during a
-# spilled training leave no temporary file.
+# block-shuffled, deterministic and about as accurate; an error while reading (a bad message
+# under strict_messages), cancel and statement_timeout during a spilled training leave no
+# temporary file.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/topic_lib.sh"
 
@@ -73,6 +74,25 @@ free=$(acc "(SELECT min(id) FROM mnist_models WHERE name = 'topic_spill')")
 small=$(acc "$id1")
 awk -v s="$small" -v f="$free" 'BEGIN { exit !(s >= 0.88 && s >= f - 0.02) }' &&
 	pass "64kB: test accuracy $small (no bound: $free)" || fail "64kB: test accuracy $small (no bound: $free)"
+
+# an error while the topic is read, once spilled (partition 0's bad message comes after 100
+# rows, 83 fit): the file goes with it
+out=$(psql -X -qAt 2>&1 <<EOF
+SET mnist_ml.progress = off;
+SET mnist_ml.train_memory = '64kB';
+SET mnist_ml.strict_messages = on;
+SELECT temp_files AS files FROM pg_stat_database WHERE datname = current_database() \gset
+SELECT mnist_train_topic('$T', 'topic_spill_stopped');
+SELECT FROM pg_stat_force_next_flush();
+SELECT 'made ' || temp_files - :files FROM pg_stat_database WHERE datname = current_database();
+SELECT 'left ' || count(*) FROM pg_ls_tmpdir();
+EOF
+)
+[[ "$out" == *"bad message in topic \"$T\" at partition 0 offset 100"* ]] &&
+	pass "strict_messages: an error while reading" || fail "strict_messages: $out"
+[[ "$out" == *'made 1'* ]] && pass "strict_messages: the rows were spilled to a temporary file before the error" ||
+	fail "strict_messages, the file made: $out"
+[[ "$out" == *'left 0'* ]] && pass "strict_messages: the temporary file is gone" || fail "after the error: $out"
 
 # spilled_training NAME STATEMENT_TIMEOUT: a 1000-epoch training under 64kB in the background,
 # once its 8000 rows are in a temporary file
