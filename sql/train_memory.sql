@@ -1,6 +1,7 @@
 -- Bounded training memory (mnist_ml.train_memory): a source that fits trains exactly as
 -- without a bound, a larger one is spilled to a temporary file (counted in pg_stat_database)
--- and trained block-shuffled; the file is gone after an error; too small a bound for the batch.
+-- and trained block-shuffled; validation rows are bounded too; the file is gone after an error;
+-- too small a bound for the batch.
 \set schema train_memory
 \i sql/common/setup.psql
 \set ECHO none
@@ -48,6 +49,26 @@ SELECT a.weights = b.weights AS deterministic FROM mnist_models a, mnist_models 
 
 -- a batch and a block must fit
 SELECT try($$SELECT mnist_train('mnist_train', 'train_memory', batch_size => 80)$$);
+
+-- validation rows are held under the same bound: under 6000kB (7826 rows) the 2000 training
+-- rows fit and the 8000 validation rows spill; the same model and validation figures as
+-- without a bound
+RESET mnist_ml.train_memory;
+SET client_min_messages = warning;
+SELECT mnist_train('mnist_test', 'train_memory', epochs => 1, seed => 7,
+                   validation => 'mnist_train', deploy => 'never') AS vfree_id \gset
+SELECT FROM pg_stat_force_next_flush();
+SELECT temp_files() AS files \gset
+SET mnist_ml.train_memory = '6000kB';
+SELECT mnist_train('mnist_test', 'train_memory', epochs => 1, seed => 7,
+                   validation => 'mnist_train', deploy => 'never') AS vcap_id \gset
+SELECT FROM pg_stat_force_next_flush();
+SELECT temp_files() - :files AS new_temp_files;
+RESET client_min_messages;
+SELECT a.weights = b.weights AS same_weights, a.metrics->'validation' = b.metrics->'validation' AS same_validation,
+       b.metrics->'validation'->'rows' AS validation_rows
+  FROM mnist_models a, mnist_models b WHERE a.id = :vfree_id AND b.id = :vcap_id;
+SET mnist_ml.train_memory = '64kB';
 
 -- an error mid-training removes the file
 SET statement_timeout = '1s';

@@ -26,6 +26,9 @@
 #define POLL_MS			100
 /* how long an error or a cancel waits for the consumer to leave its group */
 #define LEAVE_ON_ERROR_MS 1000
+/* librdkafka properties of every consumer that the user's may override (see mnist_consumer_create) */
+#define CONSUMER_DEFAULTS \
+	"auto.offset.reset=earliest allow.auto.create.topics=false topic.metadata.refresh.interval.ms=500"
 
 static MnistConsumer *open_consumers = NULL;
 static bool release_callback_registered = false;
@@ -222,11 +225,12 @@ mnist_consumer_create(const char *servers, const char *group_id)
 	/*
 	 * Defaults the user's properties may override: a new group reads a topic from its start,
 	 * reading never creates a topic, and a topic created after the call started is found
-	 * within a second.
+	 * within a second.  Without a group the messages read exist already: the broker need not
+	 * hold a fetch waiting for new ones (a partition read after another would wait out the
+	 * fetch of the one read, up to librdkafka's default of 500 ms).
 	 */
 	conf = mnist_kafka_conf(servers,
-							"auto.offset.reset=earliest allow.auto.create.topics=false "
-							"topic.metadata.refresh.interval.ms=500");
+							group_id ? CONSUMER_DEFAULTS : CONSUMER_DEFAULTS " fetch.wait.max.ms=10");
 	/* forced: offsets are committed by the calls, exactly what they read; logs are polled */
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
 	mnist_kafka_conf_set(conf, "log.queue", "true");

@@ -643,7 +643,8 @@ job_round(Job *job)
 				 errmsg("model \"%s\" does not exist", job->name)));
 	init = mnist_model_load_id(opt.init_model_id, true);
 	opt.hidden_units = init->net.n_hidden;
-	mnist_train_read_validation(&opt, "pixels", "label", &vset);
+	/* held whole: used in the third transaction, a temporary file ends with the first */
+	mnist_train_read_validation(&opt, "pixels", "label", false, &vset);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	transaction_end();
 

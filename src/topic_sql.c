@@ -7,7 +7,9 @@
  *
  * The consumer (its lifetime, polls, offsets, errors) is kafka_consumer.c's; this file holds
  * the SQL functions: their arguments, what they read, bad messages (skipped and counted, or an
- * ERROR under mnist_ml.strict_messages) and their results.
+ * ERROR under mnist_ml.strict_messages) and their results.  mnist_train_topic's messages go
+ * into a training set bounded by mnist_ml.train_memory (trainset.h), in (partition, offset)
+ * order.
  */
 #include "postgres.h"
 
@@ -92,106 +94,77 @@ decode_message(const rd_kafka_message_t *msg, const char *topic, uint8 *pixels, 
 /* ---- mnist_train_topic ---- */
 
 /*
- * mnist_train_topic(topic, model_name, epochs, batch_size, learning_rate, hidden_units, seed,
- * init_model, bootstrap_servers, validation, deploy): trains on every message present when the
- * call starts.
+ * What mnist_train_topic reads: each partition from its low to its high watermark as they
+ * were when the call started, into a training set in (partition, offset) order, whatever the
+ * broker's interleaving of partitions (so that a seed gives the same model).
  */
-Datum
-mnist_train_topic(PG_FUNCTION_ARGS)
+typedef struct TopicRead
 {
-	char	   *topic;
-	char	   *servers;
-	TrainOptions opt;
-	MnistConsumer *tc;
-	int			nparts;
-	int64	   *low,
-			   *high,
-			   *base;
-	bool	   *done;
-	bool	   *valid;
-	int			remaining = 0;
-	int64		total = 0,
-				received = 0;
-	TrainSet	set,
-				vset;
-	BadMessages bad = {0};
-	rd_kafka_topic_partition_list_t *assignment;
-	TimestampTz start,
-				last_progress;
-	StringInfoData source;
-	int64		model_id;
+	const char *topic;
+	int64	   *low;			/* per partition: the range [low, high) */
+	int64	   *high;
+	int64	   *next;			/* per partition: the next offset wanted (high: all read) */
+	int64		total;			/* offsets in the ranges (holes included) */
+	int64		received;		/* messages received in the ranges */
+	BadMessages bad;
+	TrainSet	set;
+	int64	   *base;			/* placing: the slot of each partition's low offset */
+	bool	   *valid;			/* placing: the slots holding a good message */
+} TopicRead;
 
-	static const char *const argnames[] = {"topic", "model_name", "epochs", "batch_size",
-	"learning_rate", "hidden_units", "seed"};
+/* Takes a message in its partition's range (messages come in offset order in a partition). */
+typedef void (*TopicReadFn) (TopicRead *rd, const rd_kafka_message_t *msg);
 
-	/* only init_model and bootstrap_servers may be null */
-	for (int i = 0; i < lengthof(argnames); i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null", argnames[i])));
-	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	mnist_kafka_topic_name_check(topic);
-	memset(&opt, 0, sizeof(opt));
-	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	opt.epochs = PG_GETARG_INT32(2);
-	opt.batch_size = PG_GETARG_INT32(3);
-	opt.learning_rate = PG_GETARG_FLOAT8(4);
-	opt.hidden_units = PG_GETARG_INT32(5);
-	opt.seed = PG_GETARG_INT64(6);
-	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
-	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	mnist_train_options_gate(&opt, fcinfo, 9);
-	mnist_train_options_validate(&opt);	/* before reading the topic */
-	if (OidIsValid(opt.validation))
-		mnist_train_read_validation(&opt, "pixels", "label", &vset);
+/* TopicReadFn: the message goes to its slot in the set's arrays, which hold every slot. */
+static void
+place_message(TopicRead *rd, const rd_kafka_message_t *msg)
+{
+	int64		slot = rd->base[msg->partition] + (msg->offset - rd->low[msg->partition]);
+	int			label;
 
-	start = GetCurrentTimestamp();
-	tc = mnist_consumer_create(servers, NULL);
-	nparts = mnist_consumer_wait_broker(tc, servers, topic);
-	if (nparts == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("Kafka topic \"%s\" does not exist", topic)));
-
-	elog(DEBUG1, "topic \"%s\": broker answered after " INT64_FORMAT " ms", topic, mnist_consumer_elapsed_ms(start));
-
-	/* the watermarks when the call starts bound what it reads */
-	low = palloc0(sizeof(int64) * nparts);
-	high = palloc0(sizeof(int64) * nparts);
-	base = palloc0(sizeof(int64) * nparts);
-	done = palloc0(sizeof(bool) * nparts);
-	for (int p = 0; p < nparts; p++)
+	if (decode_message(msg, rd->topic, rd->set.images + slot * MNIST_PIXELS, &label, &rd->bad))
 	{
-		mnist_consumer_watermarks(tc, topic, p, start, &low[p], &high[p]);
-		base[p] = total;
-		total += high[p] - low[p];
-		done[p] = high[p] <= low[p];
-		if (!done[p])
-			remaining++;
+		rd->set.labels[slot] = label;
+		rd->valid[slot] = true;
 	}
-	if (total == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("Kafka topic \"%s\" has no messages", topic)));
-	elog(DEBUG1, "topic \"%s\": watermarks after " INT64_FORMAT " ms", topic, mnist_consumer_elapsed_ms(start));
-	if (mnist_progress)
-		ereport(NOTICE,
-				(errmsg("reading " INT64_FORMAT " messages from %d partitions of topic \"%s\"",
-						total, nparts, topic)));
+}
 
-	/*
-	 * Each message goes to its place in (partition, offset) order as it arrives, straight into
-	 * the training set's arrays; holes (bad or missing messages) are squeezed out at the end.
-	 */
-	mnist_trainset_init(&set, total);
-	valid = palloc_extended(total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+/* TopicReadFn: the message is appended to the set (which spills beyond its bound). */
+static void
+append_message(TopicRead *rd, const rd_kafka_message_t *msg)
+{
+	uint8		pixels[MNIST_PIXELS];
+	int			label;
 
-	assignment = rd_kafka_topic_partition_list_new(nparts);
-	for (int p = 0; p < nparts; p++)
-		if (!done[p])
-			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset = low[p];
-	mnist_consumer_assign(tc, topic, assignment);
+	if (decode_message(msg, rd->topic, pixels, &label, &rd->bad))
+		mnist_trainset_add(&rd->set, pixels, label);
+}
+
+/*
+ * Reads partitions first .. last - 1 together, each from its next offset to its high
+ * watermark, handing every message in range to fn; ERROR after mnist_ml.kafka_timeout_ms
+ * without a message.
+ */
+static void
+read_partitions(MnistConsumer *tc, TopicRead *rd, int first, int last, TopicReadFn fn)
+{
+	rd_kafka_topic_partition_list_t *assignment;
+	int			remaining = 0;
+	TimestampTz last_progress;
+
+	assignment = rd_kafka_topic_partition_list_new(last - first);
+	for (int p = first; p < last; p++)
+		if (rd->next[p] < rd->high[p])
+		{
+			rd_kafka_topic_partition_list_add(assignment, rd->topic, p)->offset = rd->next[p];
+			remaining++;
+		}
+	if (remaining == 0)
+	{
+		rd_kafka_topic_partition_list_destroy(assignment);
+		return;
+	}
+	mnist_consumer_assign(tc, rd->topic, assignment);
 
 	last_progress = GetCurrentTimestamp();
 	while (remaining > 0)
@@ -206,84 +179,171 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("no message from Kafka topic \"%s\" for %d ms, " INT64_FORMAT
 								" of " INT64_FORMAT " read",
-								topic, mnist_kafka_timeout_ms, received, total),
+								rd->topic, mnist_kafka_timeout_ms, rd->received, rd->total),
 						 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
 			continue;
 		}
 		p = msg->partition;
 		if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{
-			mnist_consumer_message_error(tc, msg, topic);
+			mnist_consumer_message_error(tc, msg, rd->topic);
 			continue;
 		}
 		last_progress = GetCurrentTimestamp();
-		if (p < 0 || p >= nparts || done[p])
+		if (p < first || p >= last || rd->next[p] >= rd->high[p] || msg->offset < rd->next[p])
 			continue;
 		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{
 			/* offsets may have holes (compaction, transaction markers) */
-			if (msg->offset >= high[p])
+			if (msg->offset >= rd->high[p])
 			{
-				done[p] = true;
+				rd->next[p] = rd->high[p];
 				remaining--;
 			}
 		}
-		else if (msg->offset >= low[p] && msg->offset < high[p])
+		else if (msg->offset < rd->high[p])
 		{
-			int64		slot = base[p] + (msg->offset - low[p]);
-			int			label;
-
-			if (decode_message(msg, topic, set.images + slot * MNIST_PIXELS, &label, &bad))
-			{
-				set.labels[slot] = label;
-				valid[slot] = true;
-			}
-			received++;
-			if (msg->offset == high[p] - 1)
-			{
-				done[p] = true;
+			fn(rd, msg);
+			rd->received++;
+			rd->next[p] = msg->offset + 1;
+			if (rd->next[p] == rd->high[p])
 				remaining--;
-			}
 		}
 	}
-	elog(DEBUG1, "topic \"%s\": last message after " INT64_FORMAT " ms", topic, mnist_consumer_elapsed_ms(start));
-	mnist_consumer_close(tc);
-	elog(DEBUG1, "topic \"%s\": consumer closed after " INT64_FORMAT " ms", topic, mnist_consumer_elapsed_ms(start));
+}
 
-	/* squeeze out holes, keeping (partition, offset) order */
-	for (int64 i = 0; i < total; i++)
-		if (valid[i])
-		{
-			if (set.n != i)
+/*
+ * mnist_train_topic(topic, model_name, epochs, batch_size, learning_rate, hidden_units, seed,
+ * init_model, bootstrap_servers, validation, deploy): trains on every message present when the
+ * call starts.
+ */
+Datum
+mnist_train_topic(PG_FUNCTION_ARGS)
+{
+	char	   *servers;
+	TrainOptions opt;
+	MnistConsumer *tc;
+	int			nparts;
+	TopicRead	rd = {0};
+	TrainSet	vset;
+	TimestampTz start;
+	StringInfoData source;
+	int64		model_id;
+
+	static const char *const argnames[] = {"topic", "model_name", "epochs", "batch_size",
+	"learning_rate", "hidden_units", "seed"};
+
+	/* only init_model and bootstrap_servers may be null */
+	for (int i = 0; i < lengthof(argnames); i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", argnames[i])));
+	rd.topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	mnist_kafka_topic_name_check(rd.topic);
+	memset(&opt, 0, sizeof(opt));
+	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	opt.epochs = PG_GETARG_INT32(2);
+	opt.batch_size = PG_GETARG_INT32(3);
+	opt.learning_rate = PG_GETARG_FLOAT8(4);
+	opt.hidden_units = PG_GETARG_INT32(5);
+	opt.seed = PG_GETARG_INT64(6);
+	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
+	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	mnist_train_options_gate(&opt, fcinfo, 9);
+	mnist_train_options_validate(&opt);	/* before reading the topic */
+	if (OidIsValid(opt.validation))
+		mnist_train_read_validation(&opt, "pixels", "label", true, &vset);
+
+	start = GetCurrentTimestamp();
+	tc = mnist_consumer_create(servers, NULL);
+	nparts = mnist_consumer_wait_broker(tc, servers, rd.topic);
+	if (nparts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("Kafka topic \"%s\" does not exist", rd.topic)));
+
+	elog(DEBUG1, "topic \"%s\": broker answered after " INT64_FORMAT " ms", rd.topic, mnist_consumer_elapsed_ms(start));
+
+	/* the watermarks when the call starts bound what it reads */
+	rd.low = palloc0(sizeof(int64) * nparts);
+	rd.high = palloc0(sizeof(int64) * nparts);
+	rd.next = palloc0(sizeof(int64) * nparts);
+	rd.base = palloc0(sizeof(int64) * nparts);
+	for (int p = 0; p < nparts; p++)
+	{
+		mnist_consumer_watermarks(tc, rd.topic, p, start, &rd.low[p], &rd.high[p]);
+		rd.next[p] = rd.low[p];
+		rd.base[p] = rd.total;
+		rd.total += Max(rd.high[p] - rd.low[p], 0);
+	}
+	if (rd.total == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("Kafka topic \"%s\" has no messages", rd.topic)));
+	elog(DEBUG1, "topic \"%s\": watermarks after " INT64_FORMAT " ms", rd.topic, mnist_consumer_elapsed_ms(start));
+	if (mnist_progress)
+		ereport(NOTICE,
+				(errmsg("reading " INT64_FORMAT " messages from %d partitions of topic \"%s\"",
+						rd.total, nparts, rd.topic)));
+
+	/*
+	 * The set holds what mnist_ml.train_memory allows.  When that is every offset of the
+	 * ranges, all partitions are read at once, each message going to its slot in (partition,
+	 * offset) order as it arrives, straight into the set's arrays; holes (bad or missing
+	 * messages) are squeezed out at the end.  Otherwise the partitions are read one after the
+	 * other, their good messages appended in offset order: the same rows in the same order,
+	 * the set spilling to a temporary file beyond its bound.
+	 */
+	mnist_trainset_init_bounded(&rd.set, rd.total, mnist_train_memory_rows());
+	if (rd.total <= rd.set.capacity)
+	{
+		rd.valid = palloc_extended(rd.total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		read_partitions(tc, &rd, 0, nparts, place_message);
+		for (int64 i = 0; i < rd.total; i++)
+			if (rd.valid[i])
 			{
-				memcpy(set.images + set.n * MNIST_PIXELS, set.images + i * MNIST_PIXELS,
-					   MNIST_PIXELS);
-				set.labels[set.n] = set.labels[i];
+				if (rd.set.n != i)
+				{
+					memcpy(rd.set.images + rd.set.n * MNIST_PIXELS,
+						   rd.set.images + i * MNIST_PIXELS, MNIST_PIXELS);
+					rd.set.labels[rd.set.n] = rd.set.labels[i];
+				}
+				rd.set.n++;
 			}
-			set.n++;
-		}
-	pfree(valid);
-	report_bad_messages(&bad, topic);
+		pfree(rd.valid);
+	}
+	else
+		for (int p = 0; p < nparts; p++)
+			read_partitions(tc, &rd, p, p + 1, append_message);
+	elog(DEBUG1, "topic \"%s\": last message after " INT64_FORMAT " ms", rd.topic, mnist_consumer_elapsed_ms(start));
+	mnist_consumer_close(tc);
+	elog(DEBUG1, "topic \"%s\": consumer closed after " INT64_FORMAT " ms", rd.topic, mnist_consumer_elapsed_ms(start));
+
+	report_bad_messages(&rd.bad, rd.topic);
 	if (mnist_progress)
 		ereport(NOTICE,
 				(errmsg("read " INT64_FORMAT " messages (" INT64_FORMAT " usable) from topic \"%s\" in %.2f s",
-						received, set.n, topic, mnist_consumer_elapsed_ms(start) / 1000.0)));
+						rd.received, rd.set.n, rd.topic, mnist_consumer_elapsed_ms(start) / 1000.0),
+				 rd.set.spill ? errdetail("They exceed mnist_ml.train_memory (" INT64_FORMAT
+										  " rows) and were spilled to a temporary file.",
+										  rd.set.capacity) : 0));
 
 	/* the source: topic, servers and the offset range read from each partition */
 	initStringInfo(&source);
 	appendStringInfoString(&source, "{\"topic\": ");
-	escape_json(&source, topic);
+	escape_json(&source, rd.topic);
 	appendStringInfoString(&source, ", \"servers\": ");
 	escape_json(&source, servers ? servers : mnist_kafka_bootstrap_servers);
 	appendStringInfo(&source, ", \"messages\": " INT64_FORMAT ", \"skipped\": " INT64_FORMAT
-					 ", \"offsets\": [", received, bad.count);
+					 ", \"offsets\": [", rd.received, rd.bad.count);
 	for (int p = 0; p < nparts; p++)
 		appendStringInfo(&source, "%s{\"partition\": %d, \"from\": " INT64_FORMAT
 						 ", \"to\": " INT64_FORMAT "}",
-						 p ? ", " : "", p, low[p], high[p]);
+						 p ? ", " : "", p, rd.low[p], rd.high[p]);
 	appendStringInfoString(&source, "]}");
 
-	model_id = mnist_train_and_store(&set, &opt, source.data,
+	model_id = mnist_train_and_store(&rd.set, &opt, source.data,
 									 OidIsValid(opt.validation) ? &vset : NULL);
 	PG_RETURN_INT64(model_id);
 }

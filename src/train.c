@@ -120,9 +120,14 @@ add_row(void *arg, const uint8 *pixels, int label)
 
 void
 mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
-					  const char *label_column, TrainSet *vset)
+					  const char *label_column, bool bounded, TrainSet *vset)
 {
-	mnist_trainset_init(vset, mnist_source_estimated_rows(opt->validation));
+	int64		rows = mnist_source_estimated_rows(opt->validation);
+
+	if (bounded)
+		mnist_trainset_init_bounded(vset, rows, mnist_train_memory_rows());
+	else
+		mnist_trainset_init(vset, rows);
 	mnist_source_scan(opt->validation, pixels_column, label_column, add_row, vset);
 	if (vset->n == 0)
 		ereport(ERROR,
@@ -130,23 +135,30 @@ mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
 				 errmsg("validation table %s has no rows", mnist_source_relation_name(opt->validation))));
 }
 
-/* Mean cross-entropy and accuracy of net on a set. */
+/* Mean cross-entropy and accuracy of net on a set (a spilled one read window by window). */
 static void
-evaluate_set(const MnistNet *net, const TrainSet *set, double *loss, double *accuracy)
+evaluate_set(const MnistNet *net, TrainSet *set, double *loss, double *accuracy)
 {
 	float	   *scratch = palloc(mnist_net_predict_scratch(net->n_hidden) * sizeof(float));
 	double		loss_sum = 0;
 	int64		correct = 0;
 
-	for (int64 i = 0; i < set->n; i++)
+	for (int64 first = 0; first < set->n; first += set->capacity)
 	{
-		float		logits[NET_OUTPUTS];
-		int			k = mnist_net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
+		int64		count = Min(set->capacity, set->n - first);
 
-		if ((i & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-		loss_sum += mnist_net_cross_entropy(logits, set->labels[i]);
-		correct += (k == set->labels[i]);
+		if (set->spill)
+			mnist_trainset_read(set, first, count, 0);
+		for (int64 i = 0; i < count; i++)
+		{
+			float		logits[NET_OUTPUTS];
+			int			k = mnist_net_predict(net, set->images + i * MNIST_PIXELS, scratch, NULL, logits);
+
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			loss_sum += mnist_net_cross_entropy(logits, set->labels[i]);
+			correct += (k == set->labels[i]);
+		}
 	}
 	pfree(scratch);
 	*loss = loss_sum / set->n;
@@ -413,7 +425,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 
 int64
 mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
-			const TrainFit *fit, const char *source_json, const TrainSet *vset)
+			const TrainFit *fit, const char *source_json, TrainSet *vset)
 {
 	StringInfoData hyper,
 				metrics;
@@ -508,10 +520,11 @@ mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int6
 
 int64
 mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source_json,
-					  const TrainSet *vset)
+					  TrainSet *vset)
 {
 	MnistNet	net;
-	int64		init_id;
+	int64		init_id,
+				id;
 	TrainFit	fit;
 
 	mnist_train_options_validate(opt);
@@ -523,7 +536,10 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	mnist_train_init_net(opt, &net, &init_id);
 	mnist_train_fit(set, opt, &net, &fit);
 	mnist_trainset_close(set);
-	return mnist_train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
+	id = mnist_train_store(set->n, opt, &net, init_id, &fit, source_json, vset);
+	if (vset)
+		mnist_trainset_close(vset);
+	return id;
 }
 
 PG_FUNCTION_INFO_V1(mnist_train);
@@ -567,7 +583,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	mnist_train_options_gate(&opt, fcinfo, 10);
 	mnist_train_options_validate(&opt);
 	if (OidIsValid(opt.validation))
-		mnist_train_read_validation(&opt, pixels_column, label_column, &vset);
+		mnist_train_read_validation(&opt, pixels_column, label_column, true, &vset);
 
 	relname = mnist_source_relation_name(relid);
 	/*

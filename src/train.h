@@ -50,10 +50,11 @@ extern void mnist_train_options_validate(const TrainOptions *opt);
 
 /*
  * Reads opt->validation (pixels and labels from those columns, as the caller; bad rows are
- * errors naming the row) into vset.  Call before training, to fail before any work.
+ * errors naming the row) into vset, bounded by mnist_ml.train_memory if bounded (a spilled
+ * set lives until the end of the transaction).  Call before training, to fail before any work.
  */
 extern void mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
-								  const char *label_column, TrainSet *vset);
+								  const char *label_column, bool bounded, TrainSet *vset);
 
 /* What training measured (mnist_train_fit). */
 typedef struct TrainFit
@@ -85,7 +86,7 @@ extern void mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *ne
  * is not 'always'.  Returns the new model's id.
  */
 extern int64 mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int64 init_id,
-						 const TrainFit *fit, const char *source_json, const TrainSet *vset);
+						 const TrainFit *fit, const char *source_json, TrainSet *vset);
 
 /*
  * Validates opt, trains on set (ERROR when empty), stores the model row with source_json
@@ -94,6 +95,6 @@ extern int64 mnist_train_store(int64 rows, const TrainOptions *opt, const MnistN
  * rows, or NULL), and returns the new model's id.
  */
 extern int64 mnist_train_and_store(TrainSet *set, const TrainOptions *opt,
-								   const char *source_json, const TrainSet *vset);
+								   const char *source_json, TrainSet *vset);
 
 #endif							/* MNIST_TRAIN_H */

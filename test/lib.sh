@@ -9,7 +9,7 @@
 #   PGDATA           the cluster's data directory
 #   TEST_TMP         a scratch directory readable (and writable) by the server
 # Scripts then use: q, pg_initdb, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
-# at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
+# cancel_and_wait, at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
 # broker_kill, broker_restart, broker_freeze, kafka_dump, kafka_produce, ...).
 # A script exits non-zero if any check failed.
 # Drivers (test/run, demo/run) use: harness_setup (= harness_install_deps, harness_build,
@@ -91,6 +91,23 @@ wait_for() {
 		fi
 		sleep 0.5
 	done
+}
+
+# cancel_and_wait BACKEND_PID JOB_PID "msg": pg_cancel_backend(BACKEND_PID), then poll every
+# 10 ms, for at most 10 s, until the background job JOB_PID ends; pass with the time it took.
+cancel_and_wait() {
+	local _cw_start _cw_i
+	check_eq "$(q "SELECT pg_cancel_backend($1)")" t "$3: pg_cancel_backend" || return 1
+	_cw_start=$(date +%s%N)
+	for ((_cw_i = 0; _cw_i < 1000; _cw_i++)); do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.01
+	done
+	if kill -0 "$2" 2>/dev/null; then
+		fail "$3: still running 10 s after the cancel"
+		return 1
+	fi
+	pass "$3: stopped $((($(date +%s%N) - _cw_start) / 1000000)) ms after the cancel"
 }
 
 # at_exit "command": run the command when the script exits (before the harness stops).

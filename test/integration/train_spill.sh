@@ -24,16 +24,7 @@ for threads in 1 2; do
 	wait_for '[ "$(q "SELECT count(*) FROM pg_ls_tmpdir() WHERE size >= 8000 * 785")" = 1 ]' 30 \
 		"$threads thread(s): the 8000 rows are in a temporary file while training"
 	pid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'spill_it'")
-	check_eq "$(q "SELECT pg_cancel_backend($pid)")" t "pg_cancel_backend"
-	# poll every 10 ms for at most 10 s
-	start=$(date +%s%N)
-	for ((i = 0; i < 1000; i++)); do
-		kill -0 $train 2>/dev/null || break
-		sleep 0.01
-	done
-	ms=$((($(date +%s%N) - start) / 1000000))
-	kill -0 $train 2>/dev/null && fail "the training still runs 10 s after the cancel" ||
-		pass "$threads thread(s): the training stopped $ms ms after the cancel"
+	cancel_and_wait "$pid" $train "$threads thread(s): the training"
 	wait $train
 	grep -q "canceling statement due to user request" "$TEST_TMP/train.out" &&
 		pass "$threads thread(s): the training was canceled" || fail "the training's output: $(cat "$TEST_TMP/train.out")"
