@@ -12,8 +12,9 @@
  * lookup_model() is the one resolver; it reads the store by index scans, not SQL.
  *
  * Cold load: what a new session pays at its first prediction.  Only the parameters are read
- * (weights_decode_params), not the Adam state after them, straight from their toast chunks;
- * the pages of the memory they and the screen take are faulted in by one system call.
+ * (weights_decode_params), not the Adam state after them, straight from their toast chunks
+ * into memory whose pages one system call faults in; the screen is built only once the model
+ * has classified enough images to repay it (mnist_model_classify).
  *
  * Cache: decoded models are kept per backend by name.  Statement-level triggers on
  * mnist_models and mnist_deployments (mnist_models_changed) send a relcache invalidation for
@@ -637,10 +638,15 @@ model_scratch_size(int n_hidden)
 }
 
 int
-mnist_model_classify(const MnistModel *model, const uint8_t *pixels)
+mnist_model_classify(MnistModel *model, const uint8_t *pixels)
 {
-	int			k = mnist_screen_classify(model->screen, pixels, model->scratch);
+	int			k;
 
+	if (model->screen == NULL && model->screen_mem != NULL &&
+		++model->classified >= MNIST_SCREEN_AFTER)
+		model->screen = mnist_screen_build(&model->net, prefaulted(model->screen_mem,
+																   model->screen_bytes));
+	k = mnist_screen_classify(model->screen, pixels, model->scratch);
 	return k >= 0 ? k : mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL);
 }
 
@@ -756,15 +762,15 @@ mnist_model_get(const char *name)
 												  ALLOCSET_DEFAULT_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		MnistModel *m;
-		Size		screen;
 
 		m = palloc0(sizeof(MnistModel));
 		m->id = id;
 		m->name = pstrdup(name);
 		weights_decode_params(slot_weights(slot, name, id), &m->net);
-		screen = mnist_screen_size(m->net.n_hidden);
-		if (screen > 0)
-			m->screen = mnist_screen_build(&m->net, prefaulted(mnist_alloc_aligned64(screen), screen));
+		/* reserved, not touched: mnist_model_classify builds the screen when it pays */
+		m->screen_bytes = mnist_screen_size(m->net.n_hidden);
+		if (m->screen_bytes > 0)
+			m->screen_mem = mnist_alloc_aligned64(m->screen_bytes);
 		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		MemoryContextSwitchTo(old);
 
