@@ -174,7 +174,7 @@ times_ms() {
 	echo
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-first=() second=() floor=() scold=() swarm=()
+first=() second=() floor=() scold=() swarm=() sfloor=()
 one="SELECT mnist_predict(pixels, 'bench_digits') FROM digits LIMIT 1"
 all="SELECT sum(mnist_predict(pixels, 'bench_digits')) FROM digits"
 for ((i = 0; i < CONNS; i++)); do
@@ -183,10 +183,12 @@ for ((i = 0; i < CONNS; i++)); do
 	floor+=("$(times_ms "SELECT length(pixels) FROM digits LIMIT 1")")
 	read -r a b < <(times_ms "$all" "$all")
 	scold+=("$a") swarm+=("$b")
+	sfloor+=("$(times_ms "SELECT sum(length(pixels)) FROM digits")")
 done
 m_first=$(echo "${first[*]}" | median) m_second=$(echo "${second[*]}" | median)
 m_floor=$(echo "${floor[*]}" | median)
 m_scold=$(echo "${scold[*]}" | median) m_swarm=$(echo "${swarm[*]}" | median)
+m_sfloor=$(echo "${sfloor[*]}" | median)
 rows=$(psql -X -qAt -c "SELECT count(*) FROM bench_predict.digits")
 echo "cold vs warm, medians over $CONNS new connections (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %-62s %8.2f ms  (all: %s)\n' "first prediction in a new connection (target <= 2 ms)" "$m_first" "${first[*]}"
@@ -197,6 +199,8 @@ printf '  %-62s %8.0f rows/s  (%s ms)\n' "$rows rows scored as a new connection'
 	"$(awk -v n="$rows" -v t="$m_scold" 'BEGIN { print n / t * 1000 }')" "$m_scold"
 printf '  %-62s %8.0f rows/s  (%s ms)\n' "the same statement again (warm)" \
 	"$(awk -v n="$rows" -v t="$m_swarm" 'BEGIN { print n / t * 1000 }')" "$m_swarm"
+printf '  %-62s %8.0f rows/s  (%s ms)\n' "floor: sum(length(pixels)) as a new connection's first statement" \
+	"$(awk -v n="$rows" -v t="$m_sfloor" 'BEGIN { print n / t * 1000 }')" "$m_sfloor"
 
 # ---- the 10,000-row sum with the planner's default plan (its workers load the model cold at
 # every statement; this connection has it cached) vs the serial plan, alternating, in one
@@ -212,11 +216,26 @@ for ((i = 0; i < REPS; i++)); do
 done
 workers=$(echo "EXPLAIN (FORMAT JSON) $all" | PGOPTIONS="-c search_path=bench_predict,public" psql -X -qAt |
 	sed -n 's/.*"Workers Planned": \([0-9]*\).*/\1/p' | head -n 1)
+# the baseline: sum(length(pixels)) on one worker (a plan forced parallel) vs serial, the cost of
+# a worker without a model
+base="SELECT sum(length(pixels)) FROM digits"
+stmts=("SET parallel_setup_cost = 0")
+for ((i = 0; i < REPS; i++)); do
+	stmts+=("SET max_parallel_workers_per_gather = 0" "$base" "SET max_parallel_workers_per_gather = 1" "$base")
+done
+read -r -a t < <(times_ms "${stmts[@]}")
+bserial=() bpar=()
+for ((i = 0; i < REPS; i++)); do
+	bserial+=("${t[4 * i + 2]}") bpar+=("${t[4 * i + 4]}")
+done
 m_serial=$(echo "${serial[*]}" | median) m_dflt=$(echo "${dflt[*]}" | median)
+m_bserial=$(echo "${bserial[*]}" | median) m_bpar=$(echo "${bpar[*]}" | median)
 echo "$rows rows, $all, in a connection that has the model cached (medians of $REPS alternating rounds)"
 printf '  %-62s %8.1f ms  (all: %s)\n' "serial plan (max_parallel_workers_per_gather = 0)" "$m_serial" "${serial[*]}"
 printf '  %-62s %8.1f ms  (all: %s)\n' "default plan (workers planned: ${workers:-0}, each loads the model)" "$m_dflt" "${dflt[*]}"
 printf '  %-62s %8.2fx\n' "default plan speed-up over serial" "$(awk -v a="$m_serial" -v b="$m_dflt" 'BEGIN { print a / b }')"
+printf '  %-62s %8.1f ms\n' "baseline $base, serial" "$m_bserial"
+printf '  %-62s %8.1f ms\n' "the same, 1 worker (plan forced: a worker without a model)" "$m_bpar"
 
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
