@@ -12,10 +12,12 @@
 #     SELECT mnist_predict(pixels) FROM t LIMIT 1 after a SELECT 1; target <= 2 ms), the same
 #     statement run again, and the floor any first query pays (SELECT length(pixels) FROM t
 #     LIMIT 1 as the first query after SELECT 1 of another new connection); and a 10,000-row
-#     scoring as a new connection's first statement (cold) vs run again (warm); medians over
-#     CONNS new connections (default 15), the cold and the baseline connections alternating
+#     scoring as a new connection's first statement (cold) vs run again (warm), and the floor
+#     of that (sum(length(pixels)) as a new connection's first statement); medians over CONNS
+#     new connections (default 15), the cold and the baseline connections alternating
 #   - the 10,000-row sum(mnist_predict(...)) with the default plan (parallel workers, each
-#     loading the model cold) vs the serial plan
+#     loading the model cold) vs the serial plan, and what a worker costs without a model
+#     (sum(length(pixels)) on a plan forced to one worker vs serial)
 # Each figure is the best of REPS rounds (default 5); the compared statements alternate
 # within each round. Wall time and the backend's CPU time (from /proc/self/schedstat, robust on
 # a loaded machine) are both printed.  The cold figures are psql's \timing of each statement.
@@ -202,37 +204,36 @@ printf '  %-62s %8.0f rows/s  (%s ms)\n' "the same statement again (warm)" \
 printf '  %-62s %8.0f rows/s  (%s ms)\n' "floor: sum(length(pixels)) as a new connection's first statement" \
 	"$(awk -v n="$rows" -v t="$m_sfloor" 'BEGIN { print n / t * 1000 }')" "$m_sfloor"
 
+# rounds FIRST OFF ON STMT: in one new connection, FIRST, then REPS rounds of OFF, STMT, ON,
+# STMT; prints the times of STMT after OFF, a |, then its times after ON
+rounds() {
+	local stmts=("$1") t i off=() on=()
+	for ((i = 0; i < REPS; i++)); do
+		stmts+=("$2" "$4" "$3" "$4")
+	done
+	read -r -a t < <(times_ms "${stmts[@]}")
+	for ((i = 0; i < REPS; i++)); do
+		off+=("${t[4 * i + 2]}") on+=("${t[4 * i + 4]}")
+	done
+	echo "${off[*]}|${on[*]}"
+}
+
 # ---- the 10,000-row sum with the planner's default plan (its workers load the model cold at
-# every statement; this connection has it cached) vs the serial plan, alternating, in one
-# connection: the times of warm-up, then per round SET, serial, RESET, default
-stmts=("$all")
-for ((i = 0; i < REPS; i++)); do
-	stmts+=("SET max_parallel_workers_per_gather = 0" "$all" "RESET max_parallel_workers_per_gather" "$all")
-done
-read -r -a t < <(times_ms "${stmts[@]}")
-serial=() dflt=()
-for ((i = 0; i < REPS; i++)); do
-	serial+=("${t[4 * i + 2]}") dflt+=("${t[4 * i + 4]}")
-done
+# every statement; this connection has it cached after the first) vs the serial plan
+IFS='|' read -r serial dflt < <(rounds "$all" "SET max_parallel_workers_per_gather = 0" \
+	"RESET max_parallel_workers_per_gather" "$all")
 workers=$(echo "EXPLAIN (FORMAT JSON) $all" | PGOPTIONS="-c search_path=bench_predict,public" psql -X -qAt |
 	sed -n 's/.*"Workers Planned": \([0-9]*\).*/\1/p' | head -n 1)
 # the baseline: sum(length(pixels)) on one worker (a plan forced parallel) vs serial, the cost of
 # a worker without a model
 base="SELECT sum(length(pixels)) FROM digits"
-stmts=("SET parallel_setup_cost = 0")
-for ((i = 0; i < REPS; i++)); do
-	stmts+=("SET max_parallel_workers_per_gather = 0" "$base" "SET max_parallel_workers_per_gather = 1" "$base")
-done
-read -r -a t < <(times_ms "${stmts[@]}")
-bserial=() bpar=()
-for ((i = 0; i < REPS; i++)); do
-	bserial+=("${t[4 * i + 2]}") bpar+=("${t[4 * i + 4]}")
-done
-m_serial=$(echo "${serial[*]}" | median) m_dflt=$(echo "${dflt[*]}" | median)
-m_bserial=$(echo "${bserial[*]}" | median) m_bpar=$(echo "${bpar[*]}" | median)
+IFS='|' read -r bserial bpar < <(rounds "SET parallel_setup_cost = 0" \
+	"SET max_parallel_workers_per_gather = 0" "SET max_parallel_workers_per_gather = 1" "$base")
+m_serial=$(echo "$serial" | median) m_dflt=$(echo "$dflt" | median)
+m_bserial=$(echo "$bserial" | median) m_bpar=$(echo "$bpar" | median)
 echo "$rows rows, $all, in a connection that has the model cached (medians of $REPS alternating rounds)"
-printf '  %-62s %8.1f ms  (all: %s)\n' "serial plan (max_parallel_workers_per_gather = 0)" "$m_serial" "${serial[*]}"
-printf '  %-62s %8.1f ms  (all: %s)\n' "default plan (workers planned: ${workers:-0}, each loads the model)" "$m_dflt" "${dflt[*]}"
+printf '  %-62s %8.1f ms  (all: %s)\n' "serial plan (max_parallel_workers_per_gather = 0)" "$m_serial" "$serial"
+printf '  %-62s %8.1f ms  (all: %s)\n' "default plan (workers planned: ${workers:-0}, each loads the model)" "$m_dflt" "$dflt"
 printf '  %-62s %8.2fx\n' "default plan speed-up over serial" "$(awk -v a="$m_serial" -v b="$m_dflt" 'BEGIN { print a / b }')"
 printf '  %-62s %8.1f ms\n' "baseline $base, serial" "$m_bserial"
 printf '  %-62s %8.1f ms\n' "the same, 1 worker (plan forced: a worker without a model)" "$m_bpar"
