@@ -603,15 +603,19 @@ model_not_found(const char *name)
 bytea *
 mnist_model_fetch_weights(const char *name, int64 *id)
 {
+	Snapshot	snap;
 	TupleTableSlot *slot;
 	bytea	   *weights;
 
 	models_relation();
-	*id = lookup_model(name, GetActiveSnapshot(), &slot);
+	/* the statement's snapshot, as the query that read it before */
+	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	*id = lookup_model(name, snap, &slot);
 	if (*id == 0)
 		model_not_found(name);
 	weights = DatumGetByteaPCopy(slot_weights(slot, name, *id));
 	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
 	return weights;
 }
 
