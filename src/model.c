@@ -524,22 +524,23 @@ static int64
 lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 {
 	text	   *key = cstring_to_text(name);
+	Oid			deployments = deployments_relid;	/* read before a lock accepts invalidations */
 	Relation	models = table_open(models_relid, AccessShareLock);
 	bool		found = false;
 	bool		isnull;
 
 	*slot = table_slot_create(models, NULL);
-	if (OidIsValid(layout.deployments_by_name))
+	if (OidIsValid(deployments))
 	{
-		Relation	deployments = table_open(deployments_relid, AccessShareLock);
+		Relation	drel = table_open(deployments, AccessShareLock);
 		Relation	index = index_open(layout.deployments_by_name, AccessShareLock);
-		TupleTableSlot *d = table_slot_create(deployments, NULL);
+		TupleTableSlot *d = table_slot_create(drel, NULL);
 		IndexScanDesc scan;
 		ScanKeyData skey;
 
 		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(key));
-		scan = index_beginscan(deployments, index, snap, 1, 0);
+		scan = index_beginscan(drel, index, snap, 1, 0);
 		index_rescan(scan, &skey, 1, NULL, 0);
 		/* the latest deployment whose model still exists (with that name) */
 		while (!found && index_getnext_slot(scan, BackwardScanDirection, d))
@@ -554,7 +555,7 @@ lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 		index_endscan(scan);
 		ExecDropSingleTupleTableSlot(d);
 		index_close(index, NoLock);
-		table_close(deployments, NoLock);
+		table_close(drel, NoLock);
 	}
 	if (!found)
 		found = index_first(models, layout.models_by_name, snap, F_TEXTEQ, PointerGetDatum(key),
@@ -572,7 +573,7 @@ slot_row(TupleTableSlot *slot, ModelRow *row)
 {
 	bool		isnull;
 
-	row->relid = models_relid;
+	row->relid = slot->tts_tableOid;
 	row->xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber, &isnull));
 	ItemPointerCopy(&slot->tts_tid, &row->ctid);
 }
