@@ -12,14 +12,7 @@ SELECT p.oid::regprocedure AS function, p.proparallel
 					 'mnist_confusion_matrix', 'mnist_pixels', 'mnist_render')
  ORDER BY 1::text;
 
--- workers the executor launched for a statement
-CREATE FUNCTION workers_launched(stmt text) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-	plan json;
-BEGIN
-	EXECUTE 'EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF, FORMAT JSON) ' || stmt INTO plan;
-	RETURN coalesce(substring(plan::text FROM '"Workers Launched": (\d+)')::int, 0);
-END $$;
+\i sql/common/workers_launched.psql
 
 -- the serial answer
 CREATE TABLE serial AS

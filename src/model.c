@@ -9,7 +9,12 @@
  * Serving: a name is served by its deployed model, the model of its latest row in
  * mnist_deployments whose model still exists (deploy.c writes them), else by its newest model
  * (a name never deployed, or a database still at 1.0, which has no mnist_deployments).
- * lookup_model() is the one resolver.
+ * lookup_model() is the one resolver; it reads the store by index scans, not SQL.
+ *
+ * Cold load: what a new session pays at its first prediction.  Only the parameters are read
+ * (weights_decode_params), not the Adam state after them, straight from their toast chunks
+ * into memory whose pages one system call faults in; the screen is built only once the model
+ * has classified enough images to repay it (mnist_model_classify).
  *
  * Cache: decoded models are kept per backend by name.  Statement-level triggers on
  * mnist_models and mnist_deployments (mnist_models_changed) send a relcache invalidation for
@@ -28,7 +33,13 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "access/detoast.h"
 #include "access/genam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/transam.h"
@@ -40,6 +51,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/ilist.h"
@@ -90,6 +102,19 @@ static Oid	models_relid = InvalidOid;
 static char *models_qualname = NULL;	/* quoted schema.mnist_models, in cache_cxt */
 static Oid	deployments_relid = InvalidOid; /* InvalidOid: none (1.0) or not looked up yet */
 static char *deployments_qualname = NULL;	/* quoted schema.mnist_deployments, or NULL */
+
+/* What the resolver reads, looked up with the relations: indexes and column numbers. */
+typedef struct StoreLayout
+{
+	Oid			models_by_id;	/* mnist_models_pkey (id) */
+	Oid			models_by_name; /* mnist_models_name_id (name, id) */
+	Oid			deployments_by_name;	/* mnist_deployments_name_id (name, id), or InvalidOid */
+	AttrNumber	models_id;
+	AttrNumber	models_name;
+	AttrNumber	models_weights;
+	AttrNumber	deployments_model_id;
+} StoreLayout;
+static StoreLayout layout;
 
 /*
  * Relcache callback: a change to mnist_models or mnist_deployments (or a cache reset) makes
@@ -175,7 +200,22 @@ extension_schema(void)
 	return nsp;
 }
 
-/* The OID of mnist_models (in the extension's schema), remembered until invalidated. */
+/* ERROR unless an object of the model store exists (id: its OID or column number). */
+static int
+store_object(int id, const char *what)
+{
+	if (id == InvalidOid || id == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s of extension mnist_ml does not exist", what),
+				 errhint("Recreate the extension, or restore the object from its install script.")));
+	return id;
+}
+
+/*
+ * The OID of mnist_models (in the extension's schema), remembered until invalidated, with the
+ * layout of the store.
+ */
 static Oid
 models_relation(void)
 {
@@ -209,6 +249,19 @@ models_relation(void)
 				MemoryContextStrdup(cache_cxt,
 									quote_qualified_identifier(get_namespace_name(nsp),
 															   "mnist_deployments"));
+		layout.models_by_id = store_object(get_relname_relid("mnist_models_pkey", nsp), "index mnist_models_pkey");
+		layout.models_by_name = store_object(get_relname_relid("mnist_models_name_id", nsp), "index mnist_models_name_id");
+		layout.models_id = store_object(get_attnum(relid, "id"), "column mnist_models.id");
+		layout.models_name = store_object(get_attnum(relid, "name"), "column mnist_models.name");
+		layout.models_weights = store_object(get_attnum(relid, "weights"), "column mnist_models.weights");
+		layout.deployments_by_name = InvalidOid;
+		if (OidIsValid(deployments_relid))
+		{
+			layout.deployments_by_name = store_object(get_relname_relid("mnist_deployments_name_id", nsp),
+													  "index mnist_deployments_name_id");
+			layout.deployments_model_id = store_object(get_attnum(deployments_relid, "model_id"),
+													   "column mnist_deployments.model_id");
+		}
 		models_relid = relid;
 	}
 	return models_relid;
@@ -275,6 +328,16 @@ mnist_weights_encode(const MnistNet *net)
 	return result;
 }
 
+/* ERROR for a weights value that failed validation. */
+static pg_attribute_noreturn() void
+weights_corrupted(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("model weights are corrupted"),
+			 errdetail("%s", detail)));
+}
+
 void
 mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 {
@@ -300,10 +363,103 @@ mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
 			return;
 		}
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("model weights are corrupted"),
-			 errdetail("%s", detail)));
+	weights_corrupted(detail);
+}
+
+/*
+ * Faults in the whole pages of a fresh allocation in one system call (MADV_POPULATE_WRITE,
+ * Linux 5.14), instead of a page fault at the first touch of each 4 kB page: those were a
+ * third of a new session's first prediction on a virtual machine.  Nothing happens where the
+ * call is unknown.
+ */
+static void *
+prefaulted(void *p, Size len)
+{
+#ifdef MADV_POPULATE_WRITE
+	static Size page = 0;
+	uintptr_t	start,
+				end;
+
+	if (page == 0)
+		page = (Size) sysconf(_SC_PAGESIZE);
+	start = TYPEALIGN(page, (uintptr_t) p);
+	end = TYPEALIGN_DOWN(page, (uintptr_t) p + len);
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
+#endif
+	return p;
+}
+
+/*
+ * Reads length bytes from offset of a value stored out of line uncompressed straight into
+ * dst, which has VARHDRSZ bytes of room before it (the header of the slice), without
+ * detoasting a copy.  false for a value stored otherwise (inline, or compressed).
+ */
+static bool
+fetch_slice_into(struct varlena *stored, int32 offset, int32 length, char *dst)
+{
+	struct varatt_external pointer;
+	struct varlena *slice = (struct varlena *) (dst - VARHDRSZ);
+	Relation	toastrel;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(stored))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(pointer, stored);
+	if (VARATT_EXTERNAL_IS_COMPRESSED(pointer) ||
+		offset + length > VARATT_EXTERNAL_GET_EXTSIZE(pointer))
+		return false;
+	SET_VARSIZE(slice, VARHDRSZ + length);
+	toastrel = table_open(pointer.va_toastrelid, AccessShareLock);
+	table_relation_fetch_toast_slice(toastrel, pointer.va_valueid,
+									 VARATT_EXTERNAL_GET_EXTSIZE(pointer), offset, length, slice);
+	table_close(toastrel, AccessShareLock);
+	return true;
+}
+
+/*
+ * Decodes the parameters of a stored weights value (as read from the table: maybe toasted)
+ * into net, in CurrentMemoryContext, without its Adam state: what serving needs.  Only the
+ * header and then the parameters are read, a third of a value with Adam state.  A value stored
+ * out of line uncompressed (mnist_models.weights is STORAGE EXTERNAL since 1.1, and floats
+ * hardly ever compressed before) is read from its toast chunks straight into the parameters'
+ * memory; one stored compressed or inline is detoasted (a prefix) and copied.  The header is
+ * checked against the length of the whole value.
+ */
+static void
+weights_decode_params(Datum value, MnistNet *net)
+{
+	struct varlena *stored = (struct varlena *) DatumGetPointer(value);
+	Size		len = toast_raw_datum_size(value) - VARHDRSZ;
+	struct varlena *head = detoast_attr_slice(stored, 0, Min(len, MNIST_WEIGHTS_HEADER));
+	MnistWeightsInfo info;
+	char		detail[MNIST_WEIGHTS_DETAIL_SIZE];
+
+	if (mnist_weights_check((const uint8 *) VARDATA_ANY(head), len, &info, detail))
+	{
+		size_t		bytes = info.n_params * sizeof(float);
+		/* 64 bytes before the parameters: room for the header they follow */
+		char	   *mem = prefaulted(mnist_alloc_aligned64(64 + bytes), 64 + bytes);
+		float	   *params = (float *) (mem + 64);
+		const uint8 *d = (const uint8 *) params - MNIST_WEIGHTS_HEADER;
+
+		if (!fetch_slice_into(stored, MNIST_WEIGHTS_HEADER, bytes, (char *) params))
+		{
+			size_t		end = mnist_weights_params_end(&info);
+			struct varlena *prefix = detoast_attr_slice(stored, 0, end);
+
+			if (VARSIZE_ANY_EXHDR(prefix) != end)
+				elog(ERROR, "weights prefix of %zu bytes read as %zu", end,
+					 (Size) VARSIZE_ANY_EXHDR(prefix));
+			d = (const uint8 *) VARDATA_ANY(prefix);
+		}
+		if (mnist_weights_read_params(d, &info, params, detail))
+		{
+			mnist_net_bind(net, info.n_hidden, params, NULL, NULL);
+			net->adam_step = 0;
+			return;
+		}
+	}
+	weights_corrupted(detail);
 }
 
 /* Error context naming the model being read. */
@@ -314,69 +470,126 @@ model_error_callback(void *arg)
 }
 
 /*
- * The resolver: id of the model serving that name under snap (InvalidSnapshot: the current
- * one), or 0 when it has no model; with row not NULL, also its row version; with weights not
- * NULL, also a copy of its weights in mcxt.  Must run inside SPI.
+ * The first row of rel visible to snap in the order of index (direction dir) whose first
+ * column equals value (eqproc: the equality of its type): true and the row in slot, or false.
+ */
+static bool
+index_first(Relation rel, Oid indexid, Snapshot snap, RegProcedure eqproc, Datum value,
+			ScanDirection dir, TupleTableSlot *slot)
+{
+	Relation	index = index_open(indexid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], eqproc, value);
+	scan = index_beginscan(rel, index, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, dir, slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	return found;
+}
+
+/* Whether the mnist_models row in slot has that name. */
+static bool
+row_has_name(TupleTableSlot *slot, const text *name)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, layout.models_name, &isnull);
+	text	   *stored;
+
+	if (isnull)
+		return false;
+	stored = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(stored) == VARSIZE_ANY_EXHDR(name) &&
+		memcmp(VARDATA_ANY(stored), VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)) == 0;
+}
+
+/*
+ * The resolver: id of the model serving that name under snap, or 0 when it has none.  The
+ * model's row is left in *slot (a slot of mnist_models in CurrentMemoryContext, which the
+ * caller drops), with its stored weights (maybe toasted: not read yet).
+ *
+ * It is the query
+ *	 (SELECT m.* FROM mnist_deployments d JOIN mnist_models m ON m.id = d.model_id AND
+ *	  m.name = d.name WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1)
+ *	 UNION ALL (SELECT * FROM mnist_models WHERE name = $1 ORDER BY id DESC LIMIT 1) LIMIT 1
+ * run as index scans: no parser, no planner, the half of a new session's first prediction
+ * they cost through SPI.  No privilege or row-level security check applies, as for the owner
+ * of the store that the functions read it as (mnist_store_as_owner).
  */
 static int64
-lookup_model(const char *name, Snapshot snap, ModelRow *row, bytea **weights,
-			 MemoryContext mcxt)
+lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 {
-	StringInfoData sql;
-	SPIPlanPtr	plan;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	const char *cols = weights ? "m.id, m.xmin, m.ctid, m.weights" : "m.id, m.xmin, m.ctid";
+	text	   *key = cstring_to_text(name);
+	Oid			deployments = deployments_relid;	/* read before a lock accepts invalidations */
+	Relation	models = table_open(models_relid, AccessShareLock);
+	bool		found = false;
 	bool		isnull;
-	int64		id;
-	Oid			save_userid;
-	int			save_sec;
 
-	initStringInfo(&sql);
-	if (deployments_qualname)
-		appendStringInfo(&sql,
-						 "(SELECT %s FROM %s d JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
-						 "AND m.name OPERATOR(pg_catalog.=) d.name "
-						 "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1) UNION ALL ",
-						 cols, deployments_qualname, models_qualname);
-	appendStringInfo(&sql, "%sSELECT %s FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1 "
-					 "ORDER BY m.id DESC LIMIT 1%s",
-					 deployments_qualname ? "(" : "", cols, models_qualname,
-					 deployments_qualname ? ") LIMIT 1" : "");
-	mnist_store_as_owner(&save_userid, &save_sec);
-	plan = SPI_prepare(sql.data, 1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading %s failed", models_qualname);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	if (SPI_processed == 0)
+	*slot = table_slot_create(models, NULL);
+	if (OidIsValid(deployments))
+	{
+		Relation	drel = table_open(deployments, AccessShareLock);
+		Relation	index = index_open(layout.deployments_by_name, AccessShareLock);
+		TupleTableSlot *d = table_slot_create(drel, NULL);
+		IndexScanDesc scan;
+		ScanKeyData skey;
+
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(key));
+		scan = index_beginscan(drel, index, snap, 1, 0);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		/* the latest deployment whose model still exists (with that name) */
+		while (!found && index_getnext_slot(scan, BackwardScanDirection, d))
+		{
+			Datum		model_id = slot_getattr(d, layout.deployments_model_id, &isnull);
+
+			found = !isnull &&
+				index_first(models, layout.models_by_id, snap, F_INT8EQ, model_id,
+							ForwardScanDirection, *slot) &&
+				row_has_name(*slot, key);
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(d);
+		index_close(index, NoLock);
+		table_close(drel, NoLock);
+	}
+	if (!found)
+		found = index_first(models, layout.models_by_name, snap, F_TEXTEQ, PointerGetDatum(key),
+							BackwardScanDirection, *slot);
+	table_close(models, NoLock);
+	pfree(key);
+	if (!found)
 		return 0;
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (row)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+	return DatumGetInt64(slot_getattr(*slot, layout.models_id, &isnull));
+}
 
-		row->relid = models_relid;
-		row->xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
-		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &isnull)),
-						&row->ctid);
-	}
-	if (weights)
-	{
-		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
-		MemoryContext old;
+/* The row version in slot (a row of mnist_models). */
+static void
+slot_row(TupleTableSlot *slot, ModelRow *row)
+{
+	bool		isnull;
 
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" (id " INT64_FORMAT ") has no weights", name, id)));
-		old = MemoryContextSwitchTo(mcxt);
-		*weights = DatumGetByteaPCopy(w);
-		MemoryContextSwitchTo(old);
-	}
-	return id;
+	row->relid = slot->tts_tableOid;
+	row->xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber, &isnull));
+	ItemPointerCopy(&slot->tts_tid, &row->ctid);
+}
+
+/* The stored weights of the mnist_models row in slot (maybe toasted); ERROR when NULL. */
+static Datum
+slot_weights(TupleTableSlot *slot, const char *name, int64 id)
+{
+	bool		isnull;
+	Datum		w = slot_getattr(slot, layout.models_weights, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" (id " INT64_FORMAT ") has no weights", name, id)));
+	return w;
 }
 
 static void
@@ -391,15 +604,19 @@ model_not_found(const char *name)
 bytea *
 mnist_model_fetch_weights(const char *name, int64 *id)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	bytea	   *weights = NULL;
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	bytea	   *weights;
 
 	models_relation();
-	SPI_connect();
-	*id = lookup_model(name, InvalidSnapshot, NULL, &weights, caller);
+	/* the statement's snapshot, as the query that read it before */
+	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	*id = lookup_model(name, snap, &slot);
 	if (*id == 0)
 		model_not_found(name);
-	SPI_finish();
+	weights = DatumGetByteaPCopy(slot_weights(slot, name, *id));
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
 	return weights;
 }
 
@@ -407,13 +624,13 @@ int64
 mnist_model_served_id(const char *name)
 {
 	Snapshot	snap;
+	TupleTableSlot *slot;
 	int64		id;
 
 	models_relation();
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	SPI_connect();
-	id = lookup_model(name, snap, NULL, NULL, NULL);
-	SPI_finish();
+	id = lookup_model(name, snap, &slot);
+	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 	return id;
 }
@@ -426,10 +643,15 @@ model_scratch_size(int n_hidden)
 }
 
 int
-mnist_model_classify(const MnistModel *model, const uint8_t *pixels)
+mnist_model_classify(MnistModel *model, const uint8_t *pixels)
 {
-	int			k = mnist_screen_classify(model->screen, pixels, model->scratch);
+	int			k;
 
+	if (model->screen == NULL && model->screen_mem != NULL &&
+		++model->classified >= MNIST_SCREEN_AFTER)
+		model->screen = mnist_screen_build(&model->net, prefaulted(model->screen_mem,
+																   model->screen_bytes));
+	k = mnist_screen_classify(model->screen, pixels, model->scratch);
 	return k >= 0 ? k : mnist_net_predict(&model->net, pixels, model->scratch, NULL, NULL);
 }
 
@@ -441,8 +663,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 	MemoryContext caller = CurrentMemoryContext;
 	MnistModel *m;
 	bool		isnull;
-	bytea	   *weights;
-
+	Datum		weights;
 	SPIPlanPtr	plan;
 	Snapshot	snap;
 	Oid			save_userid;
@@ -470,11 +691,14 @@ mnist_model_load_id(int64 id, bool with_adam)
 	m = MemoryContextAllocZero(caller, sizeof(MnistModel));
 	m->id = id;
 	m->name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	weights = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	weights = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	{
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
-		mnist_weights_decode(weights, &m->net, with_adam);
+		if (with_adam)
+			mnist_weights_decode(DatumGetByteaPP(weights), &m->net, true);
+		else
+			weights_decode_params(weights, &m->net);
 		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
 		MemoryContextSwitchTo(old);
 	}
@@ -491,6 +715,7 @@ mnist_model_get(const char *name)
 	bool		latest;
 	int64		id;
 	ModelRow	row;
+	TupleTableSlot *slot;
 	Snapshot	snap;
 	ErrorContextCallback errcb;
 
@@ -531,31 +756,27 @@ mnist_model_get(const char *name)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	SPI_connect();
-	id = lookup_model(name, snap, &row, NULL, NULL);
+	id = lookup_model(name, snap, &slot);
 	if (id == 0)
 		model_not_found(name);
+	slot_row(slot, &row);
 	if (e == NULL || e->row.relid != row.relid ||
 		!TransactionIdEquals(e->row.xmin, row.xmin) || !ItemPointerEquals(&e->row.ctid, &row.ctid))
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
 												  ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old;
-		bytea	   *weights = NULL;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 		MnistModel *m;
-		Size		screen;
 
-		lookup_model(name, snap, NULL, &weights, cxt);
-		old = MemoryContextSwitchTo(cxt);
 		m = palloc0(sizeof(MnistModel));
 		m->id = id;
 		m->name = pstrdup(name);
-		mnist_weights_decode(weights, &m->net, false);
-		screen = mnist_screen_size(m->net.n_hidden);
-		if (screen > 0)
-			m->screen = mnist_screen_build(&m->net, mnist_alloc_aligned64(screen));
+		weights_decode_params(slot_weights(slot, name, id), &m->net);
+		/* reserved, not touched: mnist_model_classify builds the screen when it pays */
+		m->screen_bytes = mnist_screen_size(m->net.n_hidden);
+		if (m->screen_bytes > 0)
+			m->screen_mem = mnist_alloc_aligned64(m->screen_bytes);
 		m->scratch = palloc(model_scratch_size(m->net.n_hidden));
-		pfree(weights);
 		MemoryContextSwitchTo(old);
 
 		if (e == NULL)
@@ -578,7 +799,7 @@ mnist_model_get(const char *name)
 		e->model = m;
 		e->row = row;
 	}
-	SPI_finish();
+	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 	error_context_stack = errcb.previous;
 

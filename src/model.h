@@ -13,19 +13,27 @@
 
 /*
  * A decoded model, as cached per backend.  A cached model owns its prediction screen
- * (screen.h), which mnist_model_classify tries before the network.
+ * (screen.h), which mnist_model_classify tries before the network.  The screen is built by
+ * the MNIST_SCREEN_AFTER-th classification, into memory reserved (not yet touched) when the
+ * model was loaded: building it costs about what it saves on a thousand images, so a session
+ * that classifies a few images never pays it.
  */
 typedef struct MnistModel
 {
 	int64		id;				/* mnist_models.id */
 	char	   *name;
 	MnistNet	net;			/* params only (no Adam state) */
-	const NetScreen *screen;	/* or NULL: none on this CPU path, or not cached */
+	const NetScreen *screen;	/* or NULL: none yet, none on this CPU path, or not cached */
+	void	   *screen_mem;		/* screen_bytes for the screen, or NULL */
+	size_t		screen_bytes;
+	int64		classified;		/* classifications before the screen was built */
 	float	   *scratch;		/* enough for mnist_net_predict and mnist_screen_classify */
 } MnistModel;
 
+#define MNIST_SCREEN_AFTER	1000	/* classifications of a model before its screen is built */
+
 /* The argmax class of one image (NET_INPUTS bytes): the screen where it can tell, else the net. */
-extern int	mnist_model_classify(const MnistModel *model, const uint8_t *pixels);
+extern int	mnist_model_classify(MnistModel *model, const uint8_t *pixels);
 
 /*
  * The model serving that name (its deployed model, else its newest), decoded once and cached

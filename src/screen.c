@@ -55,6 +55,8 @@
 #define SCREEN_QUADS (NET_INPUTS / 4)
 #define SCREEN_WIDTH(h) (((size_t) (h) + 15) & ~(size_t) 15)	/* units rounded up to 16 */
 #define SCREEN_BLOCK 8			/* vectors of 16 units summed in registers at a time */
+#define SCREEN_BUILD_UNITS 64	/* units built at a time */
+#define SCREEN_MAX(a, b) ((a) > (b) ? (a) : (b))	/* of finite values: fmax is a libm call */
 
 struct NetScreen
 {
@@ -118,6 +120,8 @@ mnist_screen_build(const MnistNet *net, void *mem)
 				gc = gamma_n(2 * (int) w + 2);
 	int			i,
 				j,
+				j0,
+				b,
 				k,
 				st;
 
@@ -137,50 +141,76 @@ mnist_screen_build(const MnistNet *net, void *mem)
 	memset(s->w2, 0, sizeof(float) * w * NET_OUTPUTS);
 	memcpy(s->b2, net->b2, sizeof(float) * NET_OUTPUTS);
 
-	for (j = 0; j < h; j++)
+	/*
+	 * Units in blocks of SCREEN_BUILD_UNITS, pixel by pixel: w1's rows are read in order (a
+	 * unit at a time, the whole of w1 would be read with a stride of a row per weight).  The
+	 * values are those of a unit-by-unit loop; maxima of finite values need no fmax.
+	 */
+	for (j0 = 0; j0 < h; j0 += SCREEN_BUILD_UNITS)
 	{
-		double		wmax = 0.0,
-					rho[2] = {0.0, 0.0},
-					qmax[2] = {0.0, 0.0};
-		float		scale;
+		int			nb = h - j0 < SCREEN_BUILD_UNITS ? h - j0 : SCREEN_BUILD_UNITS;
+		double		wmax[SCREEN_BUILD_UNITS],
+					rho[2][SCREEN_BUILD_UNITS],
+					qmax[2][SCREEN_BUILD_UNITS];
+		float		scale[SCREEN_BUILD_UNITS];
 
-		for (i = 0; i < NET_INPUTS; i++)
-			wmax = fmax(wmax, fabs(net->w1[(size_t) i * h + j]));
-		scale = (float) (wmax / (255.0 * NET_SCREEN_QMAX));
-		if (!(scale >= FLT_MIN))
-			scale = 0.0f;		/* all zero (or tiny): q = 0, rho = W */
+		for (b = 0; b < nb; b++)
+			wmax[b] = rho[0][b] = rho[1][b] = qmax[0][b] = qmax[1][b] = 0.0;
 		for (i = 0; i < NET_INPUTS; i++)
 		{
-			double		x = net->w1[(size_t) i * h + j] / 255.0;
-			double		q = scale > 0.0f ? rint(x / scale) : 0.0;
-			double		hi;
-			size_t		at = ((size_t) (i / 4) * w + j) * 4 + (i & 3);
+			const float *row = net->w1 + (size_t) i * h + j0;
 
-			q = fmin(fmax(q, -NET_SCREEN_QMAX), NET_SCREEN_QMAX);
-			hi = floor((q + 128.0) / 256.0);
-			s->hi[at] = (int8_t) hi;
-			s->lo[at] = (int8_t) (q - 256.0 * hi);
-			rho[0] = fmax(rho[0], fabs(256.0 * scale * hi - x));
-			rho[1] = fmax(rho[1], fabs((double) scale * q - x));
-			qmax[0] = fmax(qmax[0], fabs(256.0 * hi));
-			qmax[1] = fmax(qmax[1], fabs(q));
+			for (b = 0; b < nb; b++)
+				wmax[b] = SCREEN_MAX(wmax[b], fabs(row[b]));
 		}
-		s->scale1[j] = 256.0f * scale;
-		s->scale2[j] = scale;
-		s->b1[j] = net->b1[j];
-		for (k = 0; k < NET_OUTPUTS; k++)
+		for (b = 0; b < nb; b++)
 		{
-			double		a = fabs(net->w2[(size_t) j * NET_OUTPUTS + k]);
+			scale[b] = (float) (wmax[b] / (255.0 * NET_SCREEN_QMAX));
+			if (!(scale[b] >= FLT_MIN))
+				scale[b] = 0.0f;	/* all zero (or tiny): q = 0, rho = W */
+		}
+		for (i = 0; i < NET_INPUTS; i++)
+		{
+			const float *row = net->w1 + (size_t) i * h + j0;
+			int8_t	   *hi_row = s->hi + ((size_t) (i / 4) * w + j0) * 4 + (i & 3);
+			int8_t	   *lo_row = s->lo + ((size_t) (i / 4) * w + j0) * 4 + (i & 3);
 
-			s->w2[(size_t) k * w + j] = net->w2[(size_t) j * NET_OUTPUTS + k];
-			for (st = 0; st < 2; st++)
+			for (b = 0; b < nb; b++)
 			{
-				err[st][0][k] += rho[st] * a;
-				err[st][1][k] += scale * qmax[st] * a;
+				double		x = row[b] / 255.0;
+				double		q = scale[b] > 0.0f ? rint(x / scale[b]) : 0.0;
+				double		hi;
+
+				q = q < -NET_SCREEN_QMAX ? -NET_SCREEN_QMAX : q > NET_SCREEN_QMAX ? NET_SCREEN_QMAX : q;
+				hi = floor((q + 128.0) / 256.0);
+				hi_row[4 * b] = (int8_t) hi;
+				lo_row[4 * b] = (int8_t) (q - 256.0 * hi);
+				rho[0][b] = SCREEN_MAX(rho[0][b], fabs(256.0 * scale[b] * hi - x));
+				rho[1][b] = SCREEN_MAX(rho[1][b], fabs((double) scale[b] * q - x));
+				qmax[0][b] = SCREEN_MAX(qmax[0][b], fabs(256.0 * hi));
+				qmax[1][b] = SCREEN_MAX(qmax[1][b], fabs(q));
 			}
-			err_w[k] += wmax / 255.0 * a;
-			err_b[k] += fabs(net->b1[j]) * a;
-			w2_max[k] = fmax(w2_max[k], a);
+		}
+		for (b = 0; b < nb; b++)
+		{
+			j = j0 + b;
+			s->scale1[j] = 256.0f * scale[b];
+			s->scale2[j] = scale[b];
+			s->b1[j] = net->b1[j];
+			for (k = 0; k < NET_OUTPUTS; k++)
+			{
+				double		a = fabs(net->w2[(size_t) j * NET_OUTPUTS + k]);
+
+				s->w2[(size_t) k * w + j] = net->w2[(size_t) j * NET_OUTPUTS + k];
+				for (st = 0; st < 2; st++)
+				{
+					err[st][0][k] += rho[st][b] * a;
+					err[st][1][k] += scale[b] * qmax[st][b] * a;
+				}
+				err_w[k] += wmax[b] / 255.0 * a;
+				err_b[k] += fabs(net->b1[j]) * a;
+				w2_max[k] = SCREEN_MAX(w2_max[k], a);
+			}
 		}
 	}
 

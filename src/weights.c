@@ -20,7 +20,9 @@
  *	32+8P	float32[P]	Adam second moments v (only with flag bit 0)
  *
  * A weights value is validated whenever it is read: exact length, magic, version, sizes,
- * flags, and every float finite (v also non-negative).
+ * flags, and every float read finite (v also non-negative).  Serving a model reads the header
+ * and the parameters only (mnist_weights_read_params), a third of a value with Adam state; the
+ * length it checks is then the whole value's, which the caller knows without reading it.
  */
 #include "weights.h"
 
@@ -30,7 +32,7 @@
 
 #define WEIGHTS_MAGIC		"MNML"
 #define WEIGHTS_VERSION		1
-#define WEIGHTS_HEADER		32
+#define WEIGHTS_HEADER		MNIST_WEIGHTS_HEADER
 #define WEIGHTS_FLAG_ADAM	0x1
 
 #define LITTLE_ENDIAN_HOST	(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
@@ -69,24 +71,43 @@ put_floats(uint8_t *dst, const float *src, size_t n)
 
 /*
  * Checks n little-endian floats are finite (and >= 0 when nonneg), copying them to dst
- * unless it is NULL.
+ * unless it is NULL; dst may be the very floats of src (converted in place).
  */
 static bool
 get_floats(float *dst, const uint8_t *src, size_t n, bool nonneg)
 {
-	bool		ok = true;
+	bool		host_order = LITTLE_ENDIAN_HOST;
+	uint32_t	bad = 0;
 
+	if (dst)
+	{
+		if (LITTLE_ENDIAN_HOST)
+		{
+			if ((const void *) dst != (const void *) src)
+				memcpy(dst, src, n * sizeof(float));
+		}
+		else
+			for (size_t i = 0; i < n; i++)
+			{
+				uint32_t	u = get_u32(src + 4 * i);
+
+				memcpy(&dst[i], &u, 4);
+			}
+		src = (const uint8_t *) dst;
+		host_order = true;
+	}
 	for (size_t i = 0; i < n; i++)
 	{
-		uint32_t	u = get_u32(src + 4 * i);
-		float		f;
+		uint32_t	u;
 
-		memcpy(&f, &u, 4);
-		ok &= isfinite(f) && !(nonneg && f < 0.0f);
-		if (dst)
-			dst[i] = f;
+		if (host_order)
+			memcpy(&u, src + 4 * i, 4);
+		else
+			u = get_u32(src + 4 * i);
+		/* exponent all ones: infinite or NaN; sign with a nonzero magnitude: below zero */
+		bad |= ((u & 0x7f800000u) == 0x7f800000u) | (nonneg & (u >> 31) & ((u & 0x7fffffffu) != 0));
 	}
-	return ok;
+	return bad == 0;
 }
 
 size_t
@@ -168,14 +189,29 @@ mnist_weights_check(const uint8_t *d, size_t len, MnistWeightsInfo *info,
 	return true;
 }
 
+size_t
+mnist_weights_params_end(const MnistWeightsInfo *info)
+{
+	return WEIGHTS_HEADER + info->n_params * sizeof(float);
+}
+
+bool
+mnist_weights_read_params(const uint8_t *d, const MnistWeightsInfo *info, float *params,
+						  char detail[MNIST_WEIGHTS_DETAIL_SIZE])
+{
+	if (!get_floats(params, d + WEIGHTS_HEADER, info->n_params, false))
+		fail("A parameter is not a finite number.");
+	return true;
+}
+
 bool
 mnist_weights_read(const uint8_t *d, const MnistWeightsInfo *info, float *params,
 				   float *m, float *v, char detail[MNIST_WEIGHTS_DETAIL_SIZE])
 {
 	size_t		p = info->n_params;
 
-	if (!get_floats(params, d + WEIGHTS_HEADER, p, false))
-		fail("A parameter is not a finite number.");
+	if (!mnist_weights_read_params(d, info, params, detail))
+		return false;
 	if (info->adam)
 	{
 		/* validate the Adam state even when it is not wanted */

@@ -11,6 +11,9 @@ CREATE TABLE mnist_models (
 	trained_by regrole NOT NULL DEFAULT current_user::regrole
 );
 CREATE INDEX mnist_models_name_id ON mnist_models (name, id);
+-- out of line and uncompressed: serving reads the parameters alone, a prefix of the value,
+-- without the Adam state after them (weights of floats hardly compress anyway)
+ALTER TABLE mnist_models ALTER COLUMN weights SET STORAGE EXTERNAL;
 
 COMMENT ON TABLE mnist_models IS 'Trained models; a name is served by its deployed model (mnist_deployments), else by its newest (highest id). Written only by the training functions.';
 COMMENT ON SEQUENCE mnist_models_id_seq IS 'Ids of mnist_models.';

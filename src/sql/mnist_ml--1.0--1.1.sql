@@ -8,6 +8,9 @@ ALTER TABLE mnist_models DROP CONSTRAINT mnist_models_name_check;
 ALTER TABLE mnist_models ADD CONSTRAINT mnist_models_name_check
 	CHECK (name <> '' AND octet_length(name) <= 200);
 COMMENT ON COLUMN mnist_models.name IS 'Model name (1 to 200 bytes), as given to mnist_train and mnist_predict.';
+-- Weights out of line and uncompressed: serving reads the parameters alone, a prefix of the
+-- value.  Rows stored before keep their storage until rewritten; they are read the same way.
+ALTER TABLE mnist_models ALTER COLUMN weights SET STORAGE EXTERNAL;
 COMMENT ON COLUMN mnist_models.trained_by IS 'Role that trained the model (or was given it by mnist_model_reassign); a name belongs to the role of its first model.';
 
 -- a name whose role was dropped stays locked until a superuser gives it to another role

@@ -7,7 +7,7 @@
  *	- validation and decoding stay inside the value (AddressSanitizer) and never trust a size
  *	  field: a value is read only when its length is exactly what its header says;
  *	- an accepted value decodes to finite parameters (Adam v non-negative) and re-encodes to
- *	  the very same bytes;
+ *	  the very same bytes; its parameters alone (what serving reads) are the same floats;
  *	- a failure always comes with a detail message;
  *	- encode then decode of a net built from the input (1 to 4 hidden units, floats taken from
  *	  the input and made finite) is the identity.
@@ -50,6 +50,10 @@ roundtrip(const uint8_t *data, size_t size, const MnistWeightsInfo *info)
 			mnist_weights_write(&net, out) != size || memcmp(out, data, size) != 0)
 			abort();
 		free(out);
+		/* the parameters alone (what serving reads), into m: no longer needed */
+		if (!mnist_weights_read_params(data, info, m, detail) ||
+			memcmp(m, params, p * sizeof(float)) != 0)
+			abort();
 	}
 	else if (detail[0] == '\0')
 		abort();

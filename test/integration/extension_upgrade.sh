@@ -68,7 +68,7 @@ catalog() {
 	  FROM mem JOIN pg_class c ON mem.classid = 'pg_class'::regclass AND c.oid = mem.objid
 	UNION ALL
 	SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-	       || ' ' || a.attnotnull || ' ' || a.attnum || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+	       || ' ' || a.attnotnull || ' ' || a.attnum || ' storage ' || a.attstorage::text || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
 	       || ' comment ' || coalesce(col_description(c.oid, a.attnum), '-')
 	  FROM mem JOIN pg_class c ON mem.classid = 'pg_class'::regclass AND c.oid = mem.objid
 	  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
