@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,12 +55,18 @@ typedef struct WorkerStart
 	int			worker;
 } WorkerStart;
 
+/*
+ * One turn of a spin: a pause, and every 64th turn a yield, so that a thread which shares its
+ * core with the one it waits for (a busy server) lets it run.
+ */
 static inline void
-cpu_relax(void)
+cpu_relax(int spin)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #endif
+	if ((spin & 63) == 63)
+		sched_yield();
 }
 
 static bool
@@ -143,7 +150,7 @@ worker_main(void *p)
 		{
 			if (claimable(pool) || __atomic_load_n(&pool->quit, __ATOMIC_ACQUIRE))
 				break;
-			cpu_relax();
+			cpu_relax(spin);
 		}
 		if (spin == SPIN_LOOPS)
 		{
@@ -238,7 +245,7 @@ mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, const int *bounds, in
 	{
 		if (__atomic_load_n(&pool->finished, __ATOMIC_ACQUIRE) == chunks)
 			return;
-		cpu_relax();
+		cpu_relax(spin);
 	}
 	pthread_mutex_lock(&pool->mutex);
 	while (__atomic_load_n(&pool->finished, __ATOMIC_ACQUIRE) != chunks)
