@@ -111,7 +111,8 @@ run_chunks(NetPool *pool, int worker)
 	while (TICKET_UNCLAIMED(t) != 0)
 	{
 		int			a,
-					b;
+					b,
+					chunks;
 
 		/* pool->chunks may already be the next run's: then the exchange fails */
 		choose_chunks(TICKET_UNCLAIMED(t), worker, pool->threads,
@@ -124,8 +125,9 @@ run_chunks(NetPool *pool, int worker)
 			continue;
 		}
 		/* chunks a..b-1 are ours: the run cannot change before we report them done */
+		chunks = pool->chunks;
 		pool->fn(pool->arg, worker, pool->bounds[a], pool->bounds[b]);
-		if (__atomic_add_fetch(&pool->finished, b - a, __ATOMIC_ACQ_REL) == pool->chunks &&
+		if (__atomic_add_fetch(&pool->finished, b - a, __ATOMIC_ACQ_REL) == chunks &&
 			worker != 0)
 		{
 			pthread_mutex_lock(&pool->mutex);
