@@ -6,6 +6,8 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "miscadmin.h"
 #include "storage/buffile.h"
 #include "utils/memutils.h"
@@ -13,6 +15,28 @@
 #include "trainset.h"
 
 #define MAX_ROWS			((int64) PG_INT32_MAX)
+
+/* The size of a transparent huge page on x86-64 and arm64 with 4 kB pages. */
+#define HUGE_PAGE_BYTES		((uintptr_t) 2 * 1024 * 1024)
+
+/*
+ * Asks the kernel to back the whole 2 MB pages of a large fresh array with huge pages
+ * (Linux's madvise(MADV_HUGEPAGE), where transparent huge pages are "madvise" or "always";
+ * elsewhere, or when refused, nothing changes).  A 1 GB array of 4 kB pages costs a page
+ * fault per 4 kB as rows are appended, and a TLB miss for nearly every row a shuffled batch
+ * gathers; with 2 MB pages, 512 times fewer of both.  Done before the array is touched.
+ */
+static void
+advise_huge_pages(void *p, Size bytes)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t	start = TYPEALIGN(HUGE_PAGE_BYTES, (uintptr_t) p);
+	uintptr_t	end = TYPEALIGN_DOWN(HUGE_PAGE_BYTES, (uintptr_t) p + bytes);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#endif
+}
 
 static void
 trainset_alloc(TrainSet *set, int64 expected_rows, int64 max_rows)
@@ -25,6 +49,7 @@ trainset_alloc(TrainSet *set, int64 expected_rows, int64 max_rows)
 	if (max_rows > 0)
 		set->capacity = Min(set->capacity, max_rows);
 	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);
+	advise_huge_pages(set->images, set->capacity * MNIST_PIXELS);
 	set->labels = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity);
 }
 
@@ -90,6 +115,7 @@ mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label)
 		if (set->max_rows > 0)
 			set->capacity = Min(set->capacity, set->max_rows);
 		set->images = repalloc_huge(set->images, set->capacity * MNIST_PIXELS);
+		advise_huge_pages(set->images, set->capacity * MNIST_PIXELS);
 		set->labels = repalloc_huge(set->labels, set->capacity);
 	}
 	memcpy(set->images + set->n * MNIST_PIXELS, pixels, MNIST_PIXELS);
