@@ -12,6 +12,10 @@
 #   epoch    rows/s of the epoch with the whole set in memory (mnist_ml.train_memory = '2GB'),
 #            with mnist_ml.train_threads 1 and THREADS, and the ratio to the 60,000-row figure
 #            of the same thread count
+#   batches  the smallest table trained for as many epochs as make the largest one's rows (20
+#            epochs of 60,000 rows: 18,750 batches, as one epoch of 1,200,000): a model goes
+#            through the same number of Adam steps, so the rates compare the size of the set
+#            alone (a trained model's batches cost more than a fresh one's)
 #   memory   peak RssAnon (the highest of the rounds) of the backend (the training's own memory: its shared buffers are
 #            RssShmem, not counted) while training the largest table with the default cap
 #            (-1: maintenance_work_mem), with 100MB, and with 2GB (all of it in memory); RssAnon
@@ -36,6 +40,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkfifo "$tmp/nap"
 exec {nap}<>"$tmp/nap"
 largest=$(printf '%s\n' $SCALES | sort -n | tail -1)
+smallest=$(printf '%s\n' $SCALES | sort -n | head -1)
 
 setup() {
 	"${PSQL[@]}" -v bench="$(dirname "$0")" -v data="$MNIST_DATA" -v clk_tck="$(getconf CLK_TCK)" <<-'SQL'
@@ -78,7 +83,7 @@ setup() {
 	done
 }
 
-# train SCALE THREADS MEMORY: a plain SELECT of tSCALE then one epoch of mnist_train on it,
+# train SCALE THREADS MEMORY [EPOCHS]: a plain SELECT of tSCALE then one epoch of mnist_train on it,
 # the backend's RssAnon sampled meanwhile; prints
 # "select_s select_cpu_s read_s read_cpu_s epoch_s epoch_cpu_s call_ms peak_rss_kB weights_md5"
 train() {
@@ -96,7 +101,7 @@ train() {
 		\o
 		SELECT 'select', wall, cpu FROM plain_select('t$1', greatest(1, 20 / $1));
 		\timing on
-		SELECT mnist_train('t$1', 'bench_train_scale', epochs => 1, seed => 0) AS model_id \gset
+		SELECT mnist_train('t$1', 'bench_train_scale', epochs => ${4:-1}, seed => 0) AS model_id \gset
 		\timing off
 		SELECT 'md5 ' || md5(weights) FROM mnist_models WHERE id = :model_id;
 	SQL
@@ -119,7 +124,7 @@ train() {
 		function cpu() { for (i = 1; i < NF; i++) if ($i == "(CPU") return $(i + 1) }
 		/^select\|/ { split($0, f, "|"); sel = f[2]; selcpu = f[3] }
 		/NOTICE: +read / { for (i = 1; i < NF; i++) if ($i == "in") rd = $(i + 1); rdcpu = cpu() }
-		/NOTICE: +epoch / { for (i = 1; i < NF; i++) if ($(i + 1) == "s,") ep = $i; epcpu = cpu() }
+		/NOTICE: +epoch / { for (i = 1; i < NF; i++) if ($(i + 1) == "s,") ep += $i; epcpu += cpu() }
 		/^Time: / { call = $2 }
 		/^md5 / { md5 = $2 }
 		END { print sel, selcpu, rd, rdcpu, ep, epcpu, call, peak, md5 }' "$out"
@@ -156,6 +161,8 @@ for r in $(seq "$ROUNDS"); do
 		res=$(train "$largest" 1 "$cap")
 		echo "$r $largest 1 $cap $res" >>"$tmp/all"
 	done
+	res=$(train "$smallest" 1 "$cap_big" $((largest / smallest)))
+	echo "$r $smallest 1 epochs$((largest / smallest)) $res" >>"$tmp/all"
 	for s in $SCALES; do
 		echo "$s $(fresh_memory $((s * 60000 * 784)))" >>"$tmp/fresh"
 	done
@@ -171,7 +178,7 @@ awk -v mwm="maintenance_work_mem $("${PSQL[@]}" -Atc 'SHOW maintenance_work_mem'
 function min(a, b) { return a == "" || b < a ? b : a }
 function max(a, b) { return a == "" || b > a ? b : a }
 {
-	k = $2 " " $3 " " $4; n[k] = $2 * 60000
+	k = $2 " " $3 " " $4; n[k] = $2 * 60000 * ($4 ~ /^epochs/ ? substr($4, 7) : 1)
 	sel[k] = min(sel[k], $5); selc[k] = min(selc[k], $6); rd[k] = min(rd[k], $7); rdc[k] = min(rdc[k], $8)
 	ep[k] = min(ep[k], $9); epc[k] = min(epc[k], $10); call[k] = min(call[k], $11); peak[k] = max(peak[k], $12)
 	if ($4 == big && md5[$2] == "") md5[$2] = $13
@@ -198,6 +205,11 @@ END {
 		printf "  %9d %11.0f %6.2f %11.0f %6.2f %11.0f %6.2f %11.0f %6.2f  %s\n", n[k1], n[k1] / ep[k1], n[k1] / ep[k1] / b1,
 			n[k1] / epc[k1], n[k1] / epc[k1] / b1c, n[kt] / ep[kt], n[kt] / ep[kt] / bt, n[kt] / epc[kt], n[kt] / epc[kt] / btc,
 			same[scale[i]] == "" ? "yes" : "NO" }
+	k = scale[1] " 1 epochs" largest / scale[1]; k1 = scale[1] " 1 " big
+	printf "  %9d rows, %d epochs (the batches of the largest table in one epoch), 1 thread: %.0f rows/s, ratio %.2f; by CPU %.0f, ratio %.2f\n",
+		n[k1], largest / scale[1], n[k] / ep[k], n[k] / ep[k] / b1, n[k] / epc[k], n[k] / epc[k] / b1c
+	kl = largest " 1 " big
+	printf "  the largest table against it, 1 thread: ratio %.2f, by CPU %.2f\n", (n[kl] / ep[kl]) / (n[k] / ep[k]), (n[kl] / epc[kl]) / (n[k] / epc[k])
 	print ""
 	printf "memory and time, %d rows, 1 thread: peak RssAnon of the backend, the epoch and the whole call\n", n[largest " 1 " big]
 	printf "  %-34s %12s %11s %9s %9s\n", "mnist_ml.train_memory", "peak RssAnon", "epoch r/s", "epoch s", "call s"
