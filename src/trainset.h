@@ -20,7 +20,7 @@ typedef struct TrainSet
 	int64		capacity;		/* rows the arrays hold */
 	int64		max_rows;		/* bound on capacity, 0 for none */
 	File		spill;			/* 0, or the file holding all n rows (label, then pixels) */
-	uint8	   *io;				/* the spill file's I/O buffer, once spilled */
+	uint8	   *io;				/* the spill file's I/O buffer (785 kB, beyond max_rows), once spilled */
 	int			io_rows;		/* rows added to it and not yet written */
 	off_t		spill_bytes;	/* bytes written to the file */
 	MemoryContext mcxt;			/* where the set lives (rows may be added in another) */
