@@ -30,6 +30,8 @@
  * elsewhere, or when refused, nothing changes).  A 1 GB array of 4 kB pages costs a page
  * fault per 4 kB as rows are appended, and a TLB miss for nearly every row a shuffled batch
  * gathers; with 2 MB pages, 512 times fewer of both.  Done before the array is touched.
+ * The advice splits the array's mapping, so growing it later copies it (realloc cannot
+ * remap it): a set is allocated with room to spare.
  */
 static void
 advise_huge_pages(void *p, Size bytes)
@@ -53,7 +55,11 @@ trainset_alloc(TrainSet *set, int64 expected_rows, int64 max_rows)
 	set->io_rows = 0;
 	set->spill_bytes = 0;
 	set->mcxt = CurrentMemoryContext;
-	set->capacity = Min(Max(expected_rows, 1024), MAX_ROWS);
+	/*
+	 * an eighth more than expected: an estimate (ANALYZE's) may fall short, and growing
+	 * copies the rows; pages never touched cost no memory
+	 */
+	set->capacity = Min(Max(expected_rows + expected_rows / 8, 1024), MAX_ROWS);
 	if (max_rows > 0)
 		set->capacity = Min(set->capacity, max_rows);
 	set->images = MemoryContextAllocHuge(CurrentMemoryContext, set->capacity * MNIST_PIXELS);

@@ -29,7 +29,7 @@ typedef struct TrainSet
 /* Bytes a row takes in memory and in the spill file. */
 #define MNIST_ROW_BYTES		(MNIST_PIXELS + 1)
 
-/* An empty set with room for expected_rows (it grows beyond if needed): never spills. */
+/* An empty set with room for expected_rows and an eighth more (it grows beyond if needed): never spills. */
 extern void mnist_trainset_init(TrainSet *set, int64 expected_rows);
 
 /*
