@@ -101,6 +101,16 @@ seconds_since(const struct timespec *start)
 	return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* CPU seconds of this process (all its threads) so far. */
+static double
+cpu_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+	return now.tv_sec + now.tv_nsec / 1e9;
+}
+
 /* Appends "key": number (shortest exact form) to a JSON object being built. */
 static void
 json_number(StringInfo buf, const char *key, double value)
@@ -384,7 +394,8 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 	for (int e = 1; e <= opt->epochs; e++)
 	{
 		struct timespec estart;
-		double		secs;
+		double		secs,
+					cpu = cpu_seconds();
 
 		clock_gettime(CLOCK_MONOTONIC, &estart);
 		ep.loss_sum = 0;
@@ -397,6 +408,7 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 			train_batches(&ep, set, ep.idx, set->n);
 		}
 		secs = seconds_since(&estart);
+		cpu = cpu_seconds() - cpu;
 		fit->loss = ep.loss_sum / set->n;
 		fit->accuracy = (double) ep.correct / set->n;
 		if (!isfinite(fit->loss))
@@ -406,8 +418,9 @@ mnist_train_fit(TrainSet *set, const TrainOptions *opt, MnistNet *net, TrainFit 
 					 errhint("Use a smaller learning_rate.")));
 		if (mnist_progress)
 			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f rows/s",
-							e, opt->epochs, fit->loss, fit->accuracy, secs, set->n / Max(secs, 1e-9))));
+					(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f rows/s (CPU %.2f s)",
+							e, opt->epochs, fit->loss, fit->accuracy, secs, set->n / Max(secs, 1e-9),
+							cpu)));
 
 		appendStringInfoString(&epochs, e > 1 ? ", {" : "{");
 		json_number(&epochs, "epoch", e);
@@ -563,6 +576,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	const char *label_column;
 	StringInfoData source;
 	struct timespec start;
+	double		cpu;
 
 	for (int i = 0; i < lengthof(argnames); i++)
 		if (PG_ARGISNULL(i))
@@ -592,6 +606,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	 */
 	mnist_trainset_init_bounded(&set, mnist_source_estimated_rows(relid), mnist_train_memory_rows());
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	cpu = cpu_seconds();
 	mnist_source_scan(relid, pixels_column, label_column, add_row, &set);
 	if (set.n == 0)
 		ereport(ERROR,
@@ -599,8 +614,8 @@ mnist_train(PG_FUNCTION_ARGS)
 				 errmsg("source %s has no rows", relname)));
 	if (mnist_progress)
 		ereport(NOTICE,
-				(errmsg("read " INT64_FORMAT " rows of %s in %.2f s",
-						set.n, relname, seconds_since(&start)),
+				(errmsg("read " INT64_FORMAT " rows of %s in %.2f s (CPU %.2f s)",
+						set.n, relname, seconds_since(&start), cpu_seconds() - cpu),
 				 set.spill ? errdetail("They exceed mnist_ml.train_memory (" INT64_FORMAT
 									   " rows) and were spilled to a temporary file.",
 									   set.capacity) : 0));

@@ -2,7 +2,7 @@
  * trainset.h
  *		A training set: labelled images kept compact (pixels as uint8, as read).  A bounded
  *		set holds at most max_rows rows in memory (mnist_ml.train_memory); a larger source
- *		is spilled, every row, to a temporary file (PostgreSQL's BufFile: removed at
+ *		is spilled, every row, to a temporary file (fd.c's OpenTemporaryFile: removed at
  *		transaction end and on error), from which training reads it back in blocks.
  */
 #ifndef MNIST_TRAINSET_H
@@ -10,7 +10,7 @@
 
 #include "mnist_ml.h"
 
-struct BufFile;
+#include "storage/fd.h"
 
 typedef struct TrainSet
 {
@@ -19,14 +19,17 @@ typedef struct TrainSet
 	int64		n;				/* rows in the set */
 	int64		capacity;		/* rows the arrays hold */
 	int64		max_rows;		/* bound on capacity, 0 for none */
-	struct BufFile *spill;		/* NULL, or the file holding all n rows (label, then pixels) */
+	File		spill;			/* 0, or the file holding all n rows (label, then pixels) */
+	uint8	   *io;				/* the spill file's I/O buffer (785 kB, beyond max_rows), once spilled */
+	int			io_rows;		/* rows added to it and not yet written */
+	off_t		spill_bytes;	/* bytes written to the file */
 	MemoryContext mcxt;			/* where the set lives (rows may be added in another) */
 } TrainSet;
 
 /* Bytes a row takes in memory and in the spill file. */
 #define MNIST_ROW_BYTES		(MNIST_PIXELS + 1)
 
-/* An empty set with room for expected_rows (it grows beyond if needed): never spills. */
+/* An empty set with room for expected_rows and an eighth more (it grows beyond if needed): never spills. */
 extern void mnist_trainset_init(TrainSet *set, int64 expected_rows);
 
 /*
