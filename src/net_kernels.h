@@ -363,9 +363,16 @@ check(const NetTrainer *t)
  * a task gets a range of column groups (NET_GROUP columns each) for the images r0..r1-1 of
  * the batch, the round being worked on.
  */
-typedef struct BatchTask
+typedef struct BatchTask BatchTask;
+
+/* One phase's work on the round's images, columns c0..c1-1 of share sh, by a thread. */
+typedef void (*ColumnsFn) (const BatchTask *bt, const NetWorker *px, const NetShare *sh,
+						   int c0, int c1);
+
+struct BatchTask
 {
 	NetTrainer *t;
+	ColumnsFn	work;			/* the phase being run */
 	const uint8_t *images;
 	const uint32_t *idx;
 	int			r0,
@@ -373,7 +380,7 @@ typedef struct BatchTask
 	uint64_t	round;			/* names the batch and r0, for the threads' pixel lists */
 	bool		adam;			/* the round is the batch's last: the task then updates w1 */
 	AdamStep	step;
-} BatchTask;
+};
 
 /* Nanoseconds of CLOCK_MONOTONIC, for the balance of the threads' shares. */
 static inline uint64_t
@@ -421,23 +428,6 @@ round_pixels(const BatchTask *bt, int worker)
 }
 
 /*
- * Calls WORK(sh, c0, c1) for each thread's share sh that holds columns of groups
- * first..last-1, with those columns c0..c1-1 (a range of a task lies in one share, except
- * where a chunk of the pool straddles two).
- */
-#define FOR_SHARES(t, first, last, WORK) \
-	do { \
-		int			lo_ = Min((first) * NET_GROUP, (t)->net->n_hidden), \
-					hi_ = Min((last) * NET_GROUP, (t)->net->n_hidden); \
-		for (int w_ = 0; w_ < (t)->threads && lo_ < hi_; w_++) \
-		{ \
-			const NetShare *sh_ = &(t)->share[w_]; \
-			if (lo_ < sh_->c1 && sh_->c0 < hi_) \
-				WORK(sh_, Max(lo_, sh_->c0), Min(hi_, sh_->c1)); \
-		} \
-	} while (0)
-
-/*
  * Forward pass of the round's images to hidden = relu(x w1 + b1) on columns c0..c1-1 of
  * share sh: the sums of hidden_layer(), in the same order, one block of w1 rows at a time
  * for all the round's images.
@@ -463,19 +453,6 @@ forward_columns(const BatchTask *bt, const NetWorker *px, const NetShare *sh, in
 		}
 	for (int r = bt->r0; r < bt->r1; r++)
 		relu(t->hidden + (size_t) r * h + c0, c1 - c0);
-}
-
-static void
-forward_task(void *arg, int worker, int first, int last)
-{
-	BatchTask  *bt = arg;
-	uint64_t	start = monotonic_ns();
-	NetWorker  *px = round_pixels(bt, worker);
-
-#define FORWARD(sh, c0, c1)	forward_columns(bt, px, sh, c0, c1)
-	FOR_SHARES(bt->t, first, last, FORWARD);
-#undef FORWARD
-	px->busy_ns += monotonic_ns() - start;
 }
 
 /*
@@ -511,32 +488,45 @@ gradient_columns(const BatchTask *bt, const NetWorker *px, const NetShare *sh, i
 	}
 }
 
+/*
+ * A chunk of the pool's run: bt->work on column groups first..last-1, share by share (a
+ * chunk is one share, or all of them without a pool), timed for the balance of the shares.
+ */
 static void
-gradient_task(void *arg, int worker, int first, int last)
+share_task(void *arg, int worker, int first, int last)
 {
 	BatchTask  *bt = arg;
+	NetTrainer *t = bt->t;
 	uint64_t	start = monotonic_ns();
 	NetWorker  *px = round_pixels(bt, worker);
 
-#define GRADIENT(sh, c0, c1)	gradient_columns(bt, px, sh, c0, c1)
-	FOR_SHARES(bt->t, first, last, GRADIENT);
-#undef GRADIENT
+	for (int w = 0; w < t->threads; w++)
+	{
+		const NetShare *sh = &t->share[w];
+		int			c0 = Max(first * NET_GROUP, sh->c0),
+					c1 = Min(last * NET_GROUP, sh->c1);
+
+		if (c0 < c1)
+		{
+			bt->work(bt, px, sh, c0, c1);
+			px->columns += (uint64_t) (c1 - c0) * (bt->r1 - bt->r0);
+		}
+	}
 	px->busy_ns += monotonic_ns() - start;
-	px->columns += (uint64_t) (Min(last * NET_GROUP, bt->t->net->n_hidden) - first * NET_GROUP) *
-		(bt->r1 - bt->r0);
 }
 
-/* Runs fn on the column groups for each round of NET_CHECK_ROWS images, checking between. */
+/* Runs work on the column groups for each round of NET_CHECK_ROWS images, checking between. */
 static void
-run_rounds(NetTrainer *t, BatchTask *bt, NetTaskFn fn, int n, bool adam)
+run_rounds(NetTrainer *t, BatchTask *bt, ColumnsFn work, int n, bool adam)
 {
+	bt->work = work;
 	for (int r0 = 0; r0 < n; r0 += NET_CHECK_ROWS)
 	{
 		bt->r0 = r0;
 		bt->r1 = Min(r0 + NET_CHECK_ROWS, n);
 		bt->round = (t->batches << 32) | (uint64_t) r0;
 		bt->adam = adam && bt->r1 == n;
-		mnist_net_pool_run(t->pool, fn, bt, t->bounds, t->threads);
+		mnist_net_pool_run(t->pool, share_task, bt, t->bounds, t->threads);
 		if (bt->r1 < n)
 			check(t);
 	}
@@ -555,7 +545,7 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	float	   *gb2 = gw2 + (size_t) h * NET_OUTPUTS;
 	float		inv_n = 1.0f / n;
 	int			rows = NET_BLAS_ROWS * (1 + NET_CHECK_FLOATS / NET_BLAS_ROWS / h);
-	BatchTask	bt = {t, images, idx};
+	BatchTask	bt = {.t = t, .images = images, .idx = idx};
 	int			r,
 				k;
 
@@ -565,7 +555,7 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	 */
 	if (++t->batches % NET_BALANCE_BATCHES == 0 && t->pool)
 		mnist_net_trainer_balance(t);
-	run_rounds(t, &bt, forward_task, n, false);
+	run_rounds(t, &bt, forward_columns, n, false);
 	for (r = 0; r < n; r++)
 		memcpy(t->logits + r * NET_OUTPUTS, net->b2, sizeof(float) * NET_OUTPUTS);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, NET_OUTPUTS, h,
@@ -619,7 +609,7 @@ train_batch(NetTrainer *t, const NetAdam *adam,
 	 */
 	net->adam_step++;
 	adam_step_init(&bt.step, adam, net->adam_step);
-	run_rounds(t, &bt, gradient_task, n, true);
+	run_rounds(t, &bt, gradient_columns, n, true);
 	{
 		size_t		off = (size_t) NET_INPUTS * h;
 

@@ -7,11 +7,10 @@
  *		is done), so a worker that wakes late claims nothing and the caller never waits for it:
  *		the caller waits only for the chunks claimed by others to finish.
  *
- *		Each chunk has a home thread (chunk c of C: thread c * threads / C).  A thread claims
- *		the unclaimed chunks of its home, as one range, before it takes other chunks, one at a
- *		time from the last: from run to run a thread works on the same items, whose data stays
- *		in its core's cache (the columns of the weights it updates, for training), and only
- *		what a slower thread leaves behind moves.  Waiters spin briefly, then sleep on
+ *		Chunk w belongs to thread w: a thread claims its own chunk first, then helps with the
+ *		others' from the last: from run to run a thread works on the same items, whose data
+ *		stays in its core's cache (the columns of the weights it updates, for training), and
+ *		only what a late thread leaves behind moves.  Waiters spin briefly, then sleep on
  *		condition variables (a mini-batch's runs are a fraction of a millisecond apart).
  */
 #include <errno.h>
@@ -77,29 +76,13 @@ claimable(NetPool *pool)
 	return TICKET_UNCLAIMED(t) != 0;
 }
 
-/*
- * The chunks worker claims from the unclaimed ones: the first unclaimed chunk of its home and
- * the unclaimed ones right after it there, else the last unclaimed chunk.  Sets *a and *b.
- */
-static void
-choose_chunks(uint64_t unclaimed, int worker, int threads, int chunks, int *a, int *b)
+/* The chunk worker claims from the unclaimed ones: its own (chunk worker), else the last one. */
+static int
+choose_chunk(uint64_t unclaimed, int worker)
 {
-	int			home_first = (worker * chunks + threads - 1) / threads,
-				home_last = ((worker + 1) * chunks + threads - 1) / threads;
-	uint64_t	home = unclaimed & CHUNK_BITS(home_first, home_last);
-
-	if (home != 0)
-	{
-		*a = __builtin_ctzll(home);
-		*b = *a + 1;
-		while (*b < home_last && (home >> *b & 1))
-			(*b)++;
-	}
-	else
-	{
-		*a = 63 - __builtin_clzll(unclaimed);
-		*b = *a + 1;
-	}
+	if (worker < NET_POOL_MAX_CHUNKS && (unclaimed >> worker & 1))
+		return worker;
+	return 63 - __builtin_clzll(unclaimed);
 }
 
 /* Claims and runs chunks of the current run until none is left to claim. */
@@ -110,24 +93,16 @@ run_chunks(NetPool *pool, int worker)
 
 	while (TICKET_UNCLAIMED(t) != 0)
 	{
-		int			a,
-					b,
+		int			c = choose_chunk(TICKET_UNCLAIMED(t), worker),
 					chunks;
 
-		/* pool->chunks may already be the next run's: then the exchange fails */
-		choose_chunks(TICKET_UNCLAIMED(t), worker, pool->threads,
-					  __atomic_load_n(&pool->chunks, __ATOMIC_RELAXED), &a, &b);
-		if (b > NET_POOL_MAX_CHUNKS ||
-			!__atomic_compare_exchange_n(&pool->ticket, &t, t & ~CHUNK_BITS(a, b), false,
+		if (!__atomic_compare_exchange_n(&pool->ticket, &t, t & ~(UINT64_C(1) << c), false,
 										 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		{
-			t = __atomic_load_n(&pool->ticket, __ATOMIC_ACQUIRE);
-			continue;
-		}
-		/* chunks a..b-1 are ours: the run cannot change before we report them done */
+			continue;			/* t is the current ticket again */
+		/* chunk c is ours: the run cannot change before we report it done */
 		chunks = pool->chunks;
-		pool->fn(pool->arg, worker, pool->bounds[a], pool->bounds[b]);
-		if (__atomic_add_fetch(&pool->finished, b - a, __ATOMIC_ACQ_REL) == chunks &&
+		pool->fn(pool->arg, worker, pool->bounds[c], pool->bounds[c + 1]);
+		if (__atomic_add_fetch(&pool->finished, 1, __ATOMIC_ACQ_REL) == chunks &&
 			worker != 0)
 		{
 			pthread_mutex_lock(&pool->mutex);
@@ -233,7 +208,7 @@ mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, const int *bounds, in
 	pool->fn = fn;
 	pool->arg = arg;
 	pool->bounds = bounds;
-	__atomic_store_n(&pool->chunks, chunks, __ATOMIC_RELAXED);
+	pool->chunks = chunks;
 	__atomic_store_n(&pool->finished, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&pool->ticket, TICKET(TICKET_GEN(pool->ticket) + 1, CHUNK_BITS(0, chunks)),
 					 __ATOMIC_RELEASE);

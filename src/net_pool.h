@@ -34,11 +34,9 @@ extern int	mnist_net_pool_threads(const NetPool *pool);
 
 /*
  * fn(arg, worker, a, b) over chunks (at most NET_POOL_MAX_CHUNKS) of items: chunk c is
- * bounds[c]..bounds[c + 1] - 1; returns when all are done.  Chunk c belongs to thread
- * c * threads / chunks (with as many chunks as threads: chunk w to thread w), which takes its
- * own chunks first (as one range when they are together), then helps with the others' from the
- * end, one at a time; so from run to run a thread mostly gets the same items.  A NULL pool runs
- * fn(arg, 0, bounds[0], bounds[chunks]).
+ * bounds[c]..bounds[c + 1] - 1; returns when all are done.  Chunk w belongs to thread w, which
+ * takes it first, then helps with the others' from the last, one at a time; so from run to run
+ * a thread mostly gets the same items.  A NULL pool runs fn(arg, 0, bounds[0], bounds[chunks]).
  */
 extern void mnist_net_pool_run(NetPool *pool, NetTaskFn fn, void *arg, const int *bounds, int chunks);
 
