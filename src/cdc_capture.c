@@ -226,18 +226,7 @@ mnist_cdc_row_get(const CdcRelInfo *info, HeapTuple tuple, HeapTuple old_tuple, 
 	d = heap_getattr(tuple, info->label_att, desc, &isnull);
 	if (isnull)
 		return "label is null";
-	switch (info->label_type)
-	{
-		case INT2OID:
-			value = DatumGetInt16(d);
-			break;
-		case INT4OID:
-			value = DatumGetInt32(d);
-			break;
-		default:
-			value = DatumGetInt64(d);
-			break;
-	}
+	value = mnist_label_value(d, info->label_type);
 
 	d = heap_getattr(tuple, info->pixels_att, desc, &isnull);
 	if (isnull)

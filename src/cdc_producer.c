@@ -163,7 +163,17 @@ mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t
 					 errmsg("could not produce to Kafka topic \"%s\": %s",
 							rd_kafka_topic_name(rkt), rd_kafka_err2str(err))));
 		}
-		p->wait(p);
+		/* the headers are librdkafka's memory: freed also when the wait is cancelled */
+		PG_TRY();
+		{
+			p->wait(p);
+		}
+		PG_CATCH();
+		{
+			rd_kafka_headers_destroy(hdrs);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
 	p->produced++;
 }

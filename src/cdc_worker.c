@@ -25,16 +25,12 @@
 
 #include <unistd.h>
 
-#include "access/heapam.h"
-#include "access/relation.h"
 #include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"

@@ -23,3 +23,13 @@ mnist_label_type(Oid typid)
 
 	return base == INT2OID || base == INT4OID || base == INT8OID ? base : InvalidOid;
 }
+
+int64
+mnist_label_value(Datum d, Oid label_type)
+{
+	if (label_type == INT8OID)
+		return DatumGetInt64(d);
+	if (label_type == INT4OID)
+		return DatumGetInt32(d);
+	return DatumGetInt16(d);
+}

@@ -15,4 +15,7 @@ extern bool mnist_pixels_type_ok(Oid typid);
  */
 extern Oid	mnist_label_type(Oid typid);
 
+/* The value of a label datum of that type (mnist_label_type's result). */
+extern int64 mnist_label_value(Datum d, Oid label_type);
+
 #endif							/* MNIST_COLTYPE_H */

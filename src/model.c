@@ -38,7 +38,6 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
-#include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -56,7 +55,6 @@
 #include "funcapi.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
-#include "port/pg_bswap.h"
 #include "storage/itemptr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -339,27 +337,22 @@ weights_corrupted(const char *detail)
 }
 
 void
-mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam)
+mnist_weights_decode(bytea *weights, MnistNet *net)
 {
 	const uint8 *d = (const uint8 *) VARDATA_ANY(weights);
 	MnistWeightsInfo info;
 	char		detail[MNIST_WEIGHTS_DETAIL_SIZE];
-	float	   *params,
-			   *m = NULL,
-			   *v = NULL;
 
 	if (mnist_weights_check(d, VARSIZE_ANY_EXHDR(weights), &info, detail))
 	{
-		params = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
-		if (with_adam)
-		{
-			m = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
-			v = (float *) mnist_alloc_aligned64(info.n_params * sizeof(float));
-		}
+		float	   *params = mnist_alloc_aligned64(info.n_params * sizeof(float)),
+				   *m = mnist_alloc_aligned64(info.n_params * sizeof(float)),
+				   *v = mnist_alloc_aligned64(info.n_params * sizeof(float));
+
 		if (mnist_weights_read(d, &info, params, m, v, detail))
 		{
 			mnist_net_bind(net, info.n_hidden, params, m, v);
-			net->adam_step = with_adam ? info.adam_step : 0;
+			net->adam_step = info.adam_step;
 			return;
 		}
 	}
@@ -434,9 +427,13 @@ weights_decode_params(Datum value, MnistNet *net)
 	MnistWeightsInfo info;
 	char		detail[MNIST_WEIGHTS_DETAIL_SIZE];
 
-	if (mnist_weights_check((const uint8 *) VARDATA_ANY(head), len, &info, detail))
+	bool		valid = mnist_weights_check((const uint8 *) VARDATA_ANY(head), len, &info, detail);
+
+	pfree(head);
+	if (valid)
 	{
 		size_t		bytes = info.n_params * sizeof(float);
+		struct varlena *prefix = NULL;
 		/* 64 bytes before the parameters: room for the header they follow */
 		char	   *mem = prefaulted(mnist_alloc_aligned64(64 + bytes), 64 + bytes);
 		float	   *params = (float *) (mem + 64);
@@ -445,14 +442,18 @@ weights_decode_params(Datum value, MnistNet *net)
 		if (!fetch_slice_into(stored, MNIST_WEIGHTS_HEADER, bytes, (char *) params))
 		{
 			size_t		end = mnist_weights_params_end(&info);
-			struct varlena *prefix = detoast_attr_slice(stored, 0, end);
+
+			prefix = detoast_attr_slice(stored, 0, end);
 
 			if (VARSIZE_ANY_EXHDR(prefix) != end)
 				elog(ERROR, "weights prefix of %zu bytes read as %zu", end,
 					 (Size) VARSIZE_ANY_EXHDR(prefix));
 			d = (const uint8 *) VARDATA_ANY(prefix);
 		}
-		if (mnist_weights_read_params(d, &info, params, detail))
+		valid = mnist_weights_read_params(d, &info, params, detail);
+		if (prefix)
+			pfree(prefix);
+		if (valid)
 		{
 			mnist_net_bind(net, info.n_hidden, params, NULL, NULL);
 			net->adam_step = 0;
@@ -693,10 +694,12 @@ mnist_model_load_id(int64 id, bool with_adam)
 	m->name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	weights = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	{
+		/* a detoasted copy of the whole value stays in SPI's memory, freed by SPI_finish */
+		bytea	   *whole = with_adam ? DatumGetByteaPP(weights) : NULL;
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
 		if (with_adam)
-			mnist_weights_decode(DatumGetByteaPP(weights), &m->net, true);
+			mnist_weights_decode(whole, &m->net);
 		else
 			weights_decode_params(weights, &m->net);
 		m->scratch = palloc(model_scratch_size(m->net.n_hidden));

@@ -85,10 +85,10 @@ extern void *mnist_alloc_aligned64(Size size);
 extern bytea *mnist_weights_encode(const MnistNet *net);
 
 /*
- * Validates a weights bytea and decodes it into net (palloc'd in CurrentMemoryContext);
- * with_adam also allocates Adam state (zero when the bytea has none).  ERROR when corrupted.
+ * Validates a weights bytea and decodes it into net with its Adam state (zero when the bytea
+ * has none), palloc'd in CurrentMemoryContext.  ERROR when corrupted.
  */
-extern void mnist_weights_decode(bytea *weights, MnistNet *net, bool with_adam);
+extern void mnist_weights_decode(bytea *weights, MnistNet *net);
 
 /* The weights of the model serving that name (a copy), and its id.  ERROR if none. */
 extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);

@@ -135,13 +135,7 @@ source_receive(TupleTableSlot *slot, DestReceiver *self)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("label is null in %s of %s", row_description(r, slot), r->relname)));
-	d = slot->tts_values[1];
-	if (r->label_type == INT8OID)
-		label = DatumGetInt64(d);
-	else if (r->label_type == INT4OID)
-		label = DatumGetInt32(d);
-	else
-		label = DatumGetInt16(d);
+	label = mnist_label_value(slot->tts_values[1], r->label_type);
 
 	if (slot->tts_isnull[0])
 		ereport(ERROR,

@@ -17,7 +17,6 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
@@ -295,7 +294,7 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	 * other, their good messages appended in offset order: the same rows in the same order,
 	 * the set spilling to a temporary file beyond its bound.
 	 */
-	mnist_trainset_init_bounded(&rd.set, rd.total, mnist_train_memory_rows());
+	mnist_trainset_init_bounded(&rd.set, rd.total);
 	if (rd.total <= rd.set.capacity)
 	{
 		rd.valid = palloc_extended(rd.total, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);

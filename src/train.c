@@ -135,7 +135,7 @@ mnist_train_read_validation(const TrainOptions *opt, const char *pixels_column,
 	int64		rows = mnist_source_estimated_rows(opt->validation);
 
 	if (bounded)
-		mnist_trainset_init_bounded(vset, rows, mnist_train_memory_rows());
+		mnist_trainset_init_bounded(vset, rows);
 	else
 		mnist_trainset_init(vset, rows);
 	mnist_source_scan(opt->validation, pixels_column, label_column, add_row, vset);
@@ -204,7 +204,7 @@ mnist_train_init_net(const TrainOptions *opt, MnistNet *net, int64 *init_id)
 	{
 		bytea	   *w = mnist_model_fetch_weights(opt->init_model, init_id);
 
-		mnist_weights_decode(w, net, true);
+		mnist_weights_decode(w, net);
 		if (net->n_hidden != h)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -604,7 +604,7 @@ mnist_train(PG_FUNCTION_ARGS)
 	 * sized from the planner's estimate (growing by copies costs as much as reading), up to
 	 * what mnist_ml.train_memory holds: the rest spills to a temporary file
 	 */
-	mnist_trainset_init_bounded(&set, mnist_source_estimated_rows(relid), mnist_train_memory_rows());
+	mnist_trainset_init_bounded(&set, mnist_source_estimated_rows(relid));
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	cpu = cpu_seconds();
 	mnist_source_scan(relid, pixels_column, label_column, add_row, &set);

@@ -74,18 +74,11 @@ mnist_trainset_init(TrainSet *set, int64 expected_rows)
 }
 
 void
-mnist_trainset_init_bounded(TrainSet *set, int64 expected_rows, int64 max_rows)
-{
-	Assert(max_rows >= 1);
-	trainset_alloc(set, expected_rows, max_rows);
-}
-
-int64
-mnist_train_memory_rows(void)
+mnist_trainset_init_bounded(TrainSet *set, int64 expected_rows)
 {
 	int64		kb = mnist_train_memory >= 0 ? mnist_train_memory : maintenance_work_mem;
 
-	return Max(kb * 1024 / MNIST_ROW_BYTES, 1);
+	trainset_alloc(set, expected_rows, Max(kb * 1024 / MNIST_ROW_BYTES, 1));
 }
 
 /* Writes the rows of the I/O buffer at the end of the spill file. */
@@ -194,4 +187,10 @@ mnist_trainset_close(TrainSet *set)
 	if (set->spill)
 		FileClose(set->spill);
 	set->spill = 0;
+	if (set->io)
+		pfree(set->io);
+	pfree(set->images);
+	pfree(set->labels);
+	set->io = NULL;
+	set->images = set->labels = NULL;
 }

@@ -33,21 +33,21 @@ typedef struct TrainSet
 extern void mnist_trainset_init(TrainSet *set, int64 expected_rows);
 
 /*
- * An empty set whose arrays hold at most max_rows (>= 1) rows: a larger set spills to a
- * temporary file, and then images/labels are a window of max_rows rows for
- * mnist_trainset_read().
+ * An empty set whose arrays hold at most the rows mnist_ml.train_memory holds (-1:
+ * maintenance_work_mem): a larger set spills to a temporary file, and then images/labels are
+ * a window of that many rows for mnist_trainset_read().
  */
-extern void mnist_trainset_init_bounded(TrainSet *set, int64 expected_rows, int64 max_rows);
-
-/* The rows mnist_ml.train_memory holds (-1: maintenance_work_mem). */
-extern int64 mnist_train_memory_rows(void);
+extern void mnist_trainset_init_bounded(TrainSet *set, int64 expected_rows);
 
 extern void mnist_trainset_add(TrainSet *set, const uint8 *pixels, int label);
 
 /* Reads count rows of a spilled set, from row first, into its arrays at row dst. */
 extern void mnist_trainset_read(TrainSet *set, int64 first, int64 count, int64 dst);
 
-/* Removes the spill file, if any (it also goes at transaction end or on error). */
+/*
+ * Frees the rows and removes the spill file, if any (it also goes at transaction end or on
+ * error); the set keeps its row count.
+ */
 extern void mnist_trainset_close(TrainSet *set);
 
 #endif							/* MNIST_TRAINSET_H */

@@ -26,7 +26,6 @@
  */
 #include "weights.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
