@@ -67,11 +67,10 @@ CREATE TRIGGER classify BEFORE INSERT ON incoming
 	FOR EACH ROW EXECUTE FUNCTION mnist_classify('pixels', 'predicted', 'sp_model');
 INSERT INTO incoming (pixels) SELECT pixels FROM src;
 SELECT count(predicted) AS classified FROM incoming;
--- registered and stopped in one transaction: the worker never sees the job running
-BEGIN;
+-- online learning runs in the worker's database only (test/integration/online_learning.sh):
+-- here it is refused after its arguments are checked (not through try(): its nullif() would
+-- take evil's "=")
 SELECT mnist_online_start('sp_model', 'sp_topic', 'src');
-SELECT mnist_online_stop('sp_model') AS stopped;
-ROLLBACK;
 SET search_path = access_search_path, public;
 SELECT :m2 > :m1 AS gated, :deployed = :m1 AS deployed, :deployed_newest = :m2 AS deployed_newest,
        :rolled_back = :m1 AS rolled_back;

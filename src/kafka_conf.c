@@ -38,46 +38,66 @@ mnist_kafka_topic_name_check(const char *topic)
 				 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens.")));
 }
 
-void
-mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
+/*
+ * Sets key=value on conf; an ERROR names the property as shown (its quoted key, or where it
+ * stands when even the key must not be shown) and gives librdkafka's reason unless the
+ * value may be secret.
+ */
+static void
+conf_set_shown(rd_kafka_conf_t *conf, const char *key, const char *value, const char *shown,
+			   bool secret)
 {
 	char		errstr[512];
 
 	if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
-		bool		secret = mnist_kafka_property_is_secret(key);
-
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka property \"%s\"", key),
+				 errmsg("invalid Kafka property %s", shown),
 				 secret ? 0 : errdetail("%s", errstr)));
 	}
 }
 
-/* Sets each key=value pair of a properties string on conf; ERROR when malformed. */
+void
+mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
+{
+	conf_set_shown(conf, key, value, psprintf("\"%s\"", key), mnist_kafka_property_is_secret(key));
+}
+
+/*
+ * Sets each key=value pair of a properties string on conf; ERROR when malformed.  No error
+ * shows text that may belong to a secret value (mnist_kafka_props_where).
+ */
 static void
 apply_properties(rd_kafka_conf_t *conf, const char *props, const char *origin,
 				 bool skip_security)
 {
-	const char *p = props;
+	MnistPropsReader reader;
 	char	   *key = palloc(strlen(props) + 1);
 	char	   *value = palloc(strlen(props) + 1);
+	char		shown[256];
 	MnistPropsResult rc;
 
-	while ((rc = mnist_kafka_props_next(&p, key, value)) != MNIST_PROPS_END)
+	mnist_kafka_props_begin(&reader, props);
+	while ((rc = mnist_kafka_props_next(&reader, key, value)) != MNIST_PROPS_END)
 	{
+		mnist_kafka_props_where(&reader, key, shown, sizeof(shown));
 		if (rc != MNIST_PROPS_PAIR)
 		{
 			rd_kafka_conf_destroy(conf);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s near \"%s\"", origin, key),
+					 errmsg("invalid %s %s%s", origin, reader.after_secret ? "" : "near ", shown),
+					 reader.after_secret ?
+					 errdetail("Text after a secret property's value is never shown.") : 0,
 					 errhint("Write key=value pairs separated by commas or spaces; double-quote values that contain them.")));
 		}
 		if (skip_security && mnist_kafka_property_is_security(key))
 			continue;
-		mnist_kafka_conf_set(conf, key, value);
+		conf_set_shown(conf, key, value,
+					   reader.after_secret ? psprintf("%s of %s", shown, origin) : shown,
+					   reader.after_secret || mnist_kafka_property_is_secret(key));
 	}
 	pfree(key);
 	pfree(value);
@@ -142,6 +162,7 @@ mnist_kafka_properties_show(void)
 {
 	static char *shown = NULL;
 	const char *p = mnist_kafka_properties ? mnist_kafka_properties : "";
+	MnistPropsReader reader;
 	char	   *key = palloc(strlen(p) + 1);
 	char	   *value = palloc(strlen(p) + 1);
 	char	   *quoted = palloc(2 * strlen(p) + 3);
@@ -149,10 +170,18 @@ mnist_kafka_properties_show(void)
 	MnistPropsResult rc;
 
 	initStringInfo(&out);
-	while ((rc = mnist_kafka_props_next(&p, key, value)) == MNIST_PROPS_PAIR)
+	mnist_kafka_props_begin(&reader, p);
+	while ((rc = mnist_kafka_props_next(&reader, key, value)) == MNIST_PROPS_PAIR)
 	{
 		if (out.len > 0)
 			appendStringInfoChar(&out, ' ');
+		if (reader.after_secret)
+		{
+			/* what follows a secret's unquoted value may be the rest of it */
+			appendStringInfoString(&out, "********");
+			rc = MNIST_PROPS_END;
+			break;
+		}
 		if (mnist_kafka_property_is_secret(key))
 			appendStringInfo(&out, "%s=********", key);
 		else

@@ -11,6 +11,7 @@
 #include "kafka_props.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 bool
@@ -40,25 +41,48 @@ is_separator(char c)
 	return c == ',' || isspace((unsigned char) c);
 }
 
-MnistPropsResult
-mnist_kafka_props_next(const char **pp, char *key, char *value)
+void
+mnist_kafka_props_begin(MnistPropsReader *r, const char *props)
 {
-	const char *p = *pp;
+	r->p = props;
+	r->pair = 0;
+	r->after_secret = false;
+	r->last_secret = false;
+}
+
+void
+mnist_kafka_props_where(const MnistPropsReader *r, const char *key, char *out, size_t size)
+{
+	if (r->after_secret)
+		snprintf(out, size, "at pair %d", r->pair);
+	else
+		snprintf(out, size, "\"%s\"", key);
+}
+
+MnistPropsResult
+mnist_kafka_props_next(MnistPropsReader *r, char *key, char *value)
+{
+	const char *p = r->p;
 	char	   *k = key,
 			   *v = value;
+	bool		quoted;
 
+	r->after_secret |= r->last_secret;
+	r->last_secret = false;
 	*k = *v = '\0';
 	while (is_separator(*p))
 		p++;
 	if (*p == '\0')
 		return MNIST_PROPS_END;
+	r->pair++;
 	while (*p && *p != '=' && !is_separator(*p))
 		*k++ = *p++;
 	*k = '\0';
 	if (*p != '=' || k == key)
 		return MNIST_PROPS_MALFORMED;
 	p++;
-	if (*p == '"')
+	quoted = *p == '"';
+	if (quoted)
 	{
 		p++;
 		while (*p && *p != '"')
@@ -78,7 +102,9 @@ mnist_kafka_props_next(const char **pp, char *key, char *value)
 			*v++ = *p++;
 		*v = '\0';
 	}
-	*pp = p;
+	r->p = p;
+	/* a quoted value ends where its writer meant it to */
+	r->last_secret = !quoted && mnist_kafka_property_is_secret(key);
 	return MNIST_PROPS_PAIR;
 }
 

@@ -22,12 +22,33 @@ typedef enum MnistPropsResult
 	MNIST_PROPS_TOO_LONG		/* file only: a line longer than the caller's buffer */
 } MnistPropsResult;
 
+/* A reader of a properties string: where it is, and what it has read so far. */
+typedef struct MnistPropsReader
+{
+	const char *p;				/* the next byte to read */
+	int			pair;			/* the number of the pair read last (1 for the first) */
+	bool		after_secret;	/* a pair before the last one had a secret key and no quotes */
+	bool		last_secret;	/* the pair read last has a secret key and no quotes */
+} MnistPropsReader;
+
+/* Starts reading the properties string props. */
+extern void mnist_kafka_props_begin(MnistPropsReader *r, const char *props);
+
 /*
  * Reads the next pair of a properties string: key=value pairs separated by commas or white
  * space, a value double-quoted to contain either (\" and \\ escape inside quotes).  key and
- * value each have room for strlen(*pp) + 1 bytes.  Advances *pp past a pair.
+ * value each have room for strlen(r->p) + 1 bytes.  Advances r->p past a pair.
  */
-extern MnistPropsResult mnist_kafka_props_next(const char **pp, char *key, char *value);
+extern MnistPropsResult mnist_kafka_props_next(MnistPropsReader *r, char *key, char *value);
+
+/*
+ * Names the pair read last (key: what was read of it) in words safe to show and log:
+ * "\"key\"" when no pair before it had a secret key with an unquoted value, else "at pair N".
+ * A secret's value meant to hold a separator but written without quotes ("sasl.password=p w")
+ * runs on into the pairs after it, so no text after such a pair is ever shown.  Writes at most size bytes to out.
+ */
+extern void mnist_kafka_props_where(const MnistPropsReader *r, const char *key, char *out,
+									size_t size);
 
 /*
  * Writes value into out so that mnist_kafka_props_next reads it back: as is, or double-quoted

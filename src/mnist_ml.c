@@ -37,6 +37,7 @@ char	   *mnist_online_database = NULL;
 int			mnist_model_cache_size = 64 * 1024;
 int			mnist_train_memory = -1;
 int			mnist_train_threads = 1;
+bool		mnist_preloaded = false;
 
 static int	mnist_cpu_path = NET_CPU_AUTO;
 
@@ -151,14 +152,20 @@ _PG_init(void)
 
 	DefineCustomStringVariable("mnist_ml.online_database",
 							   "Database whose online learning jobs the online learning worker runs; empty means mnist_ml.cdc_database.",
-							   NULL, &mnist_online_database, "",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   "The worker restarts in the new database when this changes.",
+							   &mnist_online_database, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mnist_ml");
 
-	/* no background workers in a server started by pg_upgrade: they must not touch slots or Kafka */
+	/*
+	 * Workers exist only when the library is preloaded (every setting above may be defined in
+	 * any backend that loads it on first use: none is PGC_POSTMASTER).  None in a server
+	 * started by pg_upgrade: they must not touch slots or Kafka.
+	 */
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 	{
+		mnist_preloaded = true;
 		mnist_cdc_register();
 		mnist_online_register();
 	}

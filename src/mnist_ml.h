@@ -22,4 +22,7 @@ extern int	mnist_model_cache_size;	/* mnist_ml.model_cache_size: kB of decoded m
 extern int	mnist_train_memory;		/* mnist_ml.train_memory: kB of rows, -1: maintenance_work_mem */
 extern int	mnist_train_threads;	/* mnist_ml.train_threads: threads of one training */
 
+/* true in the postmaster and the processes it forks when shared_preload_libraries loaded us */
+extern bool mnist_preloaded;
+
 #endif							/* MNIST_ML_H */

@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "mnist_ml.h"
 #include "model.h"
 #include "online.h"
 #include "source.h"
@@ -29,6 +30,34 @@ char *
 mnist_online_instance_id(void)
 {
 	return psprintf(UINT64_FORMAT ":%u", GetSystemIdentifier(), MyDatabaseId);
+}
+
+/* The database the online learning worker serves: mnist_ml.online_database, else cdc_database. */
+const char *
+mnist_online_database_name(void)
+{
+	return mnist_online_database && mnist_online_database[0] ? mnist_online_database : mnist_cdc_database;
+}
+
+/* ERROR unless an online learning worker runs the jobs of this database. */
+static void
+online_check_worker(void)
+{
+	const char *here = get_database_name(MyDatabaseId);
+
+	if (!mnist_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("online learning needs mnist_ml in shared_preload_libraries"),
+				 errdetail("The online learning worker runs only when the server preloads the library."),
+				 errhint("Add mnist_ml to shared_preload_libraries and restart the server.")));
+	if (strcmp(here, mnist_online_database_name()) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the online learning worker serves database \"%s\", not \"%s\"",
+						mnist_online_database_name(), here),
+				 errhint("Start the job in database \"%s\", or set mnist_ml.online_database to \"%s\" and reload the configuration.",
+						 mnist_online_database_name(), here)));
 }
 
 PG_FUNCTION_INFO_V1(mnist_online_instance);
@@ -154,6 +183,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", mnist_source_relation_name(opt.validation)),
 				 errdetail("Every round reads the validation table as the role that started the job.")));
+	online_check_worker();
 	/* only the owner of a name trains it; the job needs a model to continue */
 	mnist_model_lock(opt.model_name);
 	if (mnist_model_served_id(opt.model_name) == 0)

@@ -779,8 +779,7 @@ void
 mnist_online_worker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
-	const char *database = mnist_online_database && mnist_online_database[0] ?
-		mnist_online_database : mnist_cdc_database;
+	char	   *database = MemoryContextStrdup(TopMemoryContext, mnist_online_database_name());
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -800,6 +799,14 @@ mnist_online_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(database, mnist_online_database_name()) != 0)
+			{
+				/* the postmaster starts it again (bgw_restart_time), connected to the new one */
+				ereport(LOG,
+						(errmsg("online learning worker: mnist_ml.online_database is now \"%s\": restarting",
+								mnist_online_database_name())));
+				proc_exit(1);
+			}
 		}
 		sync_jobs();
 		for (Job *job = jobs; job; job = job->next)
