@@ -102,6 +102,8 @@ SET ROLE regress_dep_other;
 SELECT count(*) > 0 AS can_read FROM mnist_deployments WHERE name = 'dep';
 SELECT try($$SELECT mnist_deploy('dep')$$);
 SELECT try($$SELECT mnist_rollback('dep')$$);
+-- the hint says what only the owner may do
+SELECT mnist_deploy('dep');
 SELECT try($$INSERT INTO mnist_deployments (name, model_id, deployed_by, reason) VALUES ('dep', 1, current_user::regrole, 'x')$$);
 SELECT try($$UPDATE mnist_deployments SET model_id = 1$$);
 SELECT try($$DELETE FROM mnist_deployments$$);
@@ -111,6 +113,18 @@ SELECT rows FROM mnist_evaluate('probe', :m1::bigint);
 RESET ROLE;
 DROP OWNED BY regress_dep_other;
 DROP ROLE regress_dep_other;
+
+-- every deployed model of a name deleted: no model serves it, not even one stored with
+-- deploy => 'never', and mnist_rollback says what happened; deploying a model serves it again
+SET client_min_messages = warning;
+SELECT mnist_train('src', 'orph', epochs => 1, seed => 5) AS oa \gset
+SELECT mnist_train('src', 'orph', epochs => 1, seed => 6, deploy => 'never') AS ob \gset
+RESET client_min_messages;
+DELETE FROM mnist_models WHERE id = :oa;
+SELECT try($$SELECT mnist_predict(pixels, 'orph') FROM probe$$);
+SELECT try($$SELECT mnist_rollback('orph')$$);
+SELECT mnist_deploy('orph', :ob) = :ob AS deployed_ob;
+SELECT count(mnist_predict(pixels, 'orph')) AS served_again FROM probe;
 
 -- the history is dumped with the models
 SELECT c::regclass AS dumped FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'mnist_ml' ORDER BY 1;

@@ -1,5 +1,6 @@
 -- The per-backend model cache is bounded by mnist_ml.model_cache_size (least recently used
--- models dropped first), but never drops a model the running transaction uses.
+-- models dropped first), but never drops a model a running query holds; inside a transaction
+-- too, a model no query holds any more is dropped.
 \set schema model_cache_bound
 \i sql/common/setup.psql
 CREATE TABLE src AS SELECT id, pixels, label FROM mnist_train ORDER BY id LIMIT 300;
@@ -32,7 +33,7 @@ SELECT count(*) AS rows,
        count(*) FILTER (WHERE mnist_predict(s.pixels, CASE WHEN s.id % 2 = 0 THEN 'bound_a' ELSE 'bound_b' END) =
                               CASE WHEN s.id % 2 = 0 THEN x.a ELSE x.b END) AS alternating_right
   FROM src s JOIN alone x USING (id);
--- in one transaction both stay, at its end the cache goes back to its bound
+-- in one transaction the model of the query before is not held any more: the bound holds
 BEGIN;
 SELECT count(*) FILTER (WHERE mnist_predict(pixels, 'bound_a') IS NOT NULL) AS a FROM src;
 SELECT count(*) FILTER (WHERE mnist_predict(pixels, 'bound_b') IS NOT NULL) AS b FROM src;
@@ -69,4 +70,19 @@ SELECT count(*) AS statements, count(DISTINCT class) AS classes, max(cached) AS 
 SELECT count(*) AS cached, sum(bytes) <= 4 * :small_model AS within_bound
   FROM mnist_model_cache();
 SELECT name FROM mnist_model_cache();
+
+-- the same in one transaction: a DO block predicting with and evaluating 300 models (a
+-- hyperparameter search) keeps no more than the bound
+CREATE TABLE seen_in_block (cached int, bytes bigint);
+CREATE TABLE labelled AS SELECT pixels, label FROM src ORDER BY id LIMIT 1;
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP
+		PERFORM mnist_predict(pixels, 'bound_' || i) FROM probe;
+		PERFORM * FROM mnist_evaluate('labelled', 'bound_' || (i + 300));
+		INSERT INTO seen_in_block SELECT count(*), sum(bytes) FROM mnist_model_cache();
+	END LOOP;
+END $$;
+SELECT count(*) AS steps, max(cached) AS most_cached, max(bytes) <= 4 * :small_model AS within_bound
+  FROM seen_in_block;
 RESET mnist_ml.model_cache_size;

@@ -102,6 +102,12 @@ SELECT try($$SELECT mnist_predict(pixels, 'errors_int') FROM t LIMIT 1$$);
 UPDATE mnist_models m SET weights = overlay(s.weights PLACING '\x0000c07f' FROM 1001) FROM saved s WHERE m.id = s.id;
 SELECT try($$SELECT mnist_predict(pixels, 'errors_int') FROM t LIMIT 1$$);
 SELECT try($$SELECT mnist_train('int_labels', 'bad', epochs => 1, init_model => 'errors_int')$$);
+-- finite weights so large that a logit overflows (every w2 3e38: 128 hidden units, so w2 starts
+-- at byte 32 + 4 * (784 * 128 + 128)) would classify every image as 0: refused as corrupted
+UPDATE mnist_models m SET weights = overlay(s.weights PLACING decode(repeat('e6b1617f', 1280), 'hex') FROM 401953)
+	FROM saved s WHERE m.id = s.id;
+SELECT try($$SELECT mnist_predict(pixels, 'errors_int') FROM t LIMIT 1$$);
+SELECT try($$SELECT mnist_predict_proba(pixels, 'errors_int') FROM t LIMIT 1$$);
 -- an infinite Adam moment (after the parameters) is caught too
 UPDATE mnist_models m SET weights = overlay(s.weights PLACING '\x0000807f' FROM length(s.weights) - 3) FROM saved s WHERE m.id = s.id;
 SELECT try($$SELECT mnist_train('int_labels', 'bad', epochs => 1, init_model => 'errors_int')$$);

@@ -112,6 +112,18 @@ current_deployment(const char *name)
 	return d;
 }
 
+/* The number of deployment rows of that name, whether their models exist or not (inside SPI). */
+static int64
+deployment_count(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	query_latest(psprintf("SELECT count(*) FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+						  mnist_deployments_table()), 1, argtypes, values);
+	return column_int64(1);
+}
+
 /* Appends a deployment row (inside SPI), as the owner of the table. */
 static void
 insert_deployment(const char *name, int64 model_id, int64 replaced, const char *reason,
@@ -189,7 +201,7 @@ mnist_deploy(PG_FUNCTION_ARGS)
 				 errmsg("model_name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	deploy_check_writable("mnist_deploy()");
-	mnist_model_lock(name);
+	mnist_model_lock(name, "deploy or roll back models of");
 
 	SPI_connect();
 	{
@@ -228,10 +240,16 @@ mnist_rollback(PG_FUNCTION_ARGS)
 				target;
 
 	deploy_check_writable("mnist_rollback()");
-	mnist_model_lock(name);
+	mnist_model_lock(name, "deploy or roll back models of");
 
 	SPI_connect();
 	cur = current_deployment(name);
+	if (cur.id == 0 && deployment_count(name) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed model to roll back from", name),
+				 errdetail("The models deployed under this name were deleted."),
+				 errhint("Deploy one of its models with mnist_deploy(model_name, model_id).")));
 	if (cur.id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

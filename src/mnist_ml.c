@@ -146,7 +146,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("mnist_ml.model_cache_size",
 							"Memory of decoded models each session keeps; the least recently used are dropped first.",
-							"Models the running transaction uses are kept until it ends.",
+							"Models a running query holds are kept until it ends.",
 							&mnist_model_cache_size, 64 * 1024, 0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 

@@ -7,8 +7,10 @@
  * and report a corrupted value as ERRCODE_DATA_CORRUPTED.
  *
  * Serving: a name is served by its deployed model, the model of its latest row in
- * mnist_deployments whose model still exists (deploy.c writes them), else by its newest model
- * (a name never deployed, or a database still at 1.0, which has no mnist_deployments).
+ * mnist_deployments whose model still exists (deploy.c writes them).  A name never deployed
+ * (or a database still at 1.0, which has no mnist_deployments) is served by its newest model;
+ * a name whose deployed models were all deleted is served by none (never by a model that
+ * was kept from serving, such as one stored with deploy => 'never').
  * lookup_model() is the one resolver; it reads the store by index scans, not SQL.
  *
  * Cold load: what a new session pays at its first prediction.  Only the parameters are read
@@ -22,14 +24,18 @@
  * (after AcceptInvalidationMessages) resolves the name again with a fresh snapshot and
  * decodes the served row unless it is the very row version already cached: same table (OID),
  * same xmin and ctid.  Ids alone are not enough: TRUNCATE ... RESTART IDENTITY or DROP/CREATE
- * EXTENSION reuse them, and an UPDATE keeps them.  A replaced model is moved under
- * TopTransactionContext, so pointers handed out earlier stay valid until the transaction ends.
+ * EXTENSION reuse them, and an UPDATE keeps them.
+ *
+ * Holders: mnist_model_get() hands a model out to a holder, a memory context of the caller
+ * (a per-row function's fn_mcxt, which lives as long as its query's executor state, or the
+ * context of one call).  A model is held until every holder it was handed to is reset or
+ * deleted (a reset callback counts them down); a model replaced by a newer row version, or
+ * dropped from the cache, is freed once nothing holds it.
  *
  * Bound: the cache holds at most mnist_ml.model_cache_size of decoded models (their memory
- * contexts), dropping the least recently used first.  A model handed out in the running
- * transaction may be in use (per-row functions keep it in fn_extra until the query ends), so it
- * is never dropped before the transaction ends: the cache exceeds the bound by at most the
- * models one transaction uses, and is trimmed back at its end (cache_xact_cb).
+ * contexts), dropping the least recently used first, but never a held one: the cache exceeds
+ * the bound by at most the models that running queries hold, also inside one transaction
+ * (a DO block trying 200 models keeps no more than the bound plus the one in use).
  */
 #include "postgres.h"
 
@@ -78,18 +84,25 @@ typedef struct ModelRow
 	ItemPointerData ctid;
 } ModelRow;
 
+/* A decoded model and what holds it. */
+typedef struct Decoded
+{
+	MnistModel	model;
+	MemoryContext cxt;			/* holds this struct and all of the model's memory */
+	int			holders;		/* holder contexts not reset or deleted yet */
+	bool		cached;			/* still the model of its cache entry */
+} Decoded;
+
 /* One cached model name. */
 typedef struct CacheEntry
 {
 	dlist_node	node;			/* in cache_lru */
 	char	   *name;
-	MnistModel *model;
+	Decoded    *decoded;
 	ModelRow	row;			/* the row model was decoded from */
-	MemoryContext cxt;			/* holds model */
-	Size		bytes;			/* memory of cxt */
+	Size		bytes;			/* memory of decoded->cxt */
 	uint64		checked_gen;	/* cache_generation when the id was last checked */
 	LocalTransactionId checked_lxid;	/* valid only in this transaction, or Invalid */
-	LocalTransactionId used_lxid;	/* the transaction that last got model */
 } CacheEntry;
 
 static MemoryContext cache_cxt = NULL;
@@ -130,23 +143,51 @@ models_relcache_cb(Datum arg, Oid relid)
 	}
 }
 
-/* Drops a cached model (which nothing may use any more). */
+/* Frees a decoded model no cache entry has any more, once nothing holds it. */
+static void
+decoded_release(Decoded *d)
+{
+	d->cached = false;
+	if (d->holders == 0)
+		MemoryContextDelete(d->cxt);
+}
+
+/* Reset callback of a holder context: one holder of a model fewer. */
+static void
+decoded_unhold(void *arg)
+{
+	Decoded    *d = (Decoded *) arg;
+
+	if (--d->holders == 0 && !d->cached)
+		MemoryContextDelete(d->cxt);
+}
+
+/* Hands d out to holder: it stays valid until holder is reset or deleted. */
+static void
+decoded_hold(Decoded *d, MemoryContext holder)
+{
+	MemoryContextCallback *cb = MemoryContextAlloc(holder, sizeof(MemoryContextCallback));
+
+	cb->func = decoded_unhold;
+	cb->arg = d;
+	MemoryContextRegisterResetCallback(holder, cb);
+	d->holders++;
+}
+
+/* Drops a cache entry; its model goes once nothing holds it. */
 static void
 cache_evict(CacheEntry *e)
 {
 	dlist_delete(&e->node);
 	cache_bytes -= e->bytes;
-	MemoryContextDelete(e->cxt);
+	decoded_release(e->decoded);
 	pfree(e->name);
 	pfree(e);
 }
 
-/*
- * Drops least recently used models until the cache fits mnist_ml.model_cache_size; before
- * the end of the transaction, not those the running transaction got.
- */
+/* Drops least recently used models nothing holds until the cache fits mnist_ml.model_cache_size. */
 static void
-cache_trim(bool xact_end)
+cache_trim(void)
 {
 	Size		limit = (Size) mnist_model_cache_size * 1024;
 	dlist_node *node,
@@ -160,17 +201,17 @@ cache_trim(bool xact_end)
 		CacheEntry *e = dlist_container(CacheEntry, node, node);
 
 		prev = node->prev;
-		if (xact_end || e->used_lxid != MyProc->lxid)
+		if (e->decoded->holders == 0)
 			cache_evict(e);
 	}
 }
 
-/* At the end of a transaction no model is in use: the cache goes back within its bound. */
+/* At the end of a transaction its queries' holders are gone: the cache goes back within its bound. */
 static void
 cache_xact_cb(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
-		cache_trim(true);
+		cache_trim();
 }
 
 /*
@@ -509,25 +550,28 @@ row_has_name(TupleTableSlot *slot, const text *name)
 }
 
 /*
- * The resolver: id of the model serving that name under snap, or 0 when it has none.  The
+ * The resolver: id of the model serving that name under snap, or 0 when it has none
+ * (*orphaned then tells whether it has models but its deployed ones were all deleted).  The
  * model's row is left in *slot (a slot of mnist_models in CurrentMemoryContext, which the
  * caller drops), with its stored weights (maybe toasted: not read yet).
  *
  * It is the query
  *	 (SELECT m.* FROM mnist_deployments d JOIN mnist_models m ON m.id = d.model_id AND
  *	  m.name = d.name WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1)
- *	 UNION ALL (SELECT * FROM mnist_models WHERE name = $1 ORDER BY id DESC LIMIT 1) LIMIT 1
+ *	 UNION ALL (SELECT * FROM mnist_models WHERE name = $1 AND NOT EXISTS
+ *				(SELECT FROM mnist_deployments WHERE name = $1) ORDER BY id DESC LIMIT 1) LIMIT 1
  * run as index scans: no parser, no planner, the half of a new session's first prediction
  * they cost through SPI.  No privilege or row-level security check applies, as for the owner
  * of the store that the functions read it as (mnist_store_as_owner).
  */
 static int64
-lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
+lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot, bool *orphaned)
 {
 	text	   *key = cstring_to_text(name);
 	Oid			deployments = deployments_relid;	/* read before a lock accepts invalidations */
 	Relation	models = table_open(models_relid, AccessShareLock);
 	bool		found = false;
+	bool		deployed = false;
 	bool		isnull;
 
 	*slot = table_slot_create(models, NULL);
@@ -548,6 +592,7 @@ lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 		{
 			Datum		model_id = slot_getattr(d, layout.deployments_model_id, &isnull);
 
+			deployed = true;
 			found = !isnull &&
 				index_first(models, layout.models_by_id, snap, F_INT8EQ, model_id,
 							ForwardScanDirection, *slot) &&
@@ -558,9 +603,14 @@ lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 		index_close(index, NoLock);
 		table_close(drel, NoLock);
 	}
-	if (!found)
-		found = index_first(models, layout.models_by_name, snap, F_TEXTEQ, PointerGetDatum(key),
-							BackwardScanDirection, *slot);
+	/* the newest model: the served one of a name never deployed */
+	*orphaned = false;
+	if (!found && index_first(models, layout.models_by_name, snap, F_TEXTEQ, PointerGetDatum(key),
+							  BackwardScanDirection, *slot))
+	{
+		found = !deployed;
+		*orphaned = deployed;
+	}
 	table_close(models, NoLock);
 	pfree(key);
 	if (!found)
@@ -594,8 +644,14 @@ slot_weights(TupleTableSlot *slot, const char *name, int64 id)
 }
 
 static void
-model_not_found(const char *name)
+model_not_found(const char *name, bool orphaned)
 {
+	if (orphaned)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no deployed model", name),
+				 errdetail("The models deployed under this name were deleted; a model never deployed does not serve in their place."),
+				 errhint("Deploy one of its models with mnist_deploy(model_name, model_id).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("model \"%s\" does not exist", name),
@@ -608,13 +664,14 @@ mnist_model_fetch_weights(const char *name, int64 *id)
 	Snapshot	snap;
 	TupleTableSlot *slot;
 	bytea	   *weights;
+	bool		orphaned;
 
 	models_relation();
 	/* the statement's snapshot, as the query that read it before */
 	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
-	*id = lookup_model(name, snap, &slot);
+	*id = lookup_model(name, snap, &slot, &orphaned);
 	if (*id == 0)
-		model_not_found(name);
+		model_not_found(name, orphaned);
 	weights = DatumGetByteaPCopy(slot_weights(slot, name, *id));
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
@@ -627,10 +684,11 @@ mnist_model_served_id(const char *name)
 	Snapshot	snap;
 	TupleTableSlot *slot;
 	int64		id;
+	bool		orphaned;
 
 	models_relation();
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	id = lookup_model(name, snap, &slot);
+	id = lookup_model(name, snap, &slot, &orphaned);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 	return id;
@@ -710,7 +768,7 @@ mnist_model_load_id(int64 id, bool with_adam)
 }
 
 MnistModel *
-mnist_model_get(const char *name)
+mnist_model_get(const char *name, MemoryContext holder)
 {
 	CacheEntry *e;
 	dlist_iter	iter;
@@ -721,6 +779,7 @@ mnist_model_get(const char *name)
 	TupleTableSlot *slot;
 	Snapshot	snap;
 	ErrorContextCallback errcb;
+	bool		orphaned;
 
 	AcceptInvalidationMessages();
 	models_relation();
@@ -733,13 +792,15 @@ mnist_model_get(const char *name)
 		{
 			e = c;
 			dlist_move_head(&cache_lru, &e->node);
-			e->used_lxid = MyProc->lxid;
 			break;
 		}
 	}
 	if (e != NULL && e->checked_gen == cache_generation &&
 		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
-		return e->model;
+	{
+		decoded_hold(e->decoded, holder);
+		return &e->decoded->model;
+	}
 
 	/* no entry, nor a query, for a name that cannot exist */
 	mnist_model_name_check(name);
@@ -759,9 +820,9 @@ mnist_model_get(const char *name)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	id = lookup_model(name, snap, &slot);
+	id = lookup_model(name, snap, &slot, &orphaned);
 	if (id == 0)
-		model_not_found(name);
+		model_not_found(name, orphaned);
 	slot_row(slot, &row);
 	if (e == NULL || e->row.relid != row.relid ||
 		!TransactionIdEquals(e->row.xmin, row.xmin) || !ItemPointerEquals(&e->row.ctid, &row.ctid))
@@ -769,9 +830,11 @@ mnist_model_get(const char *name)
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml model",
 												  ALLOCSET_DEFAULT_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
-		MnistModel *m;
+		Decoded    *d = palloc0(sizeof(Decoded));
+		MnistModel *m = &d->model;
 
-		m = palloc0(sizeof(MnistModel));
+		d->cxt = cxt;
+		d->cached = true;
 		m->id = id;
 		m->name = pstrdup(name);
 		weights_decode_params(slot_weights(slot, name, id), &m->net);
@@ -787,19 +850,17 @@ mnist_model_get(const char *name)
 			e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
 			e->name = MemoryContextStrdup(cache_cxt, name);
 			dlist_push_head(&cache_lru, &e->node);
-			e->used_lxid = MyProc->lxid;
 		}
 		else
 		{
-			/* the previous model may still be in use by a running query */
-			MemoryContextSetParent(e->cxt, TopTransactionContext);
+			/* the previous model goes once the queries holding it end */
+			decoded_release(e->decoded);
 			cache_bytes -= e->bytes;
 		}
 		MemoryContextSetParent(cxt, cache_cxt);
-		e->cxt = cxt;
 		e->bytes = MemoryContextMemAllocated(cxt, true);
 		cache_bytes += e->bytes;
-		e->model = m;
+		e->decoded = d;
 		e->row = row;
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -808,8 +869,9 @@ mnist_model_get(const char *name)
 
 	e->checked_gen = gen;
 	e->checked_lxid = latest ? InvalidLocalTransactionId : MyProc->lxid;
-	cache_trim(false);
-	return e->model;
+	decoded_hold(e->decoded, holder);
+	cache_trim();
+	return &e->decoded->model;
 }
 
 PG_FUNCTION_INFO_V1(mnist_model_cache);
@@ -832,8 +894,8 @@ mnist_model_cache(PG_FUNCTION_ARGS)
 		bool		nulls[4] = {false, false, false, false};
 
 		values[0] = CStringGetTextDatum(e->name);
-		values[1] = Int64GetDatum(e->model->id);
-		values[2] = Int32GetDatum(e->model->net.n_hidden);
+		values[1] = Int64GetDatum(e->decoded->model.id);
+		values[2] = Int32GetDatum(e->decoded->model.net.n_hidden);
 		values[3] = Int64GetDatum((int64) e->bytes);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -860,7 +922,7 @@ mnist_model_name_check(const char *name)
  * for the lock counts.
  */
 static void
-check_name_owner(const char *name, Oid user)
+check_name_owner(const char *name, Oid user, const char *action)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
@@ -898,6 +960,7 @@ check_name_owner(const char *name, Oid user)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("model \"%s\" belongs to role %s", name, owner_name),
+			 action ? errhint("Only members of that role may %s this name.", action) :
 			 errhint("Choose another model_name; only members of that role may store newer models of this name.")));
 }
 
@@ -916,12 +979,12 @@ lock_name(Oid relid, const char *name)
 }
 
 void
-mnist_model_lock(const char *name)
+mnist_model_lock(const char *name, const char *action)
 {
 	mnist_model_name_check(name);
 	lock_name(models_relation(), name);
 	SPI_connect();
-	check_name_owner(name, GetUserId());
+	check_name_owner(name, GetUserId(), action);
 	SPI_finish();
 }
 
@@ -949,7 +1012,7 @@ mnist_model_store(const char *name, const char *hyperparameters, const char *met
 	mnist_model_name_check(name);
 	lock_name(relid, name);
 	SPI_connect();
-	check_name_owner(name, user);
+	check_name_owner(name, user, NULL);
 	/* no row limit: that would stop the statement before its AFTER STATEMENT trigger */
 	if (SPI_execute_with_args(psprintf("INSERT INTO %s (name, hyperparameters, metrics, weights, trained_by) "
 									   "VALUES ($1, $2::pg_catalog.jsonb, $3::pg_catalog.jsonb, $4, $5) "

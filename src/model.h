@@ -37,11 +37,12 @@ extern int	mnist_model_classify(MnistModel *model, const uint8_t *pixels);
 
 /*
  * The model serving that name (its deployed model, else its newest), decoded once and cached
- * per backend (within mnist_ml.model_cache_size, least recently used dropped first).  A model stored, deployed or rolled back by any session is seen by the next
- * statement.  ERROR if there is none.  The result stays valid at least until the end of the
- * current transaction.
+ * per backend (within mnist_ml.model_cache_size, least recently used dropped first).  A model
+ * stored, deployed or rolled back by any session is seen by the next statement.  ERROR if
+ * there is none.  The result stays valid until holder (a memory context of the caller's:
+ * fn_mcxt for a model kept in fn_extra) is reset or deleted.
  */
-extern MnistModel *mnist_model_get(const char *name);
+extern MnistModel *mnist_model_get(const char *name, MemoryContext holder);
 
 /* Id of the model serving that name as of now (the latest snapshot), or 0 if it has none. */
 extern int64 mnist_model_served_id(const char *name);
@@ -71,9 +72,11 @@ extern void mnist_store_as_owner(Oid *save_userid, int *save_sec);
  * Takes, until the end of the transaction, the lock serializing stores and deploy decisions of
  * a name (pg_advisory_xact_lock(<OID of mnist_models>::int4, hashtext(name))), then checks
  * that the current user may write it: ERROR 42501 unless it has the privileges of the role
- * owning the name.  22023 for a name that cannot be stored.
+ * owning the name, whose hint says what only that role may do (action: "deploy or roll back
+ * models of", "start or stop online learning of"; NULL when storing a model).  22023 for a
+ * name that cannot be stored.
  */
-extern void mnist_model_lock(const char *name);
+extern void mnist_model_lock(const char *name, const char *action);
 
 /*
  * size bytes starting on a 64-byte cache line, in CurrentMemoryContext (PostgreSQL 15 has no

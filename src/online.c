@@ -185,7 +185,7 @@ mnist_online_start(PG_FUNCTION_ARGS)
 				 errdetail("Every round reads the validation table as the role that started the job.")));
 	online_check_worker();
 	/* only the owner of a name trains it; the job needs a model to continue */
-	mnist_model_lock(opt.model_name);
+	mnist_model_lock(opt.model_name, "start or stop online learning of");
 	if (mnist_model_served_id(opt.model_name) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -257,7 +257,7 @@ mnist_online_stop(PG_FUNCTION_ARGS)
 
 	PreventCommandIfReadOnly("mnist_online_stop()");
 	online_check_version("mnist_online_stop()");
-	mnist_model_lock(name);
+	mnist_model_lock(name, "start or stop online learning of");
 	SPI_connect();
 	stopped = write_jobs(psprintf("UPDATE %s SET state = 'stopped' WHERE model_name OPERATOR(pg_catalog.=) $1 "
 								  "AND state OPERATOR(pg_catalog.<>) 'stopped'",

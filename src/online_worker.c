@@ -37,6 +37,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -669,7 +670,7 @@ job_round(Job *job)
 	 * from here to the commit, keeps further ones out) supersedes the job's line: the candidate
 	 * is stored, not deployed, and the next round starts from the model deployed now.
 	 */
-	mnist_model_lock(job->name);
+	mnist_model_lock(job->name, NULL);
 	superseded = served != 0 && mnist_model_served_id(job->name) != served;
 	opt.deploy = superseded ? TRAIN_DEPLOY_NEVER : TRAIN_DEPLOY_IF_BETTER;
 	initStringInfo(&source);

@@ -31,8 +31,9 @@
 typedef struct PredictCache
 {
 	MnistModel *model;
+	MemoryContext holder;		/* holds model (mnist_model_get): reset when the name changes */
 	int			name_len;
-	char		name[FLEXIBLE_ARRAY_MEMBER];
+	char		name[MNIST_MAX_NAME_BYTES];
 } PredictCache;
 
 /* The model named by a text argument, looked up once per query and name. */
@@ -41,19 +42,24 @@ model_for_call(FunctionCallInfo fcinfo, text *name)
 {
 	PredictCache *c = (PredictCache *) fcinfo->flinfo->fn_extra;
 	int			len = VARSIZE_ANY_EXHDR(name);
-	MnistModel *model;
 
 	if (c != NULL && c->name_len == len && memcmp(c->name, VARDATA_ANY(name), len) == 0)
 		return c->model;
-	model = mnist_model_get(text_to_cstring(name));
-	if (c != NULL)
-		pfree(c);
-	c = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, offsetof(PredictCache, name) + len);
-	c->model = model;
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PredictCache));
+		c->holder = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "mnist_ml model holder",
+										  ALLOCSET_SMALL_SIZES);
+		fcinfo->flinfo->fn_extra = c;
+	}
+	/* the model of the name before is not held any more */
+	c->name_len = -1;
+	MemoryContextReset(c->holder);
+	c->model = mnist_model_get(text_to_cstring(name), c->holder);
+	/* a longer name is no model's (mnist_model_get said so) */
 	c->name_len = len;
 	memcpy(c->name, VARDATA_ANY(name), len);
-	fcinfo->flinfo->fn_extra = c;
-	return model;
+	return c->model;
 }
 
 /*
@@ -131,7 +137,7 @@ evaluate(FunctionCallInfo fcinfo, EvalState *st, bool by_id)
 {
 	memset(st, 0, sizeof(EvalState));
 	st->model = by_id ? mnist_model_load_id(PG_GETARG_INT64(1), false) :
-		mnist_model_get(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+		mnist_model_get(text_to_cstring(PG_GETARG_TEXT_PP(1)), CurrentMemoryContext);
 	return mnist_source_scan(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(2)),
 					   NameStr(*PG_GETARG_NAME(3)), eval_row, st);
 }
@@ -299,7 +305,8 @@ mnist_classify(PG_FUNCTION_ARGS)
 		tmp.pixels_attno = classify_column(td->tg_relation, tg->tgargs[0], true);
 		tmp.predicted_attno = classify_column(td->tg_relation, tg->tgargs[1], false);
 		tmp.predicted_type = mnist_label_type(TupleDescAttr(desc, tmp.predicted_attno - 1)->atttypid);
-		tmp.model = mnist_model_get(tg->tgnargs == 3 ? tg->tgargs[2] : "default");
+		tmp.model = mnist_model_get(tg->tgnargs == 3 ? tg->tgargs[2] : "default",
+									fcinfo->flinfo->fn_mcxt);
 		if (c == NULL)
 			c = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ClassifyCache));
 		*c = tmp;

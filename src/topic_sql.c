@@ -527,7 +527,7 @@ mnist_evaluate_topic(PG_FUNCTION_ARGS)
 
 	stream_args(fcinfo, &call);
 	InitMaterializedSRF(fcinfo, 0);
-	st.model = mnist_model_get(call.model_name);
+	st.model = mnist_model_get(call.model_name, CurrentMemoryContext);
 
 	rows = stream_topic(&call, evaluate_visit, &st);
 
@@ -581,7 +581,7 @@ mnist_predict_topic(PG_FUNCTION_ARGS)
 	stream_args(fcinfo, &call);
 	InitMaterializedSRF(fcinfo, 0);
 	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	st.model = mnist_model_get(call.model_name);
+	st.model = mnist_model_get(call.model_name, CurrentMemoryContext);
 
 	stream_topic(&call, predict_visit, &st);
 	return (Datum) 0;

@@ -472,7 +472,7 @@ mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int6
 	 */
 	if (vset)
 		evaluate_set(net, vset, &vloss, &vaccuracy);
-	mnist_model_lock(opt->model_name);
+	mnist_model_lock(opt->model_name, NULL);
 	if (vset)
 	{
 		deployed_id = mnist_model_served_id(opt->model_name);

@@ -20,12 +20,15 @@
  *	32+8P	float32[P]	Adam second moments v (only with flag bit 0)
  *
  * A weights value is validated whenever it is read: exact length, magic, version, sizes,
- * flags, and every float read finite (v also non-negative).  Serving a model reads the header
+ * flags, every float read finite (v also non-negative), and the parameters small enough that
+ * no image makes a logit overflow (logits_bounded).  Serving a model reads the header
  * and the parameters only (mnist_weights_read_params), a third of a value with Adam state; the
  * length it checks is then the whole value's, which the caller knows without reading it.
  */
 #include "weights.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -194,12 +197,46 @@ mnist_weights_params_end(const MnistWeightsInfo *info)
 	return WEIGHTS_HEADER + info->n_params * sizeof(float);
 }
 
+/*
+ * Whether every logit of every image is finite: pixels scaled to 0..1 make hidden unit j at
+ * most |b1[j]| + sum_i |w1[i][j]| in magnitude, and logit k at most |b2[k]| + the sum over j of
+ * |w2[j][k]| times that bound.  The bound (in double, which cannot overflow on finite floats)
+ * is kept below half the largest float, room for the rounding of any float summation order.
+ */
+static bool
+logits_bounded(const float *params, int hidden)
+{
+	const float *w1 = params,
+			   *b1 = w1 + NET_INPUTS * hidden,
+			   *w2 = b1 + hidden,
+			   *b2 = w2 + hidden * NET_OUTPUTS;
+	double		unit[MNIST_MAX_HIDDEN];
+	double		logit[NET_OUTPUTS];
+
+	for (int j = 0; j < hidden; j++)
+		unit[j] = fabs(b1[j]);
+	for (int i = 0; i < NET_INPUTS; i++)
+		for (int j = 0; j < hidden; j++)
+			unit[j] += fabs(w1[i * hidden + j]);
+	for (int k = 0; k < NET_OUTPUTS; k++)
+		logit[k] = fabs(b2[k]);
+	for (int j = 0; j < hidden; j++)
+		for (int k = 0; k < NET_OUTPUTS; k++)
+			logit[k] += fabs(w2[j * NET_OUTPUTS + k]) * unit[j];
+	for (int k = 0; k < NET_OUTPUTS; k++)
+		if (!(logit[k] < FLT_MAX / 2))
+			return false;
+	return true;
+}
+
 bool
 mnist_weights_read_params(const uint8_t *d, const MnistWeightsInfo *info, float *params,
 						  char detail[MNIST_WEIGHTS_DETAIL_SIZE])
 {
 	if (!get_floats(params, d + WEIGHTS_HEADER, info->n_params, false))
 		fail("A parameter is not a finite number.");
+	if (!logits_bounded(params, info->n_hidden))
+		fail("The parameters are so large that an image could make a logit overflow.");
 	return true;
 }
 
