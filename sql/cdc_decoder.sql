@@ -85,6 +85,21 @@ BEGIN
 	EXECUTE format('DROP TABLE %I, %I', E'cdc_dec_a\tX', E'cdc_dec_b\\n\nY\rZ');
 END $$;
 
+-- a pattern's schema part and table part match apart: "public.cdc_dec_*" captures the
+-- table public."cdc_dec_x.y" but not a table of the schema "public.cdc_dec_evil"
+CREATE SCHEMA "public.cdc_dec_evil";
+CREATE TABLE "public.cdc_dec_evil".t (label smallint, pixels bytea);
+CREATE TABLE "cdc_dec_x.y" (label smallint, pixels bytea);
+INSERT INTO "public.cdc_dec_evil".t VALUES (1, cdc_dec_pixels(1));
+INSERT INTO "cdc_dec_x.y" VALUES (2, cdc_dec_pixels(1));
+SELECT split_part(data, E'\t', 1) AS tbl, split_part(data, E'\t', 2) AS key
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL, 'tables', 'public.cdc_dec_*');
+INSERT INTO "public.cdc_dec_evil".t VALUES (3, cdc_dec_pixels(1));
+SELECT split_part(data, E'\t', 1) AS tbl, split_part(data, E'\t', 2) AS key
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL, 'tables', 'public*.*');
+DROP SCHEMA "public.cdc_dec_evil" CASCADE;
+DROP TABLE "cdc_dec_x.y";
+
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 

@@ -156,7 +156,7 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 		return;
 	listed = opts->tables == NIL;
 	foreach(lc, opts->tables)
-		if (mnist_cdc_glob_match(lfirst(lc), info->name))
+		if (mnist_cdc_table_match(lfirst(lc), nspname, RelationGetRelationName(rel)))
 			listed = true;
 	if (!listed)
 		return;

@@ -3,8 +3,9 @@
  *		Parsing and matching of the output plugin's table patterns (option tables).
  *
  * A pattern list is comma-separated; a pattern is schema.table with '*' matching any run of
- * characters (the dot included), compared with the relation's "schema.table" as stored in
- * the catalog.  A pattern must contain a dot, so that a schema is always named.
+ * characters.  A pattern must contain a dot, so that a schema is always named: the part
+ * before its first dot is matched against the schema's name, the rest against the table's
+ * (which may itself contain dots), each as stored in the catalog.
  */
 #include "cdc_globs.h"
 
@@ -41,24 +42,25 @@ mnist_cdc_globs_next(const char **pp, const char **start, size_t *len)
  * length(pat) x length(str).  Trying every split at every star instead (recursion) is
  * exponential in the number of stars: "*a*a*...*b" against a long name never finished.
  */
-bool
-mnist_cdc_glob_match(const char *pat, const char *str)
+/* mnist_cdc_glob_match of the pattern pat..pend-1. */
+static bool
+glob_match_range(const char *pat, const char *pend, const char *str)
 {
 	const char *star = NULL;	/* just past the last star seen */
 	const char *resume = NULL;	/* where that star's match ends, so far */
 
 	while (*str)
 	{
-		if (*pat == '*')
+		if (pat < pend && *pat == '*')
 		{
-			while (*pat == '*')
+			while (pat < pend && *pat == '*')
 				pat++;
-			if (*pat == '\0')
+			if (pat == pend)
 				return true;
 			star = pat;
 			resume = str;
 		}
-		else if (*pat == *str)
+		else if (pat < pend && *pat == *str)
 		{
 			pat++;
 			str++;
@@ -71,7 +73,21 @@ mnist_cdc_glob_match(const char *pat, const char *str)
 		else
 			return false;
 	}
-	while (*pat == '*')
+	while (pat < pend && *pat == '*')
 		pat++;
-	return *pat == '\0';
+	return pat == pend;
+}
+
+bool
+mnist_cdc_glob_match(const char *pat, const char *str)
+{
+	return glob_match_range(pat, pat + strlen(pat), str);
+}
+
+bool
+mnist_cdc_table_match(const char *pat, const char *schema, const char *table)
+{
+	const char *dot = strchr(pat, '.');
+
+	return dot != NULL && glob_match_range(pat, dot, schema) && mnist_cdc_glob_match(dot + 1, table);
 }

@@ -10,7 +10,11 @@
  *	  and no white space at either end, and has a dot exactly when reported so;
  *	- matching agrees with a dynamic-programming reference (for short patterns and names) and
  *	  finishes in time for any (a hang is a libFuzzer timeout);
- *	- a pattern matches itself with its stars removed, and "*" matches everything.
+ *	- a pattern matches itself with its stars removed, and "*" matches everything;
+ *	- a table (the name split at its first dot into schema and table) matches a pattern
+ *	  exactly when the pattern's schema glob (before its first dot) matches the schema and the
+ *	  rest the table; where neither the schema nor the schema glob can span a dot (no dot in
+ *	  the schema, no star in the schema glob), that is the match of the whole name.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -82,6 +86,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		plain[n] = '\0';
 		if (!mnist_cdc_glob_match(pat, plain) || !mnist_cdc_glob_match("*", pat))
 			abort();
+		{
+			char	   *dot = strchr(name, '.');
+
+			if (dot && rc == MNIST_GLOBS_PATTERN)
+			{
+				char	   *schema = strndup(name, dot - name);
+				char	   *schema_pat = strndup(pat, strchr(pat, '.') - pat);
+				bool		apart = mnist_cdc_glob_match(schema_pat, schema) &&
+					mnist_cdc_glob_match(strchr(pat, '.') + 1, dot + 1);
+
+				if (mnist_cdc_table_match(pat, schema, dot + 1) != apart)
+					abort();
+				if (!strchr(schema_pat, '*') &&
+					mnist_cdc_table_match(pat, schema, dot + 1) != mnist_cdc_glob_match(pat, name))
+					abort();
+				free(schema);
+				free(schema_pat);
+			}
+		}
 		free(pat);
 		free(plain);
 	}

@@ -78,8 +78,9 @@ encode_decode(const uint8_t *data, size_t size)
 	MnistNet	net;
 
 	memcpy(in, data + 1, size - 1 < 3 * p * sizeof(float) ? size - 1 : 3 * p * sizeof(float));
+	/* finite, v non-negative, parameters small enough that no logit can overflow */
 	for (size_t i = 0; i < 3 * p; i++)
-		if (!isfinite(in[i]) || (i >= 2 * p && in[i] < 0.0f))
+		if (!isfinite(in[i]) || (i >= 2 * p && in[i] < 0.0f) || (i < p && fabsf(in[i]) > 1e6f))
 			in[i] = 0.5f;
 	mnist_net_bind(&net, hidden, in, adam ? in + p : NULL, adam ? in + 2 * p : NULL);
 	net.adam_step = adam ? data[0] : 0;
