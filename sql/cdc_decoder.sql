@@ -100,6 +100,24 @@ FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL, 'tables
 DROP SCHEMA "public.cdc_dec_evil" CASCADE;
 DROP TABLE "cdc_dec_x.y";
 
+-- a partitioned table's rows are captured by its name, whatever its partitions are called,
+-- also after ATTACH and DETACH; a partition is not captured by its own name
+CREATE TABLE cdc_dec_parted (id int, label smallint, pixels bytea) PARTITION BY LIST (label);
+CREATE TABLE cdc_dec_parted_a PARTITION OF cdc_dec_parted FOR VALUES IN (0, 1, 2, 3, 4);
+CREATE TABLE part_b PARTITION OF cdc_dec_parted FOR VALUES IN (5, 6, 7, 8, 9);
+CREATE TABLE other_root (id int, label smallint, pixels bytea) PARTITION BY LIST (label);
+CREATE TABLE cdc_dec_leaf PARTITION OF other_root FOR VALUES IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+INSERT INTO cdc_dec_parted SELECT i, i, cdc_dec_pixels(1) FROM generate_series(0, 9) i;
+INSERT INTO other_root VALUES (1, 1, cdc_dec_pixels(1));
+ALTER TABLE cdc_dec_parted DETACH PARTITION part_b;
+INSERT INTO part_b VALUES (10, 5, cdc_dec_pixels(1));
+ALTER TABLE cdc_dec_parted ATTACH PARTITION part_b FOR VALUES IN (5, 6, 7, 8, 9);
+INSERT INTO part_b VALUES (11, 6, cdc_dec_pixels(1));
+SELECT split_part(data, E'\t', 1) AS tbl, string_agg(split_part(data, E'\t', 2), ',' ORDER BY split_part(data, E'\t', 2)) AS keys
+FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL, 'tables', 'public.cdc_dec_*')
+GROUP BY 1 ORDER BY 1;
+DROP TABLE cdc_dec_parted, other_root;
+
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 

@@ -8,6 +8,7 @@
 
 #include "access/detoast.h"
 #include "access/heaptoast.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -126,23 +127,37 @@ void
 mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, MemoryContext cxt)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	char	   *nspname = get_namespace_name(RelationGetNamespace(rel));
+	char	   *nspname;
+	char	   *relname;
 	StringInfoData record_name;
 	bool		listed;
 	ListCell   *lc;
 	Oid			pkindex;
 	int			i;
 
+	/* a partition's rows are its partitioned root's: captured by the root's name */
+	info->root_relid = rel->rd_rel->relispartition ?
+		llast_oid(get_partition_ancestors(RelationGetRelid(rel))) : InvalidOid;
+	if (OidIsValid(info->root_relid))
+	{
+		nspname = get_namespace_name(get_rel_namespace(info->root_relid));
+		relname = get_rel_name(info->root_relid);
+	}
+	else
+	{
+		nspname = get_namespace_name(RelationGetNamespace(rel));
+		relname = RelationGetRelationName(rel);
+	}
 	if (info->name)
 		pfree(info->name);
-	info->name = MemoryContextStrdup(cxt, psprintf("%s.%s", nspname, RelationGetRelationName(rel)));
+	info->name = MemoryContextStrdup(cxt, psprintf("%s.%s", nspname, relname));
 	info->name_len = strlen(info->name);
 	if (info->record_name)
 		pfree(info->record_name);
 	initStringInfo(&record_name);
 	mnist_cdc_escape_name(&record_name, nspname);
 	appendStringInfoChar(&record_name, '.');
-	mnist_cdc_escape_name(&record_name, RelationGetRelationName(rel));
+	mnist_cdc_escape_name(&record_name, relname);
 	info->record_name = MemoryContextStrdup(cxt, record_name.data);
 	info->record_name_len = record_name.len;
 	pfree(record_name.data);
@@ -152,11 +167,12 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 	info->npk = 0;
 	info->valid = true;
 
+	/* only tables hold rows (a partitioned table's are in its partitions) */
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		return;
 	listed = opts->tables == NIL;
 	foreach(lc, opts->tables)
-		if (mnist_cdc_table_match(lfirst(lc), nspname, RelationGetRelationName(rel)))
+		if (mnist_cdc_table_match(lfirst(lc), nspname, relname))
 			listed = true;
 	if (!listed)
 		return;

@@ -10,7 +10,9 @@
  *
  *		schema.table<TAB>label<TAB>pixels
  *
- * one record per inserted or updated row of a captured table.  schema.table is the schema
+ * one record per inserted or updated row of a captured table.  A partition's rows are its
+ * partitioned root table's: matched against the tables option, and written, by the root's
+ * name (whatever the partition is called).  schema.table is the schema
  * name, a dot and the table name, each as stored in the catalog except that a backslash is
  * written as \\, a tab as \t, a newline as \n and a carriage return as \r
  * (mnist_cdc_escape_name; mnist_cdc_unescape_name undoes it).  label is one digit 0..9 and
@@ -46,12 +48,13 @@ typedef struct CdcOptions
 typedef struct CdcRelInfo
 {
 	Oid			relid;			/* hash key */
+	Oid			root_relid;		/* of a partition: its partitioned root, else InvalidOid */
 	bool		valid;			/* false after a relcache invalidation */
 	bool		captured;		/* rows of this relation are sent */
 	AttrNumber	pixels_att;
 	AttrNumber	label_att;
 	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */
-	char	   *name;			/* "schema.table", in the cache's context */
+	char	   *name;			/* "schema.table" (a partition's root's), in the cache's context */
 	int			name_len;
 	char	   *record_name;	/* the same as written in records (mnist_cdc_escape_name) */
 	int			record_name_len;
@@ -74,7 +77,7 @@ extern void mnist_cdc_parse_options(List *defelems, CdcOptions *opts);
 /* Parses a comma-separated list of schema.table globs into a List of char *. */
 extern List *mnist_cdc_parse_globs(const char *globs);
 
-/* Fills info for rel under opts; allocations go into cxt. */
+/* Fills info for rel under opts (a partition under its root's name); allocations go into cxt. */
 extern void mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info,
 							 MemoryContext cxt);
 

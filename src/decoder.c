@@ -73,6 +73,11 @@ relinfo_invalidate(Datum arg, Oid relid)
 		info = hash_search(RelInfoCache, &relid, HASH_FIND, NULL);
 		if (info)
 			info->valid = false;
+		/* a partitioned root renamed or changed: the partitions captured by its name */
+		hash_seq_init(&status, RelInfoCache);
+		while ((info = hash_seq_search(&status)) != NULL)
+			if (info->root_relid == relid)
+				info->valid = false;
 		return;
 	}
 	hash_seq_init(&status, RelInfoCache);
