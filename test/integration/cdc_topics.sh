@@ -23,7 +23,7 @@ flow=mnist_cdc_flow
 held=mnist_cdc_held
 auto=mnist_cdc_auto
 dom=mnist_cdc_dom
-bad=$'mnist_cdc_a\tY'
+bad=$'mnist_cdc_bad\tY'
 at_exit "for s in kafka_properties cdc_create_topics cdc_topic_partitions cdc_topic_replication_factor cdc_tables; do
 	q \"ALTER SYSTEM RESET mnist_ml.\$s\" >/dev/null; done; q 'SELECT pg_reload_conf()' >/dev/null"
 q "DROP TABLE IF EXISTS $flow, $held, $auto, $dom, \"$bad\""
@@ -110,7 +110,7 @@ rows 7 $dom
 rows 3 "\"$bad\""
 skipped0=$(q 'SELECT skipped FROM mnist_cdc_status')
 log2=$(stat -c %s "$HARNESS_PG_LOG")
-cdc_set cdc_tables "public.$dom, public.mnist_cdc_a*"
+cdc_set cdc_tables "public.$dom, public.mnist_cdc_bad*"
 wait_for "log_since $log2 | grep -q 'initial snapshot done'" 60 "the initial snapshot is done"
 pid2=$(worker_pid)
 cdc_wait_state streaming 30
