@@ -9,13 +9,9 @@
 # (WARNING, counted), without a restart.  last_error is cleared once the broker acknowledges
 # again.  mnist_cdc_snapshot counts the rows it skips.
 #
-# Every path where one table's failure restarts the worker, and what happens to the other
-# tables' rows (README, "Change data capture to Kafka"):
-#   - a row whose delivery the broker refuses (e.g. the topic deleted while streaming, or a
-#     new table's first row met while the broker was unreachable and its topic is missing):
-#     the worker exits and starts again in 2 s, then resends every table's rows since the last
-#     confirmed transaction, once; its topic is then looked up again (created or held);
-#   - nothing else: a refused topic name is skipped, a missing topic is created or held.
+# The paths where one table's failure does restart the worker (a delivery the broker refuses)
+# are listed, with what happens to the other tables' rows, in the README ("Change data capture
+# to Kafka", "What one table's failure does to the worker").
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../cdc_lib.sh"
 
