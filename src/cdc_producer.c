@@ -35,7 +35,7 @@ producer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *bu
  */
 void
 mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
-				   void (*wait) (CdcProducer *p))
+				   void (*wait) (CdcProducer *p), const CdcTopicCallbacks *cb)
 {
 	char		errstr[512];
 
@@ -57,6 +57,7 @@ mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *pref
 	rd_kafka_set_log_queue(p->rk, NULL);
 	p->prefix = prefix;
 	p->wait = wait;
+	p->cb = cb;
 }
 
 
@@ -64,20 +65,171 @@ typedef struct TopicEntry
 {
 	char		name[2 * NAMEDATALEN + 2];	/* schema.table, hash key */
 	rd_kafka_topic_t *rkt;		/* NULL when the topic name is illegal */
+	bool		ready;			/* the topic exists */
+	bool		held;			/* cb->hold was called for it */
 } TopicEntry;
 
+void
+mnist_cdc_producer_close(CdcProducer *p)
+{
+	if (p->topics != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		TopicEntry *entry;
+
+		hash_seq_init(&seq, p->topics);
+		while ((entry = hash_seq_search(&seq)) != NULL)
+			if (entry->rkt != NULL)
+				rd_kafka_topic_destroy(entry->rkt);
+		hash_destroy(p->topics);
+		p->topics = NULL;
+	}
+	p->last_rkt = NULL;
+	rd_kafka_destroy(p->rk);
+	p->rk = NULL;
+}
+
 /*
- * The topic handle of table name (schema.table), created on first use.  NULL when
- * <prefix>.<schema>.<table> is not a legal Kafka topic name (the broker would refuse every
- * message of it); the first time, *bad_topic names that topic for the caller's message, later
- * it is left alone.
+ * The broker's answer to the metadata of every topic: does topic exist?  *missing: the
+ * broker does not know it (state REFUSED).
  */
+static CdcTopicState
+topic_lookup(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_t whylen,
+			 bool *missing)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	CdcTopicState state = CDC_TOPIC_REFUSED;
+
+	*missing = false;
+	/* all topics: asking for this one alone could have the broker auto-create it */
+	err = rd_kafka_metadata(p->rk, 1, NULL, &md, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		snprintf(why, whylen, "the broker's metadata could not be read: %s", rd_kafka_err2str(err));
+		return CDC_TOPIC_UNKNOWN;
+	}
+	*missing = true;
+	snprintf(why, whylen, "the topic does not exist");
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (strcmp(md->topics[i].topic, topic) == 0)
+		{
+			*missing = false;
+			err = md->topics[i].err;
+			if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0)
+				state = CDC_TOPIC_READY;
+			else if (err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			{
+				/* being created, or not visible to us: its state may change */
+				snprintf(why, whylen, "the topic is not available: %s", rd_kafka_err2str(err));
+				state = err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ?
+					CDC_TOPIC_REFUSED : CDC_TOPIC_UNKNOWN;
+			}
+		}
+	rd_kafka_metadata_destroy(md);
+	return state;
+}
+
+/*
+ * Creates topic with the Admin API (partitions and replication factor from the settings).
+ * Sets why when it is not created.
+ */
+static CdcTopicState
+topic_create(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_t whylen)
+{
+	char		errstr[512];
+	rd_kafka_NewTopic_t *nt;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *ev;
+	CdcTopicState state = CDC_TOPIC_UNKNOWN;
+
+	nt = rd_kafka_NewTopic_new(topic, mnist_cdc_topic_partitions,
+							   mnist_cdc_topic_replication_factor, errstr, sizeof(errstr));
+	if (nt == NULL)
+	{
+		snprintf(why, whylen, "the topic cannot be created: %s", errstr);
+		return CDC_TOPIC_REFUSED;
+	}
+	opts = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	(void) rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+	(void) rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+	queue = rd_kafka_queue_new(p->rk);
+	rd_kafka_CreateTopics(p->rk, &nt, 1, opts, queue);
+	/* no PostgreSQL call in here: the queue and options are freed on every path */
+	ev = rd_kafka_queue_poll(queue, timeout_ms + 1000);
+	if (ev == NULL)
+		snprintf(why, whylen, "creating the topic got no answer within %d ms", timeout_ms);
+	else if (rd_kafka_event_error(ev))
+		snprintf(why, whylen, "creating the topic failed: %s", rd_kafka_event_error_string(ev));
+	else
+	{
+		size_t		n;
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		rd_kafka_resp_err_t err = n == 1 ? rd_kafka_topic_result_error(res[0]) :
+			RD_KAFKA_RESP_ERR__FAIL;
+
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+			state = CDC_TOPIC_READY;
+		else
+		{
+			const char *msg = n == 1 ? rd_kafka_topic_result_error_string(res[0]) : NULL;
+
+			snprintf(why, whylen, "the broker refused to create the topic: %s%s%s",
+					 rd_kafka_err2name(err), msg ? ": " : "", msg ? msg : "");
+			/* a broker that is moving its controller may answer later; the others will not */
+			state = err == RD_KAFKA_RESP_ERR_NOT_CONTROLLER ||
+				err == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT ? CDC_TOPIC_UNKNOWN : CDC_TOPIC_REFUSED;
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(queue);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_NewTopic_destroy(nt);
+	return state;
+}
+
+/* Whether topic exists, creating it when it is missing and mnist_ml.cdc_create_topics is on. */
+static CdcTopicState
+topic_prepare(CdcProducer *p, const char *topic, char *why, size_t whylen)
+{
+	int			timeout_ms = Min(mnist_kafka_timeout_ms, 10000);
+	bool		missing;
+	CdcTopicState state = topic_lookup(p, topic, timeout_ms, why, whylen, &missing);
+
+	if (!missing)
+		return state;
+	if (!mnist_cdc_create_topics)
+	{
+		snprintf(why, whylen, "the topic does not exist and mnist_ml.cdc_create_topics is off");
+		return CDC_TOPIC_REFUSED;
+	}
+	state = topic_create(p, topic, timeout_ms, why, whylen);
+	/* until the broker's metadata has it: messages to a topic it does not know yet fail */
+	for (int i = 0; state == CDC_TOPIC_READY && i < 50; i++)
+	{
+		char		ignored[256];
+
+		if (topic_lookup(p, topic, timeout_ms, ignored, sizeof(ignored), &missing) == CDC_TOPIC_READY)
+			break;
+		pg_usleep(100 * 1000L);
+	}
+	if (state == CDC_TOPIC_READY)
+		ereport(LOG,
+				(errmsg("mnist_ml change data capture: created topic \"%s\" (partitions %d, replication factor %d; -1: the broker's default)",
+						topic, mnist_cdc_topic_partitions, mnist_cdc_topic_replication_factor)));
+	return state;
+}
+
 rd_kafka_topic_t *
-mnist_cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
+mnist_cdc_topic(CdcProducer *p, const char *name, int len)
 {
 	char		key[2 * NAMEDATALEN + 2];
 	TopicEntry *entry;
 	bool		found;
+	char	   *topic;
 
 	if (p->last_rkt && len == p->last_len && memcmp(name, p->last_name, len) == 0)
 		return p->last_rkt;
@@ -96,12 +248,14 @@ mnist_cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
 	entry = hash_search(p->topics, key, HASH_ENTER, &found);
 	if (!found)
 	{
-		char	   *topic = psprintf("%s.%s", p->prefix, key);
-
+		entry->rkt = NULL;
+		entry->ready = false;
+		entry->held = false;
+		topic = psprintf("%s.%s", p->prefix, key);
 		if (!mnist_kafka_topic_name_ok(topic))
 		{
-			entry->rkt = NULL;
-			*bad_topic = topic;
+			p->cb->bad_name(key, len, topic);
+			pfree(topic);
 			return NULL;
 		}
 		entry->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
@@ -117,6 +271,36 @@ mnist_cdc_topic(CdcProducer *p, const char *name, int len, char **bad_topic)
 	}
 	if (entry->rkt == NULL)
 		return NULL;
+
+	/* no message to a topic that is not there: it would fail after a while */
+	while (!entry->ready)
+	{
+		char		why[512];
+		CdcTopicState state = topic_prepare(p, rd_kafka_topic_name(entry->rkt), why, sizeof(why));
+
+		if (state == CDC_TOPIC_UNKNOWN)
+		{
+			/*
+			 * The broker cannot say now (an outage): send, as before an outage.  Should the
+			 * topic be missing, its messages fail once the broker is back (cdc_worker.c).
+			 */
+			ereport(LOG,
+					(errmsg("mnist_ml change data capture: could not check topic \"%s\": %s",
+							rd_kafka_topic_name(entry->rkt), why)));
+			entry->ready = true;
+		}
+		else if (state == CDC_TOPIC_READY)
+		{
+			entry->ready = true;
+			if (entry->held)
+				p->cb->ready(key);
+		}
+		else
+		{
+			entry->held = true;
+			p->cb->hold(key, why);
+		}
+	}
 	memcpy(p->last_name, key, len);
 	p->last_len = len;
 	p->last_rkt = entry->rkt;
@@ -195,16 +379,16 @@ mnist_cdc_time_text(TimestampTz ts, char *buf)
 
 /*
  * Sends every row of rel visible to snap as a snapshot read (operation "r").  Rows that
- * cannot be sent get a WARNING.  Returns the number of messages enqueued.
+ * cannot be sent get a WARNING and are counted in *skipped, as are all rows of a table whose
+ * topic name is illegal (when cb->bad_name returns).  Returns the number of messages enqueued.
  */
 uint64
 mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snapshot snap,
-			   CdcHeaders *h, void *opaque)
+			   CdcHeaders *h, void *opaque, uint64 *skipped)
 {
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	char	   *bad_topic = NULL;
-	rd_kafka_topic_t *rkt = mnist_cdc_topic(p, info->name, info->name_len, &bad_topic);
+	rd_kafka_topic_t *rkt = mnist_cdc_topic(p, info->name, info->name_len);
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "mnist_ml snapshot row",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -213,8 +397,6 @@ mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snaps
 	char		value[PIXELS_CSV_MAX];
 	uint64		sent = 0;
 
-	if (rkt == NULL)
-		mnist_kafka_topic_name_check(bad_topic);
 	h->table = info->name;
 	h->table_len = info->name_len;
 	h->op = "r";
@@ -232,12 +414,17 @@ mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snaps
 
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(row_cxt);
-		problem = mnist_cdc_row_get(info, tuple, NULL, desc, &label, &pixels);
-		if (problem)
+		problem = rkt ? mnist_cdc_row_get(info, tuple, NULL, desc, &label, &pixels) : NULL;
+		if (rkt == NULL)
+			(*skipped)++;		/* said once, by cb->bad_name */
+		else if (problem)
+		{
+			(*skipped)++;
 			ereport(WARNING,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("mnist_ml: skipped a row of %s in snapshot at %s: %s",
 							info->name, h->lsn, problem)));
+		}
 		else
 		{
 			size_t		len = mnist_pixels_csv_encode(pixels, value);

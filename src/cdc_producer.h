@@ -18,6 +18,25 @@
 
 #include "cdc_capture.h"
 
+/* Whether a table's topic can take messages. */
+typedef enum CdcTopicState
+{
+	CDC_TOPIC_READY,			/* it exists, or it was just created */
+	CDC_TOPIC_REFUSED,			/* missing, and creating it is off or was refused */
+	CDC_TOPIC_UNKNOWN			/* the broker did not say (an outage): messages are sent */
+} CdcTopicState;
+
+/* What a producer's user does with a table whose topic cannot take its rows. */
+typedef struct CdcTopicCallbacks
+{
+	/* the topic name is illegal (said once per table); the caller skips or refuses its rows */
+	void		(*bad_name) (const char *table, int len, const char *topic);
+	/* the topic is missing and not created: wait and return (it is tried again), or ERROR */
+	void		(*hold) (const char *table, const char *why);
+	/* the topic of a table held before is ready now */
+	void		(*ready) (const char *table);
+} CdcTopicCallbacks;
+
 /* A librdkafka producer with its topic handles, used by the worker and snapshots. */
 typedef struct CdcProducer
 {
@@ -29,6 +48,7 @@ typedef struct CdcProducer
 	rd_kafka_topic_t *last_rkt;
 	uint64		produced;
 	void		(*wait) (struct CdcProducer *p);	/* queue full: poll, then retry */
+	const CdcTopicCallbacks *cb;
 } CdcProducer;
 
 /* Header values of one message. */
@@ -46,13 +66,19 @@ typedef struct CdcHeaders
 
 /* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */
 extern void mnist_cdc_producer_start(CdcProducer *p, rd_kafka_conf_t *conf, const char *prefix,
-							   void (*wait) (CdcProducer *p));
-extern rd_kafka_topic_t *mnist_cdc_topic(CdcProducer *p, const char *name, int len,
-								   char **bad_topic);
+							   void (*wait) (CdcProducer *p), const CdcTopicCallbacks *cb);
+/* Destroys p's topic handles and librdkafka handle (after a purge, when messages may be queued). */
+extern void mnist_cdc_producer_close(CdcProducer *p);
+/*
+ * The topic handle of table name (schema.table), its topic made sure to exist (created with
+ * mnist_ml.cdc_create_topics, or held through cb->hold until it exists).  NULL when the topic
+ * name is illegal (cb->bad_name said so, the first time).
+ */
+extern rd_kafka_topic_t *mnist_cdc_topic(CdcProducer *p, const char *name, int len);
 extern void mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
 extern uint64 mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,
-							 Snapshot snap, CdcHeaders *h, void *opaque);
+							 Snapshot snap, CdcHeaders *h, void *opaque, uint64 *skipped);
 extern void mnist_cdc_lsn_text(XLogRecPtr lsn, char *buf);
 extern void mnist_cdc_time_text(TimestampTz ts, char *buf);
 

@@ -29,6 +29,7 @@
 PG_FUNCTION_INFO_V1(mnist_cdc_status);
 PG_FUNCTION_INFO_V1(mnist_cdc_snapshot);
 PG_FUNCTION_INFO_V1(mnist_cdc_drop_slot);
+PG_FUNCTION_INFO_V1(mnist_cdc_waiting);
 
 /* One row: the worker's shared state and its slot's confirmed position and lag. */
 Datum
@@ -95,8 +96,37 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 	nulls[10] = copy.last_error_at == 0;
 	values[11] = BoolGetDatum(copy.broker_reachable);
 	nulls[11] = copy.pid == 0;
-	values[12] = Int64GetDatum((int64) copy.skipped);
+	values[12] = Int64GetDatum((int64) (copy.skipped + copy.snapshot_skipped));
 	/* a database still at 1.0 declares 12 columns: heap_form_tuple takes desc's natts */
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* One row: the table whose topic the CDC stream waits for, why and since when (or NULLs). */
+Datum
+mnist_cdc_waiting(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3];
+	char		table[sizeof(((CdcShared *) 0)->waiting_table)];
+	char		reason[sizeof(((CdcShared *) 0)->waiting_reason)];
+	TimestampTz since = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	table[0] = reason[0] = '\0';
+	if (mnist_cdc_state)
+	{
+		SpinLockAcquire(&mnist_cdc_state->mutex);
+		strlcpy(table, mnist_cdc_state->waiting_table, sizeof(table));
+		strlcpy(reason, mnist_cdc_state->waiting_reason, sizeof(reason));
+		since = mnist_cdc_state->waiting_since;
+		SpinLockRelease(&mnist_cdc_state->mutex);
+	}
+	values[0] = CStringGetTextDatum(table);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = TimestampTzGetDatum(since);
+	nulls[0] = nulls[1] = nulls[2] = table[0] == '\0';
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
@@ -131,6 +161,35 @@ snapshot_wait(CdcProducer *p)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* mnist_cdc_snapshot refuses a table whose topic name is illegal... */
+static void
+snapshot_bad_name(const char *table, int len, const char *topic)
+{
+	mnist_kafka_topic_name_check(topic);
+}
+
+/* ...or whose topic is missing and was not created. */
+static void
+snapshot_hold(const char *table, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("the Kafka topic of table %s is not available", table),
+			 errdetail("%s.", why),
+			 errhint("Create the topic, or allow its creation with mnist_ml.cdc_create_topics.")));
+}
+
+static void
+snapshot_ready(const char *table)
+{
+}
+
+static const CdcTopicCallbacks snapshot_topic_callbacks = {
+	.bad_name = snapshot_bad_name,
+	.hold = snapshot_hold,
+	.ready = snapshot_ready,
+};
+
 /* Sends a table's current rows to its topic; returns how many the broker acknowledged. */
 Datum
 mnist_cdc_snapshot(PG_FUNCTION_ARGS)
@@ -148,6 +207,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	char		time_text[32];
 	char		timeout[16];
 	volatile uint64 sent = 0;
+	uint64		skipped = 0;
 	Snapshot	snap = GetActiveSnapshot();
 
 	/* a standby has no WAL position of its own to stamp the messages with */
@@ -172,7 +232,8 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
 	rd_kafka_conf_set_dr_msg_cb(conf, snapshot_dr);
 	rd_kafka_conf_set_opaque(conf, &delivery);
-	mnist_cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait);
+	mnist_cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait,
+							 &snapshot_topic_callbacks);
 
 	mnist_cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
 	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
@@ -183,7 +244,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		sent = mnist_cdc_send_table(&p, rel, &info, snap, &h, NULL);
+		sent = mnist_cdc_send_table(&p, rel, &info, snap, &h, NULL, &skipped);
 		while (rd_kafka_outq_len(p.rk) > 0)
 		{
 			rd_kafka_poll(p.rk, 100);
@@ -194,16 +255,18 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	{
 		rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(p.rk, 0);
-		/* one table, so at most one topic handle: the last one used */
-		if (p.last_rkt != NULL)
-			rd_kafka_topic_destroy(p.last_rkt);
-		rd_kafka_destroy(p.rk);
-		/* the handles' table, which mnist_cdc_topic creates in TopMemoryContext */
-		if (p.topics != NULL)
-			hash_destroy(p.topics);
+		mnist_cdc_producer_close(&p);
 	}
 	PG_END_TRY();
 	table_close(rel, AccessShareLock);
+
+	/* rows skipped (each with a WARNING) count in mnist_cdc_status.skipped */
+	if (skipped > 0 && mnist_cdc_state)
+	{
+		SpinLockAcquire(&mnist_cdc_state->mutex);
+		mnist_cdc_state->snapshot_skipped += skipped;
+		SpinLockRelease(&mnist_cdc_state->mutex);
+	}
 
 	if (delivery.failed > 0 || delivery.acked != sent)
 		ereport(ERROR,

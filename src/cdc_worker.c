@@ -126,16 +126,6 @@ cdc_set_state(const char *state)
 	SpinLockRelease(&mnist_cdc_state->mutex);
 }
 
-/* Records the last error shown by mnist_cdc_status (never a secret: callers see to it). */
-static void
-cdc_set_error(const char *msg)
-{
-	SpinLockAcquire(&mnist_cdc_state->mutex);
-	strlcpy(mnist_cdc_state->last_error, msg, sizeof(mnist_cdc_state->last_error));
-	mnist_cdc_state->last_error_at = GetCurrentTimestamp();
-	SpinLockRelease(&mnist_cdc_state->mutex);
-}
-
 /* ---- the worker ---- */
 
 /* One transaction (or the initial snapshot) whose messages are in flight. */
@@ -189,6 +179,47 @@ static bool broker_reachable = false;
 /* current transaction's header texts */
 static char cur_txid[16];
 static char cur_time[32];
+
+/* acknowledgements counted when this worker last recorded an error (see service) */
+static uint64 acked_at_error = 0;
+static bool error_shown = false;
+
+/* Records the last error shown by mnist_cdc_status (never a secret: callers see to it). */
+static void
+cdc_set_error(const char *msg)
+{
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	strlcpy(mnist_cdc_state->last_error, msg, sizeof(mnist_cdc_state->last_error));
+	mnist_cdc_state->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&mnist_cdc_state->mutex);
+	acked_at_error = n_acked;
+	error_shown = true;
+}
+
+/* Clears last_error and last_error_at: what it said is over. */
+static void
+cdc_clear_error(void)
+{
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->last_error[0] = '\0';
+	mnist_cdc_state->last_error_at = 0;
+	SpinLockRelease(&mnist_cdc_state->mutex);
+	error_shown = false;
+}
+
+/* Publishes the table whose topic the stream waits for (NULL: none) and why. */
+static void
+cdc_set_waiting(const char *table, const char *why)
+{
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	if (table == NULL || strcmp(mnist_cdc_state->waiting_table, table) != 0)
+		mnist_cdc_state->waiting_since = table ? GetCurrentTimestamp() : 0;
+	strlcpy(mnist_cdc_state->waiting_table, table ? table : "",
+			sizeof(mnist_cdc_state->waiting_table));
+	strlcpy(mnist_cdc_state->waiting_reason, why ? why : "",
+			sizeof(mnist_cdc_state->waiting_reason));
+	SpinLockRelease(&mnist_cdc_state->mutex);
+}
 
 /* Delivery report: count down the message's transaction; nothing else. */
 static void
@@ -354,6 +385,10 @@ service(bool idle)
 
 	ring_advance(idle);
 
+	/* a Kafka error is over once the broker acknowledges messages again */
+	if (error_shown && n_acked > acked_at_error && broker_reachable)
+		cdc_clear_error();
+
 	/* save the confirmed position about once a second: fewer duplicates after a crash */
 	if (confirmed_lsn > last_saved_lsn)
 	{
@@ -436,7 +471,6 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	char		lsn_text[32];
 	CdcHeaders	h;
 	rd_kafka_topic_t *rkt;
-	char	   *bad_topic = NULL;
 
 	if (memchr(d, '\t', len) == NULL)
 	{
@@ -480,18 +514,11 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	h.op = f[3];
 	h.pk = f[4];
 	h.pk_len = end - f[4];
-	rkt = mnist_cdc_topic(&producer, f[0], h.table_len, &bad_topic);
+	rkt = mnist_cdc_topic(&producer, f[0], h.table_len);
 	if (rkt == NULL)
 	{
 		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
 		mnist_cdc_rows_skipped++;
-		if (bad_topic)
-			ereport(WARNING,
-					(errcode(ERRCODE_INVALID_NAME),
-					 errmsg("mnist_ml: skipping the rows of %.*s: \"%s\" is not a valid Kafka topic name",
-							h.table_len, h.table, bad_topic),
-					 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens; mnist_cdc_status.skipped counts the rows."),
-					 errhint("Rename the table, or leave it out of mnist_ml.cdc_tables.")));
 		return;
 	}
 	mnist_cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
@@ -568,6 +595,67 @@ worker_plugin_options(void)
 					  makeDefElem("shipper", (Node *) makeString("on"), -1));
 }
 
+/*
+ * A captured table whose topic name Kafka refuses: its rows are skipped (counted by the
+ * caller) in the snapshot and in the stream alike.
+ */
+static void
+worker_bad_name(const char *table, int len, const char *topic)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_INVALID_NAME),
+			 errmsg("mnist_ml: skipping the rows of %.*s: \"%s\" is not a valid Kafka topic name",
+					len, table, topic),
+			 errdetail("A topic name has 1 to 249 letters, digits, dots, underscores or hyphens; mnist_cdc_status.skipped counts the rows."),
+			 errhint("Rename the table, or leave it out of mnist_ml.cdc_tables.")));
+}
+
+/*
+ * A captured table whose topic is missing and was not created: the stream holds at its first
+ * row (nothing after it is sent or confirmed) for 5 s, then the topic is looked up again.
+ * Said once per table and reason; mnist_cdc_status shows the table and the reason.
+ */
+static void
+worker_hold(const char *table, const char *why)
+{
+	static char warned[sizeof(((CdcShared *) 0)->waiting_table) + 256];
+	char	   *said = psprintf("%s\t%s", table, why);
+
+	cdc_set_waiting(table, why);
+	if (strcmp(said, warned) != 0)
+	{
+		strlcpy(warned, said, sizeof(warned));
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("mnist_ml change data capture waits for the topic \"%s.%s\" of table %s: %s",
+						running.prefix, table, table, why),
+				 errdetail("Nothing after this table's first row is sent or confirmed to the slot until the topic exists; the topic is looked up every 5 s."),
+				 errhint("Create the topic (or allow its creation: mnist_ml.cdc_create_topics, cdc_topic_partitions, cdc_topic_replication_factor), or leave the table out of mnist_ml.cdc_tables.")));
+	}
+	pfree(said);
+	for (int i = 0; i < 50; i++)
+	{
+		rd_kafka_poll(producer.rk, 100);
+		service(false);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* The topic a held table waited for exists now: the stream goes on. */
+static void
+worker_ready(const char *table)
+{
+	cdc_set_waiting(NULL, NULL);
+	ereport(LOG,
+			(errmsg("mnist_ml change data capture: the topic of %s exists, its rows are sent", table)));
+}
+
+static const CdcTopicCallbacks worker_topic_callbacks = {
+	.bad_name = worker_bad_name,
+	.hold = worker_hold,
+	.ready = worker_ready,
+};
+
 /* Creates the librdkafka producer of the worker. */
 static void
 create_producer(void)
@@ -582,7 +670,8 @@ create_producer(void)
 	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
 	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
-	mnist_cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait);
+	mnist_cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait,
+							 &worker_topic_callbacks);
 }
 
 /*
@@ -657,7 +746,7 @@ create_slot_with_snapshot(void)
 		if (info.captured)
 		{
 			uint64		n = mnist_cdc_send_table(&producer, rel, &info, snap, &h,
-										   (void *) (uintptr_t) seq);
+										   (void *) (uintptr_t) seq, &mnist_cdc_rows_skipped);
 
 			ring[seq & ring_mask].outstanding += n;
 			total += n;
@@ -708,6 +797,8 @@ stream(void)
 	XLogBeginRead(decoding_ctx->reader, restart);
 
 	cdc_set_state("streaming");
+	/* what kept the worker from streaming (a start-up error, an earlier failure) is over */
+	cdc_clear_error();
 	ereport(LOG,
 			(errmsg("mnist_ml change data capture: streaming slot \"%s\" from %X/%X to %s",
 					CDC_SLOT_NAME, LSN_FORMAT_ARGS(confirmed_lsn), running.servers)));
@@ -774,6 +865,9 @@ mnist_cdc_worker_main(Datum arg)
 	base_acked = mnist_cdc_state->acknowledged;
 	base_failed = mnist_cdc_state->failed;
 	base_skipped = mnist_cdc_state->skipped;
+	mnist_cdc_state->waiting_table[0] = '\0';
+	mnist_cdc_state->waiting_reason[0] = '\0';
+	mnist_cdc_state->waiting_since = 0;
 	SpinLockRelease(&mnist_cdc_state->mutex);
 	on_shmem_exit(worker_exit, (Datum) 0);
 	worker_run();

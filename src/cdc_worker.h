@@ -25,8 +25,12 @@ typedef struct CdcShared
 	uint64		skipped;		/* captured rows that could not be sent (WARNING each) */
 	bool		broker_reachable;
 	XLogRecPtr	confirmed_lsn;	/* what the worker last confirmed to its slot */
-	char		last_error[256];
+	char		last_error[256];	/* cleared when what it says is over */
 	TimestampTz last_error_at;
+	char		waiting_table[2 * NAMEDATALEN + 2];	/* whose topic the stream waits for */
+	char		waiting_reason[256];
+	TimestampTz waiting_since;
+	uint64		snapshot_skipped;	/* rows mnist_cdc_snapshot() calls skipped */
 } CdcShared;
 
 extern CdcShared *mnist_cdc_state;	/* NULL unless preloaded */

@@ -32,6 +32,9 @@ char	   *mnist_kafka_properties = NULL;
 char	   *mnist_kafka_properties_file = NULL;
 char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
+bool		mnist_cdc_create_topics = true;
+int			mnist_cdc_topic_partitions = -1;
+int			mnist_cdc_topic_replication_factor = -1;
 char	   *mnist_topic_prefix = NULL;
 char	   *mnist_online_database = NULL;
 int			mnist_model_cache_size = 64 * 1024;
@@ -50,6 +53,16 @@ static const struct config_enum_entry cpu_path_options[] = {
 };
 
 void		_PG_init(void);
+
+/* mnist_ml.cdc_topic_partitions, cdc_topic_replication_factor: -1 (the broker's) or at least 1. */
+static bool
+check_topic_count(int *newval, void **extra, GucSource source)
+{
+	if (*newval != 0)
+		return true;
+	GUC_check_errdetail("Use -1 for the broker's default, or a number of at least 1.");
+	return false;
+}
 
 /* mnist_ml.cpu_path: a path this CPU lacks would die of SIGILL, so it is refused. */
 static bool
@@ -122,6 +135,22 @@ _PG_init(void)
 							   "Database whose changes are captured (the extension must be created there).",
 							   NULL, &mnist_cdc_database, "postgres",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("mnist_ml.cdc_create_topics",
+							 "Whether change data capture creates a captured table's missing topic (Admin API).",
+							 "Off: the rows of a table without a topic wait until someone creates it.",
+							 &mnist_cdc_create_topics, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.cdc_topic_partitions",
+							"Partitions of a topic change data capture creates; -1 means the broker's default (num.partitions).",
+							NULL, &mnist_cdc_topic_partitions, -1, -1, 100000,
+							PGC_SIGHUP, 0, check_topic_count, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.cdc_topic_replication_factor",
+							"Replication factor of a topic change data capture creates; -1 means the broker's default (default.replication.factor).",
+							NULL, &mnist_cdc_topic_replication_factor, -1, -1, 32767,
+							PGC_SIGHUP, 0, check_topic_count, NULL, NULL);
 
 	DefineCustomStringVariable("mnist_ml.topic_prefix",
 							   "Prefix of captured topics: <prefix>.<schema>.<table>.",

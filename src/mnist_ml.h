@@ -16,6 +16,9 @@ extern char *mnist_kafka_properties;	/* mnist_ml.kafka_properties: key=value lib
 extern char *mnist_kafka_properties_file;	/* mnist_ml.kafka_properties_file: one per line */
 extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables */
 extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
+extern bool mnist_cdc_create_topics;	/* mnist_ml.cdc_create_topics: create missing topics */
+extern int	mnist_cdc_topic_partitions;	/* mnist_ml.cdc_topic_partitions: -1 broker's default */
+extern int	mnist_cdc_topic_replication_factor;	/* mnist_ml.cdc_topic_replication_factor */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 extern int	mnist_model_cache_size;	/* mnist_ml.model_cache_size: kB of decoded models per backend */

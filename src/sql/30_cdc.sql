@@ -12,9 +12,20 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION mnist_cdc_status() IS
 'State of the change data capture worker: its slot, confirmed LSN, lag, message counters since server start, last error, broker reachability, captured rows skipped (each with a WARNING).';
 
-CREATE VIEW mnist_cdc_status AS SELECT * FROM mnist_cdc_status();
+CREATE FUNCTION mnist_cdc_waiting(
+    OUT waiting_table text, OUT waiting_reason text, OUT waiting_since timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mnist_cdc_waiting'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION mnist_cdc_waiting() IS
+'The captured table whose missing topic the change data capture stream waits for, why, and since when (NULLs when none).';
+
+-- 1.2 added the waiting_* columns at the end (CREATE OR REPLACE VIEW: views on it survive)
+CREATE VIEW mnist_cdc_status AS
+    SELECT s.*, w.waiting_table, w.waiting_reason, w.waiting_since
+    FROM mnist_cdc_status() s, mnist_cdc_waiting() w;
 COMMENT ON VIEW mnist_cdc_status IS
-'One row describing change data capture to Kafka (see mnist_cdc_status()).';
+'One row describing change data capture to Kafka (see mnist_cdc_status() and mnist_cdc_waiting()).';
 -- everybody may read it, as everybody may call the function behind it
 GRANT SELECT ON mnist_cdc_status TO PUBLIC;
 

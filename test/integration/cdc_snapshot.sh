@@ -33,7 +33,9 @@ case $out in
 *"in use"*) pass "mnist_cdc_drop_slot refuses a slot in use" ;;
 *) fail "mnist_cdc_drop_slot on an active slot: $out" ;;
 esac
-sleep 1
+# (the rows are queued once the worker gave up looking the topic up, kafka_timeout_ms at most)
+wait_for "grep -q 'initial snapshot of public.$t: 10000 rows' \"\$HARNESS_PG_LOG\"" 60 \
+	"the snapshot's rows are queued while the broker is down"
 pg_stop_immediate || fail "pg_ctl -m immediate"
 pg_start || fail "pg_start"
 

@@ -1,17 +1,31 @@
 #!/bin/bash
-# extension_upgrade: 1.0 -> 1.1.  A database created at 1.0 works with the new library (models
-# stored and served, the status read through 1.0's signatures), ALTER EXTENSION mnist_ml UPDATE
-# keeps every model served as before, and the upgraded catalog (functions, tables, columns,
-# constraints, views, triggers, indexes, comments, grants, pg_dump configuration) equals a fresh
-# 1.1 install.
+# extension_upgrade: 1.0 -> 1.1 -> 1.2.  A database created at 1.0 works with the new library
+# (models stored and served, the status read through 1.0's signatures), ALTER EXTENSION mnist_ml
+# UPDATE keeps every model served as before, and the upgraded catalog (functions, tables,
+# columns, constraints, views, triggers, indexes, comments, grants, pg_dump configuration)
+# equals a fresh install of the current version.  A database at 1.1 with a user's view on
+# mnist_cdc_status updates to 1.2 with that view kept (1.2 adds columns at the end).
 source "$(dirname "$0")/../lib.sh"
 
 old=mnist_upgrade_old
 new=mnist_upgrade_new
+v11=mnist_upgrade_11
+current=1.2
 qd() { local db=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-at_exit "dropdb --if-exists $old; dropdb --if-exists $new"
-dropdb --if-exists $old && dropdb --if-exists $new
-createdb $old && createdb $new || fail "createdb"
+at_exit "dropdb --if-exists $old; dropdb --if-exists $new; dropdb --if-exists $v11"
+dropdb --if-exists $old && dropdb --if-exists $new && dropdb --if-exists $v11
+createdb $old && createdb $new && createdb $v11 || fail "createdb"
+
+# 1.1 -> 1.2 with a user's view on mnist_cdc_status (and one on that view): the update keeps them
+qd $v11 -c "CREATE EXTENSION mnist_ml VERSION '1.1'"
+qd $v11 -c "CREATE VIEW my_cdc AS SELECT state, skipped, last_error FROM mnist_cdc_status" \
+	-c "CREATE VIEW my_cdc_alert AS SELECT state FROM my_cdc WHERE last_error IS NOT NULL" || fail "user views at 1.1"
+qd $v11 -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE from 1.1 with a dependent view"
+check_eq "$(qd $v11 -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" $current "1.1 updated to $current"
+check_eq "$(qd $v11 -c "SELECT count(*) FROM my_cdc" -c "SELECT count(*) >= 0 FROM my_cdc_alert")" "1
+t" "the user's views on mnist_cdc_status survive the update"
+check_eq "$(qd $v11 -c "SELECT waiting_table IS NULL, skipped >= 0 FROM mnist_cdc_status")" "t|t" \
+	"the updated view has the new columns"
 
 qd $old -c "CREATE EXTENSION mnist_ml VERSION '1.0'"
 check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.0 "installed at 1.0"
@@ -30,9 +44,9 @@ check_eq "$(qd $old -c "SELECT (SELECT rows FROM mnist_evaluate('mnist_test', 'u
 	"evaluation at 1.0 serves the newest model"
 
 qd $old -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE"
-check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "updated to 1.1"
+check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" $current "updated to $current"
 check_eq "$(qd $old -c "$predict")" "$before" "the stored model is served as before"
-check_eq "$(qd $old -c "SELECT skipped >= 0 FROM mnist_cdc_status")" t "the 1.1 status view reads"
+check_eq "$(qd $old -c "SELECT skipped >= 0, waiting_table IS NULL FROM mnist_cdc_status")" "t|t" "the $current status view reads"
 check_eq "$(qd $old -c "SELECT string_agg(d.name || ' ' || d.reason || ' ' || (d.model_id = m.newest), ', ' ORDER BY d.name)
 	FROM mnist_deployments d JOIN (SELECT name, max(id) AS newest FROM mnist_models GROUP BY name) m USING (name)")" \
 	"up upgrade true, up2 upgrade true" "the update deploys the newest model of each name (reason upgrade)"
@@ -47,7 +61,7 @@ t
 f" "deploy and roll back after the update"
 
 qd $new -c "CREATE EXTENSION mnist_ml"
-check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "a fresh install is 1.1"
+check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" $current "a fresh install is $current"
 
 # the extension's catalog, described without oids, sorted
 catalog() {
@@ -93,14 +107,21 @@ catalog() {
 	SQL
 }
 catalog $old >"$TEST_TMP/catalog.upgraded" || fail "the catalog query failed"
+catalog $v11 >"$TEST_TMP/catalog.upgraded11" || fail "the catalog query failed"
 catalog $new >"$TEST_TMP/catalog.fresh" || fail "the catalog query failed"
 if [ "$(wc -l <"$TEST_TMP/catalog.fresh")" -lt 20 ]; then
 	fail "the catalog query found almost nothing: $(cat "$TEST_TMP/catalog.fresh")"
 elif diff "$TEST_TMP/catalog.fresh" "$TEST_TMP/catalog.upgraded" >"$TEST_TMP/catalog.diff"; then
-	pass "the upgraded catalog equals a fresh 1.1 install ($(wc -l <"$TEST_TMP/catalog.fresh") entries)"
+	pass "the upgraded catalog equals a fresh $current install ($(wc -l <"$TEST_TMP/catalog.fresh") entries)"
 else
 	fail "the upgraded catalog differs from a fresh install:"
 	sed 's/^/    /' "$TEST_TMP/catalog.diff" >&2
+fi
+if diff "$TEST_TMP/catalog.fresh" "$TEST_TMP/catalog.upgraded11" >"$TEST_TMP/catalog11.diff"; then
+	pass "the catalog updated from 1.1 equals a fresh $current install"
+else
+	fail "the catalog updated from 1.1 differs from a fresh install:"
+	sed 's/^/    /' "$TEST_TMP/catalog11.diff" >&2
 fi
 check_eq "$(grep -c '^function' "$TEST_TMP/catalog.fresh")" "$(q "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'mnist_ml'")" \
 	"the comparison covers every function of the extension"
