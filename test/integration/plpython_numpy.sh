@@ -53,7 +53,7 @@ psql -X -q -v ON_ERROR_STOP=1 <<-SQL || fail "create the PL/Python functions"
 	try:
 	    import numpy as np
 	except Exception as e:
-	    return 'import failed: %s' % ' '.join(str(e).split())[-300:]
+	    return 'import failed: %s' % ' '.join(str(e).split()).split('Original error was: ')[-1][-300:]
 	rng = np.random.default_rng(26)
 	a = rng.standard_normal((67, 45))
 	b = rng.standard_normal((45, 31))
