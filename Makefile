@@ -29,17 +29,15 @@ export MNIST_DATA ?= /var/cache/mnist_ml/data
 # own internals, and mnist_ml keeps its serial kernels whatever else is loaded.  Found through
 # the pkg-config file of Debian's serial build for this architecture (x86_64-linux-gnu,
 # aarch64-linux-gnu, ...); for one's own serial OpenBLAS:
-# make OPENBLAS_LIBDIR=/its/lib OPENBLAS_INC=/its/include.  A threaded archive is refused.
+# make OPENBLAS_LIBDIR=/its/lib OPENBLAS_INC=/its/include.  A threaded archive (one with
+# OpenBLAS's thread server, blas_server*.o) is refused.
 OPENBLAS_PC = PKG_CONFIG_PATH=/usr/lib/$(shell $(CC) -print-multiarch)/openblas-serial/pkgconfig pkg-config openblas
-OPENBLAS_LIBDIR := $(shell $(OPENBLAS_PC) --variable=libdir 2>/dev/null)
-OPENBLAS_INC := $(shell $(OPENBLAS_PC) --variable=includedir 2>/dev/null)
+OPENBLAS_LIBDIR := $(patsubst %/,%,$(shell $(OPENBLAS_PC) --variable=libdir 2>/dev/null))
+OPENBLAS_INC := $(patsubst %/,%,$(shell $(OPENBLAS_PC) --variable=includedir 2>/dev/null))
 OPENBLAS_A = $(OPENBLAS_LIBDIR)/libopenblas.a
 ifneq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)
 ifeq ($(wildcard $(OPENBLAS_A)),)
 $(error no static serial OpenBLAS (libopenblas.a) found: install libopenblas-serial-dev, or set OPENBLAS_LIBDIR and OPENBLAS_INC)
-endif
-ifneq ($(shell nm $(OPENBLAS_A) 2>/dev/null | grep -c ' T exec_blas$$'),0)
-$(error $(OPENBLAS_A) is a threaded OpenBLAS (it defines exec_blas): mnist_ml needs the serial build)
 endif
 endif
 
@@ -84,7 +82,7 @@ NET_OBJS = src/net.o src/net_pool.o src/screen.o src/net_baseline.o src/net_avx2
 NET_PROGRAMS = test/net_check bench/train_bench
 
 EXTRA_CLEAN = $(DATA_built) tools/mnist2sql tools/mnist2sql-sanitized results regression.diffs regression.out \
-	test/fuzz/bin $(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags
+	test/fuzz/bin $(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags .openblas-serial
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -151,3 +149,11 @@ tools/mnist2sql-sanitized: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
 # and on the build's flags.
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h) .build-flags
 $(NET_PROGRAMS) tools/mnist2sql $(shlib): .build-flags
+
+# The OpenBLAS archive is checked once, and again when it changes (the binaries are then relinked).
+$(NET_PROGRAMS) $(shlib): .openblas-serial
+.openblas-serial: $(OPENBLAS_A)
+	@if ar t '$<' | grep -q '^blas_server'; then \
+		echo "$<: a threaded OpenBLAS (it has blas_server): mnist_ml needs the serial build" >&2; exit 1; \
+	fi
+	touch $@
