@@ -28,8 +28,9 @@ cleanup
 needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
 [[ $needed =~ (openblas|blas|lapack) ]] && fail "mnist_ml.so needs a shared BLAS: $needed" ||
 	pass "mnist_ml.so needs no shared BLAS ($needed)"
+# (a sanitized build also exports AddressSanitizer's __odr_asan.mnist_ markers)
 foreign=$(nm -D --defined-only "$lib" | awk '{ print $3 }' |
-	grep -vE '^(Pg_magic_func|_PG_init|_PG_output_plugin_init|pg_finfo_mnist_[a-z_0-9]+|mnist_[A-Za-z_0-9]+)$')
+	grep -vE '^(Pg_magic_func|_PG_init|_PG_output_plugin_init|pg_finfo_mnist_[a-z_0-9]+|(__odr_asan\.)?mnist_[A-Za-z_0-9]+)$')
 [ -z "$foreign" ] && pass "mnist_ml.so exports only PostgreSQL's entry points and mnist_ names ($(nm -D --defined-only "$lib" | wc -l) symbols)" ||
 	fail "mnist_ml.so exports foreign symbols: $(head -5 <<<"$foreign" | tr '\n' ' ')"
 
