@@ -24,10 +24,24 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_PREP = installcheck-prep
 export MNIST_DATA ?= /var/cache/mnist_ml/data
 
-# OpenBLAS's serial build, by path: the default pthread build starts a thread when loaded,
-# which for a preloaded library would happen inside the postmaster before it forks.
-OPENBLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-serial
-OPENBLAS_INC = /usr/include/x86_64-linux-gnu/openblas-serial
+# OpenBLAS's serial build (the pthread and OpenMP builds start threads when loaded, which for a
+# preloaded library would happen inside the postmaster before it forks), linked statically with
+# its symbols hidden: mnist_ml.so needs no shared BLAS and exports none of OpenBLAS's names, so
+# the BLAS that numpy (PL/Python), PL/R or another library loads into the same server keeps its
+# own internals, and mnist_ml keeps its serial kernels whatever else is loaded.  Found through
+# the pkg-config file of Debian's serial build for this architecture (x86_64-linux-gnu,
+# aarch64-linux-gnu, ...); for one's own serial OpenBLAS:
+# make OPENBLAS_LIBDIR=/its/lib OPENBLAS_INC=/its/include.  A threaded archive (one with
+# OpenBLAS's thread server, blas_server*.o) is refused.
+OPENBLAS_PC = PKG_CONFIG_PATH=/usr/lib/$(shell $(CC) -print-multiarch)/openblas-serial/pkgconfig pkg-config openblas
+OPENBLAS_LIBDIR := $(patsubst %/,%,$(shell $(OPENBLAS_PC) --variable=libdir 2>/dev/null))
+OPENBLAS_INC := $(patsubst %/,%,$(shell $(OPENBLAS_PC) --variable=includedir 2>/dev/null))
+OPENBLAS_A = $(OPENBLAS_LIBDIR)/libopenblas.a
+ifneq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)
+ifeq ($(wildcard $(OPENBLAS_A)),)
+$(error no static serial OpenBLAS (libopenblas.a) found: install libopenblas-serial-dev, or set OPENBLAS_LIBDIR and OPENBLAS_INC)
+endif
+endif
 
 # Portable by default: the library targets x86-64-v2 (every x86-64 server CPU since about
 # 2009), and the network's hot loops are compiled once more for AVX2 and for AVX-512
@@ -43,9 +57,9 @@ PG_CPPFLAGS = -I$(OPENBLAS_INC) -Isrc
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -Wno-cast-function-type -fno-math-errno $(OPTFLAGS)
 # Each binary links what it calls, no more (readelf -d shows the NEEDED entries): the library
-# librdkafka, OpenBLAS (cblas_sgemm) and libm; the network alone OpenBLAS and libm; train_bench
-# also zlib (it reads the gzip IDX files); mnist2sql zlib only.
-OPENBLAS_LINK = -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+# librdkafka and libm (OpenBLAS's cblas_sgemm and what it calls are inside it); the network
+# alone libm; train_bench also zlib (it reads the gzip IDX files); mnist2sql zlib only.
+OPENBLAS_LINK = -Wl,--exclude-libs,ALL $(OPENBLAS_A) -lm
 SHLIB_LINK = $(shell pkg-config --libs rdkafka) $(OPENBLAS_LINK)
 
 # make SANITIZE=1: everything (the library, mnist2sql, test/net_check, bench/train_bench) with
@@ -59,7 +73,7 @@ ifeq ($(SANITIZE),1)
 PG_CFLAGS += $(SANITIZE_FLAGS)
 SHLIB_LINK += $(SANITIZE_FLAGS)
 endif
-BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS)
+BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS) OPENBLAS=$(OPENBLAS_A)
 ifneq ($(BUILD_FLAGS),$(shell cat .build-flags 2>/dev/null))
 $(shell echo '$(BUILD_FLAGS)' >.build-flags)
 endif
@@ -70,7 +84,7 @@ NET_OBJS = src/net.o src/net_pool.o src/screen.o src/net_baseline.o src/net_avx2
 NET_PROGRAMS = test/net_check bench/train_bench
 
 EXTRA_CLEAN = $(DATA_built) tools/mnist2sql tools/mnist2sql-sanitized results regression.diffs regression.out \
-	test/fuzz/bin $(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags
+	test/fuzz/bin $(NET_PROGRAMS) $(NET_PROGRAMS:=.o) .build-flags .openblas-serial
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -137,3 +151,11 @@ tools/mnist2sql-sanitized: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
 # and on the build's flags.
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h) .build-flags
 $(NET_PROGRAMS) tools/mnist2sql $(shlib): .build-flags
+
+# The OpenBLAS archive is checked once, and again when it changes (the binaries are then relinked).
+$(NET_PROGRAMS) $(shlib): .openblas-serial
+.openblas-serial: $(OPENBLAS_A)
+	@if ar t '$<' | grep -q '^blas_server'; then \
+		echo "$<: a threaded OpenBLAS (it has blas_server): mnist_ml needs the serial build" >&2; exit 1; \
+	fi
+	touch $@
