@@ -8,6 +8,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_inherits.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -196,6 +197,9 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	Relation	rel;
+	bool		partitioned;
+	List	   *tables;
+	ListCell   *lc;
 	CdcOptions	opts;
 	CdcRelInfo	info;
 	CdcProducer p;
@@ -216,15 +220,22 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", get_rel_name(relid))));
-	rel = table_open(relid, AccessShareLock);
+	/* a partitioned table's rows are in its partitions (sent by its name) */
 	mnist_cdc_parse_options(NIL, &opts);
-	memset(&info, 0, sizeof(info));
-	mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
-	if (!info.captured)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("table %s cannot be captured", info.name),
-				 errdetail("A captured table is a plain table with a bytea column \"pixels\" and a smallint, integer or bigint column \"label\" (or domains over these types).")));
+	partitioned = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+	tables = partitioned ? find_all_inheritors(relid, AccessShareLock, NULL) : list_make1_oid(relid);
+	foreach(lc, tables)
+	{
+		rel = table_open(lfirst_oid(lc), AccessShareLock);
+		memset(&info, 0, sizeof(info));
+		mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+		if (!info.captured && !(partitioned && rel->rd_rel->relkind != RELKIND_RELATION))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("table %s cannot be captured", info.name),
+					 errdetail("A captured table is a plain or partitioned table with a bytea column \"pixels\" and a smallint, integer or bigint column \"label\" (or domains over these types).")));
+		table_close(rel, NoLock);
+	}
 
 	memset(&delivery, 0, sizeof(delivery));
 	conf = mnist_kafka_conf(NULL, NULL);
@@ -244,7 +255,16 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		sent = mnist_cdc_send_table(&p, rel, &info, snap, &h, NULL, &skipped);
+		foreach(lc, tables)
+		{
+			rel = table_open(lfirst_oid(lc), AccessShareLock);
+			if (rel->rd_rel->relkind == RELKIND_RELATION)
+			{
+				mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+				sent += mnist_cdc_send_table(&p, rel, &info, snap, &h, NULL, &skipped);
+			}
+			table_close(rel, NoLock);
+		}
 		while (rd_kafka_outq_len(p.rk) > 0)
 		{
 			rd_kafka_poll(p.rk, 100);
@@ -258,7 +278,6 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 		mnist_cdc_producer_close(&p);
 	}
 	PG_END_TRY();
-	table_close(rel, AccessShareLock);
 
 	/* rows skipped (each with a WARNING) count in mnist_cdc_status.skipped */
 	if (skipped > 0 && mnist_cdc_state)
@@ -272,7 +291,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("the Kafka broker acknowledged " UINT64_FORMAT " of " UINT64_FORMAT " snapshot messages of %s",
-						delivery.acked, sent, info.name),
+						delivery.acked, sent, get_rel_name(relid)),
 				 delivery.err ? errdetail("%s", rd_kafka_err2str(delivery.err)) : 0));
 	PG_RETURN_INT64((int64) sent);
 }
