@@ -47,6 +47,7 @@ static int	mnist_cpu_path = NET_CPU_AUTO;
 static const struct config_enum_entry cpu_path_options[] = {
 	{"auto", NET_CPU_AUTO, false},
 	{"avx512", NET_CPU_AVX512, false},
+	{"avxvnni", NET_CPU_AVXVNNI, false},
 	{"avx2", NET_CPU_AVX2, false},
 	{"baseline", NET_CPU_BASELINE, false},
 	{NULL, 0, false}
@@ -72,7 +73,7 @@ check_cpu_path(int *newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
 	GUC_check_errmsg("this CPU cannot run the %s code path", mnist_net_cpu_path_name((NetCpuPath) *newval));
-	GUC_check_errdetail("avx512 needs AVX-512 F, CD, BW, DQ and VL with FMA; avx2 needs AVX2 and FMA.");
+	GUC_check_errdetail("avx512 needs AVX-512 F, CD, BW, DQ and VL with FMA; avxvnni needs AVX2, FMA and AVX-VNNI; avx2 needs AVX2 and FMA.");
 	return false;
 }
 
@@ -169,7 +170,7 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("mnist_ml.cpu_path",
-							 "Code path of training and prediction: auto (the best this CPU has), avx512, avx2 or baseline.",
+							 "Code path of training and prediction: auto (the best this CPU has), avx512, avxvnni, avx2 or baseline.",
 							 NULL, &mnist_cpu_path, NET_CPU_AUTO, cpu_path_options,
 							 PGC_SUSET, 0, check_cpu_path, assign_cpu_path, NULL);
 

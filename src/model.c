@@ -706,8 +706,10 @@ mnist_model_classify(MnistModel *model, const uint8_t *pixels)
 {
 	int			k;
 
-	if (model->screen == NULL && model->screen_mem != NULL &&
-		++model->classified >= MNIST_SCREEN_AFTER)
+	/* built once it pays; built again if mnist_ml.cpu_path has changed to another kind */
+	if (model->screen_mem != NULL &&
+		(model->screen == NULL ? ++model->classified >= MNIST_SCREEN_AFTER :
+		 mnist_screen_stale(model->screen)))
 		model->screen = mnist_screen_build(&model->net, prefaulted(model->screen_mem,
 																   model->screen_bytes));
 	k = mnist_screen_classify(model->screen, pixels, model->scratch);

@@ -147,7 +147,8 @@ extern int	mnist_net_predict(const MnistNet *net, const uint8_t *pixels, float *
  * CPU paths.  The hot loops (training's sparse layers and Adam, pixel compaction, the forward
  * pass) are compiled once per instruction set, and the best path this CPU has runs
  * unless mnist_net_set_cpu_path() picks another (mnist_ml.cpu_path).  The AVX-512 and AVX2 paths give
- * bit-identical results: both multiply-add with FMA, in the same order.  The baseline path
+ * bit-identical results: both multiply-add with FMA, in the same order.  The AVX-VNNI path runs
+ * the AVX2 code; only its prediction screen (screen.c) differs.  The baseline path
  * rounds each product and sum separately (x86-64-v2 has no FMA), so it trains a slightly
  * different model from the same seed.
  */
@@ -156,7 +157,8 @@ typedef enum NetCpuPath
 	NET_CPU_AUTO,				/* the best path this CPU has */
 	NET_CPU_AVX512,				/* AVX-512 F, CD, BW, DQ, VL and FMA */
 	NET_CPU_AVX2,				/* AVX2 and FMA */
-	NET_CPU_BASELINE			/* what the build targets (-march=x86-64-v2 by default) */
+	NET_CPU_BASELINE,			/* what the build targets (-march=x86-64-v2 by default) */
+	NET_CPU_AVXVNNI				/* AVX2, FMA and AVX-VNNI: the AVX2 code, another screen */
 } NetCpuPath;
 
 /* Whether this CPU can run path (always for NET_CPU_AUTO and NET_CPU_BASELINE). */

@@ -2,10 +2,12 @@
  * screen.c
  *		The prediction screen: mnist_net_predict's argmax from the first layer in integers, with a
  *		rigorous bound, for most images in a fraction of the float network's time.  Plain C
- *		with AVX-512 VNNI intrinsics, no PostgreSQL calls, no allocation.  The functions that
- *		use them are compiled for AVX-512 VNNI whatever the build targets (SCREEN_TARGET), and
- *		run only where the CPU path in use is AVX-512 and the CPU has VNNI (screen_usable).
- *		The screen knows the network (net.h); the network does not know the screen.
+ *		with intrinsics, no PostgreSQL calls, no allocation.  Three kinds, one per x86-64 CPU
+ *		path (screen_kind): AVX-512 VNNI (the avx512 path on a CPU with VNNI), AVX-VNNI (the
+ *		avxvnni path) and AVX2 alone (the avx2 path, and avx512 without VNNI).  The functions
+ *		of each kind are compiled for its instructions whatever the build targets, and run only
+ *		while the path in use is theirs.  The screen knows the network (net.h); the network
+ *		does not know the screen.
  */
 #include <float.h>
 #include <math.h>
@@ -14,10 +16,12 @@
 #include "net.h"
 #include "screen.h"
 
-/* The screen needs AVX-512 with byte dot products (VNNI): on x86-64 only. */
+/* The screen needs byte or word dot products (AVX2 at least): on x86-64 only. */
 #ifdef __x86_64__
 #define NET_SCREEN 1
 #define SCREEN_TARGET __attribute__((target("avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx512vnni,fma")))
+#define SCREEN_VNNI256_TARGET __attribute__((target("avx2,fma,avxvnni")))
+#define SCREEN_AVX2_TARGET __attribute__((target("avx2,fma")))
 #include <immintrin.h>
 #endif
 
@@ -33,6 +37,19 @@
  *  - Stage 2, when stage 1 cannot tell, adds lo: S2 = 256 S1 + sum p lo = sum p q.
  * Then hidden = relu(S * scale' + b1) and the logits are float.  On digits stage 1 decides
  * about 80% of images and stage 2 all but 0.1-0.3%; the rest take mnist_net_predict's float path.
+ * AVX-VNNI (vpdpbusd on 8 units) does the same with the same bytes.
+ *
+ * AVX2 alone has no byte dot product that adds into int32: vpmaddubsw adds two u8 x s8
+ * products into int16 with saturation (2 * 255 * 128 > 32767, so it would need |weights| <= 64).
+ * The AVX2 screen uses vpmaddwd instead, on pixels widened to 16 bits: one stage, with
+ * q[i][j] itself as an int16 (|q| <= NET_SCREEN_QMAX16), pixels in pairs (p[2g], p[2g+1]), and
+ * one vpmaddwd multiplying the pair by the two weights of each of 8 units and adding the two
+ * products into int32 lanes.  Why nothing overflows: a product is at most 255 * 10000 in
+ * magnitude, a pair's sum 5,100,000, exact in int32 (vpmaddwd wraps only for -32768 * -32768
+ * twice, and 0 <= p <= 255); the sum over the 392 pairs is at most 784 * 255 * 10000 =
+ * 1,999,200,000 < 2^31 - 1 in magnitude, so the int32 lanes hold S = sum p q exactly
+ * (net_check's "largest sum" test: every weight at the largest q, every pixel 255).  Its
+ * decision is stage 2's with its own scale and rho.
  *
  * Why a decision is mnist_net_predict's answer.  With u = 2^-24, gamma(m) = m u / (1 - m u),
  * P = sum p[i] and n the nonzero pixels, against the real-valued b1[j] + sum p[i] w1[i][j] / 255:
@@ -53,16 +70,28 @@
  * logit t is strictly the largest, and the class is t.  Otherwise the stage cannot tell.
  */
 #define SCREEN_QUADS (NET_INPUTS / 4)
+#define SCREEN_PAIRS (NET_INPUTS / 2)
 #define SCREEN_WIDTH(h) (((size_t) (h) + 15) & ~(size_t) 15)	/* units rounded up to 16 */
 #define SCREEN_BLOCK 8			/* vectors of 16 units summed in registers at a time */
 #define SCREEN_BUILD_UNITS 64	/* units built at a time */
 #define SCREEN_MAX(a, b) ((a) > (b) ? (a) : (b))	/* of finite values: fmax is a libm call */
 
+/* The instructions a screen's first layer is computed with. */
+typedef enum ScreenKind
+{
+	SCREEN_NONE,
+	SCREEN_VNNI512,				/* AVX-512 VNNI, 16 units a vector: hi and lo */
+	SCREEN_VNNI256,				/* AVX-VNNI, 8 units: hi and lo */
+	SCREEN_AVX2					/* AVX2 vpmaddwd, 8 units: q16 */
+} ScreenKind;
+
 struct NetScreen
 {
+	ScreenKind	kind;			/* the kind it was built for */
 	int			width;			/* SCREEN_WIDTH(n_hidden) */
-	int8_t	   *hi;				/* [SCREEN_QUADS][width][4]: hi[4g..4g+3][j] */
-	int8_t	   *lo;				/* the same for lo */
+	int8_t	   *hi;				/* VNNI: [SCREEN_QUADS][width][4]: hi[4g..4g+3][j] */
+	int8_t	   *lo;				/* VNNI: the same for lo */
+	int16_t    *q16;			/* AVX2: [SCREEN_PAIRS][width][2]: q[2g..2g+1][j] */
 	float	   *scale1;			/* [width]: 256 scale[j], stage 1's */
 	float	   *scale2;			/* [width]: scale[j], stage 2's */
 	float	   *b1;				/* [width] */
@@ -74,11 +103,21 @@ struct NetScreen
 
 #ifdef NET_SCREEN
 
-/* Whether the path in use runs the screen: AVX-512 on a CPU that also has VNNI. */
-static bool
-screen_usable(void)
+/* The kind of screen of the path in use. */
+static ScreenKind
+screen_kind(void)
 {
-	return mnist_net_cpu_path() == NET_CPU_AVX512 && __builtin_cpu_supports("avx512vnni");
+	switch (mnist_net_cpu_path())
+	{
+		case NET_CPU_AVX512:
+			return __builtin_cpu_supports("avx512vnni") ? SCREEN_VNNI512 : SCREEN_AVX2;
+		case NET_CPU_AVXVNNI:
+			return SCREEN_VNNI256;
+		case NET_CPU_AVX2:
+			return SCREEN_AVX2;
+		default:
+			return SCREEN_NONE;
+	}
 }
 
 typedef float screen_f16 __attribute__((vector_size(64)));	/* 16 floats */
@@ -99,7 +138,11 @@ mnist_screen_size(int n_hidden)
 {
 	size_t		w = SCREEN_WIDTH(n_hidden);
 
-	if (!screen_usable())
+	/*
+	 * Every kind takes the same bytes (hi and lo, or q16): a screen is built for the path in
+	 * use, again when it changes (then into the same memory); none on CPUs without AVX2.
+	 */
+	if (!mnist_net_cpu_supports(NET_CPU_AVX2))
 		return 0;
 	return NET_ALIGN64(sizeof(NetScreen)) + 2 * NET_ALIGN64((size_t) NET_INPUTS * w) +
 		3 * NET_ALIGN64(sizeof(float) * w) + NET_ALIGN64(sizeof(float) * w * NET_OUTPUTS);
@@ -111,7 +154,9 @@ mnist_screen_build(const MnistNet *net, void *mem)
 	char	   *p = mem;
 	int			h = net->n_hidden;
 	size_t		w = SCREEN_WIDTH(h);
-	NetScreen  *s = net_carve(&p, sizeof(NetScreen));
+	ScreenKind	kind = screen_kind();
+	double		qlimit = kind == SCREEN_AVX2 ? NET_SCREEN_QMAX16 : NET_SCREEN_QMAX;
+	NetScreen  *s;
 	double		err[2][2][NET_OUTPUTS] = {0},	/* per stage: sum rho[j] |w2[j][k]|, sum Q[j] |..| */
 				err_w[NET_OUTPUTS] = {0},	/* sum W[j] |w2[j][k]| */
 				err_b[NET_OUTPUTS] = {0},	/* sum |b1[j]| |w2[j][k]| */
@@ -125,10 +170,15 @@ mnist_screen_build(const MnistNet *net, void *mem)
 				k,
 				st;
 
+	if (kind == SCREEN_NONE)
+		return NULL;
+	s = net_carve(&p, sizeof(NetScreen));
 	memset(s, 0, sizeof(NetScreen));
+	s->kind = kind;
 	s->width = (int) w;
 	s->hi = net_carve(&p, (size_t) NET_INPUTS * w);
 	s->lo = net_carve(&p, (size_t) NET_INPUTS * w);
+	s->q16 = (int16_t *) s->hi; /* 2 NET_INPUTS w bytes: the same as hi and lo */
 	s->scale1 = net_carve(&p, sizeof(float) * w);
 	s->scale2 = net_carve(&p, sizeof(float) * w);
 	s->b1 = net_carve(&p, sizeof(float) * w);
@@ -165,7 +215,7 @@ mnist_screen_build(const MnistNet *net, void *mem)
 		}
 		for (b = 0; b < nb; b++)
 		{
-			scale[b] = (float) (wmax[b] / (255.0 * NET_SCREEN_QMAX));
+			scale[b] = (float) (wmax[b] / (255.0 * qlimit));
 			if (!(scale[b] >= FLT_MIN))
 				scale[b] = 0.0f;	/* all zero (or tiny): q = 0, rho = W */
 		}
@@ -174,6 +224,7 @@ mnist_screen_build(const MnistNet *net, void *mem)
 			const float *row = net->w1 + (size_t) i * h + j0;
 			int8_t	   *hi_row = s->hi + ((size_t) (i / 4) * w + j0) * 4 + (i & 3);
 			int8_t	   *lo_row = s->lo + ((size_t) (i / 4) * w + j0) * 4 + (i & 3);
+			int16_t    *q16_row = s->q16 + ((size_t) (i / 2) * w + j0) * 2 + (i & 1);
 
 			for (b = 0; b < nb; b++)
 			{
@@ -181,10 +232,15 @@ mnist_screen_build(const MnistNet *net, void *mem)
 				double		q = scale[b] > 0.0f ? rint(x / scale[b]) : 0.0;
 				double		hi;
 
-				q = q < -NET_SCREEN_QMAX ? -NET_SCREEN_QMAX : q > NET_SCREEN_QMAX ? NET_SCREEN_QMAX : q;
+				q = q < -qlimit ? -qlimit : q > qlimit ? qlimit : q;
 				hi = floor((q + 128.0) / 256.0);
-				hi_row[4 * b] = (int8_t) hi;
-				lo_row[4 * b] = (int8_t) (q - 256.0 * hi);
+				if (kind == SCREEN_AVX2)
+					q16_row[2 * b] = (int16_t) q;
+				else
+				{
+					hi_row[4 * b] = (int8_t) hi;
+					lo_row[4 * b] = (int8_t) (q - 256.0 * hi);
+				}
 				rho[0][b] = SCREEN_MAX(rho[0][b], fabs(256.0 * scale[b] * hi - x));
 				rho[1][b] = SCREEN_MAX(rho[1][b], fabs((double) scale[b] * q - x));
 				qmax[0][b] = SCREEN_MAX(qmax[0][b], fabs(256.0 * hi));
@@ -311,6 +367,21 @@ screen_layer(int32_t *sum, const int8_t *q, int w, const uint32_t *quad, const u
 }
 
 /*
+ * The class of the screen's logits z: their argmax t when it beats every other k by more
+ * than bound[t] + bound[k] (the logits' error bounds), else -1.
+ */
+static inline int
+screen_pick(const float *z, const float *bound)
+{
+	int			t = mnist_net_argmax10(z);
+
+	for (int k = 0; k < NET_OUTPUTS; k++)
+		if (k != t && !(z[t] - z[k] > bound[t] + bound[k]))
+			return -1;
+	return t;
+}
+
+/*
  * One stage's decision from its first layer sums: stage 1's S1 (sum2 NULL), or stage 2's
  * 256 S1 + sum2 (exact in int64).  Returns the class, or -1 when the bound cannot rule out
  * another.
@@ -324,12 +395,12 @@ screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int6
 	const float *scale = stage ? s->scale2 : s->scale1;
 	int			w = s->width,
 				j,
-				k,
-				t;
+				k;
 	screen_f16	acc[NET_OUTPUTS],
 				g16 = {0},
 				bound;
 	float		z[NET_OUTPUTS],
+				b[16],
 				g,
 				P = (float) psum,
 				ga = (float) gamma_n(2 * nonzero + 1);
@@ -370,11 +441,8 @@ screen_decide(const NetScreen *s, const int32_t *sum1, const int32_t *sum2, int6
 
 	/* the bounds, and the decision */
 	bound = c[0] * P + c[1] * (ga * P) + c[2] * ga + c[3] + c[4] * g;
-	t = mnist_net_argmax10(z);
-	for (k = 0; k < NET_OUTPUTS; k++)
-		if (k != t && !(z[t] - z[k] > bound[t] + bound[k]))
-			return -1;
-	return t;
+	memcpy(b, &bound, sizeof(b));
+	return screen_pick(z, b);
 }
 
 static SCREEN_TARGET int
@@ -407,19 +475,261 @@ screen_classify(const NetScreen *s, const uint8_t *pixels, float *scratch)
 	return screen_decide(s, sum1, sum2, psum, nonzero);
 }
 
+/*
+ * The 256-bit kinds' nonzero pixels: AVX2 alone.  Of an image, the groups of size bytes
+ * (4: fours for AVX-VNNI, 2: pairs for vpmaddwd) with a nonzero pixel: their numbers and
+ * their bytes, pairs widened to two 16-bit halves.  Returns the count; sets *psum to the
+ * sum of the pixels and *nonzero to the number of nonzero pixels.
+ */
+static inline SCREEN_AVX2_TARGET __attribute__((always_inline)) int
+screen_groups256(const uint8_t *pixels, int size, uint32_t *group, uint32_t *gval,
+				 int64_t *psum, int *nonzero)
+{
+	const __m256i zero = _mm256_setzero_si256();
+	__m256i		sum = zero;
+	int			i,
+				count = 0,
+				nz_pixels = 0;
+
+	/* 32 pixels at a time; the last 16 with a 16-byte load */
+	for (i = 0; i < NET_INPUTS; i += 32)
+	{
+		__m256i		v = i + 32 <= NET_INPUTS ?
+			_mm256_loadu_si256((const __m256i *) (pixels + i)) :
+			_mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) (pixels + i)));
+		uint32_t	zero_bytes = (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero));
+		uint32_t	nz;
+
+		if (zero_bytes == 0xffffffffu)
+			continue;
+		sum = _mm256_add_epi64(sum, _mm256_sad_epu8(v, zero));
+		nz_pixels += 32 - __builtin_popcount(zero_bytes);
+		/* a bit per group: its first byte's bit, set when a byte of the group is nonzero */
+		if (size == 4)
+			nz = (uint32_t) ~_mm256_movemask_epi8(_mm256_cmpeq_epi32(v, zero)) & 0x11111111u;
+		else
+			nz = (uint32_t) ~_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, zero)) & 0x55555555u;
+		while (nz)
+		{
+			int			b = __builtin_ctz(nz);
+			const uint8_t *px = pixels + i + b;
+
+			nz &= nz - 1;
+			group[count] = (uint32_t) (i + b) / (uint32_t) size;
+			if (size == 4)
+				memcpy(&gval[count], px, 4);
+			else
+				gval[count] = (uint32_t) px[0] | (uint32_t) px[1] << 16;
+			count++;
+		}
+	}
+	*psum = _mm256_extract_epi64(sum, 0) + _mm256_extract_epi64(sum, 1) +
+		_mm256_extract_epi64(sum, 2) + _mm256_extract_epi64(sum, 3);
+	*nonzero = nz_pixels;
+	return count;
+}
+
+/*
+ * sum[0..nvec * 8) = the groups' dot products with the weights of 8 units a vector (units
+ * j0.. of an array whose rows are stride bytes apart, one row a group): AVX-VNNI's vpdpbusd
+ * (fours of bytes) or AVX2's vpmaddwd (pairs of int16), exact in int32 (see above).
+ */
+#define SCREEN_BLOCK256(name, target, op) \
+static inline target __attribute__((always_inline)) void \
+name(int32_t *sum, const char *q, size_t stride, int nvec, \
+	 const uint32_t *group, const uint32_t *gval, int count) \
+{ \
+	__m256i		a[SCREEN_BLOCK]; \
+	int			k, \
+				v; \
+	\
+	_Pragma("GCC unroll 8") \
+	for (v = 0; v < nvec; v++) \
+		a[v] = _mm256_setzero_si256(); \
+	for (k = 0; k < count; k++) \
+	{ \
+		const __m256i *row = (const __m256i *) (q + group[k] * stride); \
+		__m256i		p = _mm256_set1_epi32((int) gval[k]); \
+		\
+		_Pragma("GCC unroll 8") \
+		for (v = 0; v < nvec; v++) \
+			a[v] = op; \
+	} \
+	_Pragma("GCC unroll 8") \
+	for (v = 0; v < nvec; v++) \
+		_mm256_storeu_si256((__m256i *) (sum + 8 * v), a[v]); \
+}
+SCREEN_BLOCK256(screen_block_vnni256, SCREEN_VNNI256_TARGET,
+				_mm256_dpbusd_avx_epi32(a[v], p, _mm256_load_si256(row + v)))
+SCREEN_BLOCK256(screen_block_avx2, SCREEN_AVX2_TARGET,
+				_mm256_add_epi32(a[v], _mm256_madd_epi16(p, _mm256_load_si256(row + v))))
+
+/*
+ * sum[0..w) = the integer first layer of one weight array (rows of w units of gsize bytes:
+ * 4 for VNNI's bytes, 4 for AVX2's pairs of int16) with block, a SCREEN_BLOCK256 function.
+ */
+#define SCREEN_LAYER256(sum, q, w, group, gval, count, block) \
+	do { \
+		int			j_; \
+		\
+		for (j_ = 0; j_ + SCREEN_BLOCK * 8 <= (w); j_ += SCREEN_BLOCK * 8) \
+			block((sum) + j_, (const char *) (q) + 4 * (size_t) j_, 4 * (size_t) (w), \
+				  SCREEN_BLOCK, group, gval, count); \
+		for (; j_ < (w); j_ += 8) \
+			block((sum) + j_, (const char *) (q) + 4 * (size_t) j_, 4 * (size_t) (w), \
+				  1, group, gval, count); \
+	} while (0)
+
+/* The sum of the 8 floats of v. */
+static inline SCREEN_AVX2_TARGET __attribute__((always_inline)) float
+screen_hsum8(__m256 v)
+{
+	__m128		x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+
+	x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+	x = _mm_add_ss(x, _mm_movehdup_ps(x));
+	return _mm_cvtss_f32(x);
+}
+
+/*
+ * screen_decide for the 256-bit kinds, 8 units at a time: the sums of stage 1 or of the AVX2
+ * screen (sum2 NULL) or stage 2's 256 S1 + sum2 (exact in double, rounded to float once, as
+ * the int64 above), stage's scale and bound.
+ */
+static inline SCREEN_AVX2_TARGET __attribute__((always_inline)) int
+screen_decide256(const NetScreen *s, int stage, const int32_t *sum1, const int32_t *sum2,
+				 int64_t psum, int nonzero)
+{
+	const float *scale = stage ? s->scale2 : s->scale1;
+	const float (*c)[16] = s->bound_coef[stage];
+	const __m256 zero = _mm256_setzero_ps();
+	int			w = s->width,
+				j,
+				k;
+	__m256		acc[NET_OUTPUTS],
+				g8 = zero;
+	float		z[NET_OUTPUTS],
+				bound[NET_OUTPUTS],
+				g,
+				P = (float) psum,
+				ga = (float) gamma_n(2 * nonzero + 1);
+
+#pragma GCC unroll 10
+	for (k = 0; k < NET_OUTPUTS; k++)
+		acc[k] = zero;
+	for (j = 0; j < w; j += 8)
+	{
+		__m256i		s1 = _mm256_loadu_si256((const __m256i *) (sum1 + j));
+		__m256		a;
+
+		if (sum2)
+		{
+			__m256i		s2 = _mm256_loadu_si256((const __m256i *) (sum2 + j));
+			__m256d		k256 = _mm256_set1_pd(256.0);
+			__m256d		lo = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(s1)), k256,
+											 _mm256_cvtepi32_pd(_mm256_castsi256_si128(s2)));
+			__m256d		hi = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(s1, 1)), k256,
+											 _mm256_cvtepi32_pd(_mm256_extracti128_si256(s2, 1)));
+
+			a = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+		}
+		else
+			a = _mm256_cvtepi32_ps(s1);
+		/* relu: max gives its second operand, 0, for NaN */
+		a = _mm256_max_ps(_mm256_fmadd_ps(a, _mm256_load_ps(scale + j), _mm256_load_ps(s->b1 + j)),
+						  zero);
+		g8 = _mm256_add_ps(g8, a);
+#pragma GCC unroll 10
+		for (k = 0; k < NET_OUTPUTS; k++)
+			acc[k] = _mm256_fmadd_ps(a, _mm256_load_ps(s->w2 + (size_t) k * w + j), acc[k]);
+	}
+	g = screen_hsum8(g8);
+	for (k = 0; k < NET_OUTPUTS; k++)
+	{
+		z[k] = s->b2[k] + screen_hsum8(acc[k]);
+		bound[k] = c[0][k] * P + c[1][k] * (ga * P) + c[2][k] * ga + c[3][k] + c[4][k] * g;
+	}
+	return screen_pick(z, bound);
+}
+
+/* AVX-VNNI: stage 1 and stage 2 as AVX-512 VNNI's, 8 units a vector */
+static SCREEN_VNNI256_TARGET int
+screen_classify_vnni256(const NetScreen *s, const uint8_t *pixels, float *scratch)
+{
+	int			w = s->width,
+				count,
+				nonzero,
+				t;
+	int32_t    *sum1 = (int32_t *) scratch,
+			   *sum2 = (int32_t *) (scratch + w);
+	uint32_t   *quad = (uint32_t *) (scratch + 2 * w),
+			   *qval = quad + SCREEN_QUADS;
+	int64_t		psum;
+
+	count = screen_groups256(pixels, 4, quad, qval, &psum, &nonzero);
+	SCREEN_LAYER256(sum1, s->hi, w, quad, qval, count, screen_block_vnni256);
+	t = screen_decide256(s, 0, sum1, NULL, psum, nonzero);
+	if (t >= 0)
+		return t;
+	SCREEN_LAYER256(sum2, s->lo, w, quad, qval, count, screen_block_vnni256);
+	return screen_decide256(s, 1, sum1, sum2, psum, nonzero);
+}
+
+/* AVX2: one stage, S = sum p q by vpmaddwd, decided as stage 2 */
+static SCREEN_AVX2_TARGET int
+screen_classify_avx2(const NetScreen *s, const uint8_t *pixels, float *scratch)
+{
+	int			w = s->width,
+				count,
+				nonzero;
+	int32_t    *sum = (int32_t *) scratch;
+	uint32_t   *pair = (uint32_t *) (scratch + 2 * w),
+			   *pval = pair + SCREEN_PAIRS;
+	int64_t		psum;
+
+	count = screen_groups256(pixels, 2, pair, pval, &psum, &nonzero);
+	SCREEN_LAYER256(sum, s->q16, w, pair, pval, count, screen_block_avx2);
+	return screen_decide256(s, 1, sum, NULL, psum, nonzero);
+}
+
 int
 mnist_screen_classify(const NetScreen *screen, const uint8_t *pixels, float *scratch)
 {
-	if (screen == NULL || !screen_usable())
+	if (screen == NULL || screen->kind != screen_kind())
 		return -1;
-	return screen_classify(screen, pixels, scratch);
+	switch (screen->kind)
+	{
+		case SCREEN_VNNI512:
+			return screen_classify(screen, pixels, scratch);
+		case SCREEN_VNNI256:
+			return screen_classify_vnni256(screen, pixels, scratch);
+		case SCREEN_AVX2:
+			return screen_classify_avx2(screen, pixels, scratch);
+		default:
+			return -1;
+	}
+}
+
+bool
+mnist_screen_stale(const NetScreen *screen)
+{
+	return screen->kind != screen_kind();
+}
+
+int
+mnist_screen_qmax(int *stages)
+{
+	ScreenKind	kind = screen_kind();
+
+	*stages = kind == SCREEN_NONE ? 0 : kind == SCREEN_AVX2 ? 1 : 2;
+	return kind == SCREEN_NONE ? 0 : kind == SCREEN_AVX2 ? NET_SCREEN_QMAX16 : NET_SCREEN_QMAX;
 }
 
 size_t
 mnist_screen_scratch(int n_hidden)
 {
-	/* two sums of units, the fours of pixels and their values */
-	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_QUADS;
+	/* two sums of units, the groups of pixels (fours or pairs) and their values */
+	return 2 * SCREEN_WIDTH(n_hidden) + 2 * SCREEN_PAIRS;
 }
 
 #else							/* not x86-64: no screen */
@@ -453,6 +763,20 @@ mnist_screen_classify(const NetScreen *screen, const uint8_t *pixels, float *scr
 	(void) pixels;
 	(void) scratch;
 	return -1;
+}
+
+bool
+mnist_screen_stale(const NetScreen *screen)
+{
+	(void) screen;
+	return false;
+}
+
+int
+mnist_screen_qmax(int *stages)
+{
+	*stages = 0;
+	return 0;
 }
 
 #endif

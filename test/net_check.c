@@ -3,7 +3,8 @@
  *		Standalone checks of src/net.c (no PostgreSQL): gradients against a numerical
  *		derivative computed in double precision, learning on a toy problem, determinism,
  *		mnist_net_predict against the trainer's forward pass, softmax, shuffles, pixel scaling,
- *		the prediction screen against the exact class, and training with threads (whose
+ *		the prediction screen against the exact class (also on every image of the digits and
+ *		Fashion-MNIST test sets, $MNIST_DATA), and training with threads (whose
  *		shares are moved between them), on every CPU path this machine has; then every path
  *		against the baseline path.
  *		Prints one line per check and exits non-zero if any failed.
@@ -557,9 +558,12 @@ check_screen(void)
 	uint32_t	seed = 99;
 	char		msg[200];
 
-	if (mnist_screen_size(h) == 0)
+	int			stages,
+				qmax = mnist_screen_qmax(&stages);
+
+	if (qmax == 0)
 	{
-		printf("skip: the %s path has no screen (it needs AVX-512 with VNNI)\n", mnist_net_cpu_path_name(mnist_net_cpu_path()));
+		printf("skip: the %s path has no screen\n", mnist_net_cpu_path_name(mnist_net_cpu_path()));
 		free(images);
 		free(labels);
 		free(odd);
@@ -596,23 +600,24 @@ check_screen(void)
 
 	/*
 	 * The worst cases of the integer weights: one unit, weight 1 at pixel 0 (setting the
-	 * scale: w / 255 = q / 32000 / 255 ... see net.c) and at pixels 1..30 a weight whose q is
-	 * 256 * 30 + 125.49: the high byte (stage 1) leaves 125.49 steps out, the 16-bit q (stage
-	 * 2) 0.49, all of the same sign; an image of those 31 pixels at 255.  Logit 1 is a
-	 * constant swept around the exact logit 0, by steps of 1/20 of each stage's rounding.
+	 * scale: w / 255 = q / qmax / 255 ... see screen.c) and at pixels 1..30 a weight whose q
+	 * is 256 * 30 + 125.49: with two stages the high byte (stage 1) leaves 125.49 steps out,
+	 * the 16-bit q (stage 2, or the one stage) 0.49, all of the same sign; an image of those
+	 * 31 pixels at 255.  Logit 1 is a constant swept around the exact logit 0, by steps of
+	 * 1/20 of each stage's rounding.
 	 */
-	for (int stage = 0; stage < 2; stage++)
+	for (int stage = 2 - stages; stage < 2; stage++)
 	{
 		MnistNet	net;
 		float	   *params = calloc(mnist_net_param_count(1), sizeof(float));
 		float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(1));
 		float		logits[NET_OUTPUTS];
-		double		off = 30 * (stage == 0 ? 125.49 : 0.49) / NET_SCREEN_QMAX;
+		double		off = 30 * (stage == 0 ? 125.49 : 0.49) / qmax;
 
 		mnist_net_bind(&net, 1, params, NULL, NULL);
 		net.w1[0] = 1.0f;
 		for (int i = 1; i <= 30; i++)
-			net.w1[i] = (float) ((256.0 * 30 + 125.49) / NET_SCREEN_QMAX);
+			net.w1[i] = (float) ((256.0 * 30 + 125.49) / qmax);
 		net.w2[0] = 1.0f;
 		for (int k = 1; k < NET_OUTPUTS; k++)
 			net.b2[k] = -1e6f;
@@ -628,6 +633,41 @@ check_screen(void)
 		snprintf(msg, sizeof(msg), "screen at stage %d's worst rounding: decided %ld of 81 margins, %ld differ from the exact class",
 				 stage + 1, decided, wrong);
 		check(wrong == 0 && decided > 0, msg);
+		free(params);
+		free(scratch);
+	}
+
+	/*
+	 * The largest sums: one unit whose every weight is the largest q (+qmax, then -qmax with
+	 * a bias that keeps the unit positive), an image of 784 pixels at 255: the integer sum is
+	 * 784 * 255 * qmax, which must not overflow (nor saturate).  Logit 1 is swept around the
+	 * exact logit 0 by steps of a thousandth of it.
+	 */
+	for (int sign = 1; sign >= -1; sign -= 2)
+	{
+		MnistNet	net;
+		float	   *params = calloc(mnist_net_param_count(1), sizeof(float));
+		float	   *scratch = malloc(sizeof(float) * mnist_net_predict_scratch(1));
+		float		logits[NET_OUTPUTS];
+
+		mnist_net_bind(&net, 1, params, NULL, NULL);
+		for (int i = 0; i < NET_INPUTS; i++)
+			net.w1[i] = (float) sign;
+		net.b1[0] = sign > 0 ? 0.0f : 1000.0f;
+		net.w2[0] = 1.0f;
+		for (int k = 1; k < NET_OUTPUTS; k++)
+			net.b2[k] = -1e6f;
+		memset(odd, 255, NET_INPUTS);
+		mnist_net_predict(&net, odd, scratch, NULL, logits);
+		decided = wrong = 0;
+		for (int d = -40; d <= 40; d++)
+		{
+			net.b2[1] = (float) (logits[0] * (1.0 + d * 1e-3));
+			screen_run(&net, odd, 1, &decided, &wrong);
+		}
+		snprintf(msg, sizeof(msg), "screen at its largest sum (weights %cqmax, pixels 255): decided %ld of 81 margins, %ld differ from the exact class",
+				 sign > 0 ? '+' : '-', decided, wrong);
+		check(wrong == 0 && decided >= 70, msg);
 		free(params);
 		free(scratch);
 	}
@@ -669,6 +709,101 @@ check_screen(void)
 	free(images);
 	free(labels);
 	free(odd);
+}
+
+/*
+ * A real data set (test/prepare-data's IDX files in $MNIST_DATA, by default
+ * /var/cache/mnist_ml/data): a net trained on its training set, and its test images.
+ */
+typedef struct DataSet
+{
+	const char *name;			/* digits or fashion */
+	TestNet		tn;
+	uint8_t    *test;
+	int			n_test;
+} DataSet;
+
+/* The contents of an IDX file after its header of dims dimensions, and its first dimension. */
+static uint8_t *
+read_idx(const char *set, const char *file, int dims, int *n)
+{
+	const char *dir = getenv("MNIST_DATA") ? getenv("MNIST_DATA") : "/var/cache/mnist_ml/data";
+	char		path[4096];
+	FILE	   *f;
+	unsigned char head[16];
+	size_t		bytes;
+	uint8_t    *data = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, set, file);
+	f = fopen(path, "rb");
+	if (f == NULL || fread(head, 4 + 4 * dims, 1, f) != 1 || head[2] != 8 || head[3] != dims)
+	{
+		printf("cannot read %s\n", path);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	*n = (int) ((uint32_t) head[4] << 24 | (uint32_t) head[5] << 16 | (uint32_t) head[6] << 8 | head[7]);
+	bytes = (size_t) *n * (dims == 3 ? NET_INPUTS : 1);
+	data = malloc(bytes);
+	if (fread(data, 1, bytes, f) != bytes)
+	{
+		printf("short file %s\n", path);
+		free(data);
+		data = NULL;
+	}
+	fclose(f);
+	return data;
+}
+
+/* Loads set and trains a 128-unit net on its 60,000 training images, 1 epoch; false if unreadable. */
+static bool
+dataset_load(DataSet *d, const char *set)
+{
+	int			n,
+				n_labels;
+	uint8_t    *images = read_idx(set, "train-images-idx3-ubyte", 3, &n),
+			   *labels = read_idx(set, "train-labels-idx1-ubyte", 1, &n_labels);
+
+	d->name = set;
+	d->test = read_idx(set, "t10k-images-idx3-ubyte", 3, &d->n_test);
+	if (images == NULL || labels == NULL || d->test == NULL || n != n_labels)
+	{
+		free(images);
+		free(labels);
+		free(d->test);
+		d->test = NULL;
+		return false;
+	}
+	testnet_make(&d->tn, 128, 64, 5);
+	train_toy(&d->tn, images, labels, n, 64, 1, 3, NULL, NULL);
+	free(images);
+	free(labels);
+	return true;
+}
+
+/*
+ * The screen of the path in use over every test image of each data set: never a class other
+ * than mnist_net_predict's (on this path), and most images decided.
+ */
+static void
+check_screen_data(DataSet *sets, int n_sets)
+{
+	char		msg[200];
+	int			stages;
+
+	if (mnist_screen_qmax(&stages) == 0)
+		return;
+	for (int i = 0; i < n_sets; i++)
+	{
+		long		decided = 0,
+					wrong = 0;
+
+		screen_run(&sets[i].tn.net, sets[i].test, sets[i].n_test, &decided, &wrong);
+		snprintf(msg, sizeof(msg), "screen on the %d %s test images: decided %ld (%.2f%%), %ld differ from the exact class",
+				 sets[i].n_test, sets[i].name, decided, 100.0 * decided / sets[i].n_test, wrong);
+		check(wrong == 0 && decided >= sets[i].n_test * 9 / 10, msg);
+	}
 }
 
 /* Trains the toy net of check_paths on the path in use; returns its held-out logits. */
@@ -863,13 +998,18 @@ int
 main(void)
 {
 	/* every path, best last, so that the FMA paths are compared with avx2 */
-	static const NetCpuPath all[] = {NET_CPU_BASELINE, NET_CPU_AVX2, NET_CPU_AVX512};
-	NetCpuPath	paths[3];
+	static const NetCpuPath all[] = {NET_CPU_BASELINE, NET_CPU_AVX2, NET_CPU_AVXVNNI, NET_CPU_AVX512};
+	NetCpuPath	paths[4];
 	int			n_paths = 0;
+	DataSet		sets[2] = {0};
 
 	check_init();
 	check_shuffle();
-	for (int p = 0; p < 3; p++)
+	/* the real data sets' nets, trained on the best path */
+	mnist_net_set_cpu_path(NET_CPU_AUTO);
+	check(dataset_load(&sets[0], "digits") && dataset_load(&sets[1], "fashion"),
+		  "the digits and Fashion-MNIST IDX files load (MNIST_DATA)");
+	for (int p = 0; p < 4; p++)
 	{
 		if (!mnist_net_cpu_supports(all[p]))
 		{
@@ -884,8 +1024,16 @@ main(void)
 		check_learning_and_determinism();
 		check_scaling();
 		check_screen();
+		if (sets[1].test != NULL)
+			check_screen_data(sets, 2);
 		check_threads();
 	}
+	for (int i = 0; i < 2; i++)
+		if (sets[i].test != NULL)
+		{
+			testnet_free(&sets[i].tn);
+			free(sets[i].test);
+		}
 	printf("-- every path against the baseline\n");
 	check_paths(paths, n_paths);
 	printf("%s\n", failures ? "net_check: FAILED" : "net_check: all passed");

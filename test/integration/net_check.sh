@@ -1,8 +1,9 @@
 #!/bin/bash
 # net_check: builds test/net_check (make test/net_check: test/net_check.c with the network's
 # objects, as the library has them) and runs it: gradients, learning, determinism, predict vs
-# trainer, the prediction screen vs the float network, on every CPU path this machine has, and
-# every path against the baseline.  Needs no server or broker, so it also runs on its own:
+# trainer, the prediction screen vs the float network (also over every digits and Fashion-MNIST
+# test image of $MNIST_DATA), on every CPU path this machine has, and every path against the
+# baseline.  Needs no server or broker, so it also runs on its own:
 # bash test/integration/net_check.sh (or make net_check)
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(dirname "$here")"
