@@ -11,8 +11,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # committed as they shipped: src/sql/mnist_ml--1.0.sql and --1.1.sql are those versions' install
 # scripts byte for byte.
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.1.sql src/sql/$(EXTENSION)--1.0--1.1.sql \
-	src/sql/$(EXTENSION)--1.1--1.2.sql
+DATA = $(sort $(wildcard src/sql/$(EXTENSION)--*.sql))
 
 # The loader is a frontend program installed into $(bindir).
 SCRIPTS_built = tools/mnist2sql
