@@ -120,9 +120,10 @@ tools/mnist2sql: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
 # (postgresql-common puts its client programs on PATH through links in /usr/bin).  For such a
 # bindir make install also links mnist2sql into BINDIR_LINK, /usr/local/bin by default, so the
 # command works as the README writes it; make BINDIR_LINK= links nothing, and a bindir of
-# one's own (normally on PATH already) gets a link only if BINDIR_LINK names a directory.
+# one's own (normally on PATH already) gets a link only if BINDIR_LINK names a directory, and so
+# does a staged install (DESTDIR, a packager's), which installs nothing outside PGXS's directories.
 # A file there that is not this link is never replaced.
-BINDIR_LINK ?= $(if $(filter /usr/lib/postgresql/%/bin,$(bindir)),/usr/local/bin)
+BINDIR_LINK ?= $(if $(DESTDIR),,$(if $(filter /usr/lib/postgresql/%/bin,$(bindir)),/usr/local/bin))
 MNIST2SQL_LINK = $(DESTDIR)$(BINDIR_LINK)/mnist2sql
 
 .PHONY: install-mnist2sql-link uninstall-mnist2sql-link

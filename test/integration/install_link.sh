@@ -1,7 +1,8 @@
 #!/bin/bash
 # install_link: `mnist2sql` works as the README writes it after make install.  Debian's
 # PostgreSQL keeps its programs in /usr/lib/postgresql/N/bin, off PATH; make install then links
-# mnist2sql into /usr/local/bin (BINDIR_LINK).  Checked in staged installs (DESTDIR), with a
+# mnist2sql into /usr/local/bin (BINDIR_LINK), except in a staged install (DESTDIR), which gets
+# the link only when asked for.  Checked in staged installs, with a
 # pg_config that reports a Debian bindir and one that reports another; then, when the harness's
 # own PostgreSQL is Debian's, the real link with a plain login PATH.
 source "$(dirname "$0")/../lib.sh"
@@ -27,12 +28,16 @@ staged_install() {
 	make -C "$HARNESS_ROOT" install DESTDIR="$dir" PG_CONFIG="$S/pg_config" "$@" >"$dir.log" 2>&1
 }
 
-# Debian's layout: the link, and through it the command on a login PATH.
+# A staged install (a packager's DESTDIR) writes nothing outside PGXS's directories by default.
 fake_pg_config /usr/lib/postgresql/15/bin
-staged_install "$S/debian" || fail "make install (Debian bindir): $(tail -n 5 "$S/debian.log")"
+staged_install "$S/packaged" || fail "make install (packager): $(tail -n 5 "$S/packaged.log")"
+check_eq "$(find "$S/packaged" -path '*local/bin*' | wc -l)" 0 "DESTDIR: no link outside PGXS's directories"
+
+# Debian's layout, the link asked for: the link, and through it the command on a login PATH.
+staged_install "$S/debian" BINDIR_LINK=/usr/local/bin || fail "make install (Debian bindir): $(tail -n 5 "$S/debian.log")"
 check_eq "$(readlink "$S/debian/usr/local/bin/mnist2sql")" /usr/lib/postgresql/15/bin/mnist2sql \
 	"Debian bindir: make install links /usr/local/bin/mnist2sql to it"
-staged_install "$S/debian" uninstall || fail "make uninstall"
+staged_install "$S/debian" uninstall BINDIR_LINK=/usr/local/bin || fail "make uninstall"
 check_eq "$(ls -A "$S/debian/usr/local/bin")" "" "make uninstall removes the link"
 fake_pg_config "$bindir"
 staged_install "$S/path" BINDIR_LINK=/usr/local/bin || fail "make install BINDIR_LINK=/usr/local/bin"
@@ -51,7 +56,7 @@ check_eq "$(find "$S/none" -path '*local/bin*' | wc -l)" 0 "BINDIR_LINK= : no li
 # Someone else's mnist2sql is never replaced.
 mkdir -p "$S/foreign/usr/local/bin"
 echo '#!/bin/sh' >"$S/foreign/usr/local/bin/mnist2sql"
-if staged_install "$S/foreign"; then
+if staged_install "$S/foreign" BINDIR_LINK=/usr/local/bin; then
 	fail "make install replaced a file that is not its link"
 else
 	check_eq "$(grep -c 'exists and is not a link' "$S/foreign.log")" 1 "a foreign mnist2sql: make install refuses, says why"
