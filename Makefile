@@ -1,7 +1,7 @@
 # mnist_ml: PGXS build of the extension library, its install script and the mnist2sql loader.
 
 EXTENSION = mnist_ml
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 
 MODULE_big = mnist_ml
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -10,7 +10,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # (src/sql/NN_*.sql).  Released versions' scripts and the upgrade scripts between them are
 # committed as they shipped: src/sql/mnist_ml--1.0.sql is 1.0's install script byte for byte.
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.0--1.1.sql
+DATA = src/sql/$(EXTENSION)--1.0.sql src/sql/$(EXTENSION)--1.0--1.1.sql src/sql/$(EXTENSION)--1.1--1.2.sql
 
 # The loader is a frontend program installed into $(bindir).
 SCRIPTS_built = tools/mnist2sql

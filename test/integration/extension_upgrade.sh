@@ -1,9 +1,9 @@
 #!/bin/bash
-# extension_upgrade: 1.0 -> 1.1.  A database created at 1.0 works with the new library (models
+# extension_upgrade: 1.0 -> 1.1 -> 1.2.  A database created at 1.0 works with the new library (models
 # stored and served, the status read through 1.0's signatures), ALTER EXTENSION mnist_ml UPDATE
 # keeps every model served as before, and the upgraded catalog (functions, tables, columns,
 # constraints, views, triggers, indexes, comments, grants, pg_dump configuration) equals a fresh
-# 1.1 install.
+# 1.2 install.
 source "$(dirname "$0")/../lib.sh"
 
 old=mnist_upgrade_old
@@ -30,9 +30,9 @@ check_eq "$(qd $old -c "SELECT (SELECT rows FROM mnist_evaluate('mnist_test', 'u
 	"evaluation at 1.0 serves the newest model"
 
 qd $old -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE"
-check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "updated to 1.1"
+check_eq "$(qd $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.2 "updated to 1.2 (through 1.1)"
 check_eq "$(qd $old -c "$predict")" "$before" "the stored model is served as before"
-check_eq "$(qd $old -c "SELECT skipped >= 0 FROM mnist_cdc_status")" t "the 1.1 status view reads"
+check_eq "$(qd $old -c "SELECT skipped >= 0 FROM mnist_cdc_status")" t "the 1.2 status view reads"
 check_eq "$(qd $old -c "SELECT string_agg(d.name || ' ' || d.reason || ' ' || (d.model_id = m.newest), ', ' ORDER BY d.name)
 	FROM mnist_deployments d JOIN (SELECT name, max(id) AS newest FROM mnist_models GROUP BY name) m USING (name)")" \
 	"up upgrade true, up2 upgrade true" "the update deploys the newest model of each name (reason upgrade)"
@@ -47,7 +47,7 @@ t
 f" "deploy and roll back after the update"
 
 qd $new -c "CREATE EXTENSION mnist_ml"
-check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.1 "a fresh install is 1.1"
+check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" 1.2 "a fresh install is 1.2"
 
 # the extension's catalog, described without oids, sorted
 catalog() {
@@ -97,7 +97,7 @@ catalog $new >"$TEST_TMP/catalog.fresh" || fail "the catalog query failed"
 if [ "$(wc -l <"$TEST_TMP/catalog.fresh")" -lt 20 ]; then
 	fail "the catalog query found almost nothing: $(cat "$TEST_TMP/catalog.fresh")"
 elif diff "$TEST_TMP/catalog.fresh" "$TEST_TMP/catalog.upgraded" >"$TEST_TMP/catalog.diff"; then
-	pass "the upgraded catalog equals a fresh 1.1 install ($(wc -l <"$TEST_TMP/catalog.fresh") entries)"
+	pass "the upgraded catalog equals a fresh 1.2 install ($(wc -l <"$TEST_TMP/catalog.fresh") entries)"
 else
 	fail "the upgraded catalog differs from a fresh install:"
 	sed 's/^/    /' "$TEST_TMP/catalog.diff" >&2
