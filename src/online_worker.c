@@ -19,9 +19,19 @@
  * round entirely and the restarted worker repeats it from the stored offsets; after the
  * commit, it is never repeated.
  *
+ * The role's code a round reaches (a validation view's functions) runs as a security-restricted
+ * operation whose setting changes are rolled back at the end of the round.
+ *
+ * Every second a job looks at its topic: partitions added are read from their beginning, a
+ * topic deleted and created again (seen gone, fewer partitions, an offset past a partition's
+ * end) is read again from its beginning with a warning.  An offset out of range is never
+ * reset silently (auto.offset.reset=error): the job makes its consumer again, going on from the
+ * log start and counting what retention deleted as lost (round row, status, WARNING).
+ *
  * A broker that cannot be reached pauses the job (state paused, last_error says why) until it
  * answers again.  An error in a round (a dropped role, a lost privilege, a missing validation
- * table) fails the job: state failed with the message, no retry until mnist_online_start.
+ * table) fails the job: state failed with the message, no retry until mnist_online_start; a
+ * job's failure never stops the worker or another job.
  */
 #include "postgres.h"
 
