@@ -106,6 +106,25 @@ online_check_version(const char *what)
 				 errhint("ALTER EXTENSION mnist_ml UPDATE")));
 }
 
+/* ERROR unless the caller sees a row of the validation table (every round needs one). */
+static void
+online_check_validation(Oid relid)
+{
+	char	   *name = mnist_source_relation_name(relid);
+	bool		empty;
+
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT FROM %s LIMIT 1", name), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", name);
+	empty = SPI_processed == 0;
+	SPI_finish();
+	if (empty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation table %s has no rows", name),
+				 errdetail("Every round compares its candidate with the deployed model on the validation rows the role that starts the job may read.")));
+}
+
 PG_FUNCTION_INFO_V1(mnist_online_start);
 
 /*
@@ -183,6 +202,12 @@ mnist_online_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", mnist_source_relation_name(opt.validation)),
 				 errdetail("Every round reads the validation table as the role that started the job.")));
+	if (!PG_ARGISNULL(3) && VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(3)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("group_id must not be empty"),
+				 errhint("Leave it NULL for mnist_ml_online.<database>.<model>.")));
+	online_check_validation(opt.validation);
 	online_check_worker();
 	/* only the owner of a name trains it; the job needs a model to continue */
 	mnist_model_lock(opt.model_name, "start or stop online learning of");

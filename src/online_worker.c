@@ -19,11 +19,24 @@
  * round entirely and the restarted worker repeats it from the stored offsets; after the
  * commit, it is never repeated.
  *
+ * The role's code a round reaches (a validation view's functions) runs as a security-restricted
+ * operation whose setting changes are rolled back at the end of the round.
+ *
+ * Every second a job looks at its topic: partitions added are read from their beginning, a
+ * topic deleted and created again (seen gone, fewer partitions, an offset past a partition's
+ * end) is read again from its beginning with a warning.  An offset out of range is never
+ * reset silently (auto.offset.reset=error): the job makes its consumer again, going on from the
+ * log start and counting what retention deleted as lost (round row, status, WARNING).
+ *
  * A broker that cannot be reached pauses the job (state paused, last_error says why) until it
  * answers again.  An error in a round (a dropped role, a lost privilege, a missing validation
- * table) fails the job: state failed with the message, no retry until mnist_online_start.
+ * table) fails the job: state failed with the message, no retry until mnist_online_start; a
+ * job's failure never stops the worker or another job.
  */
 #include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -60,6 +73,17 @@
 #define IDLE_MS			1000	/* without jobs */
 #define RETRY_MS		2000	/* between attempts to reach a broker */
 #define BROKER_WAIT_MS	2000	/* one attempt */
+#define METADATA_MS		1000	/* between looks at a running job's topic (partitions added, topic gone) */
+
+/*
+ * What a consumer's error callback records, malloc'd with the consumer: it lives as long as
+ * the consumer, which may outlive the job (consumer_destroy).
+ */
+typedef struct ConsumerEvents
+{
+	bool		broker_down;
+	char		error[256];
+} ConsumerEvents;
 
 /* One running job. */
 typedef struct Job
@@ -82,17 +106,24 @@ typedef struct Job
 	Oid			owner;
 
 	rd_kafka_t *rk;				/* NULL until the broker answered */
+	rd_kafka_topic_t *rkt;		/* the topic, for its metadata */
 	rd_kafka_queue_t **queues;	/* per partition: its own message queue */
-	int			nparts;
-	int64	   *stored;			/* per partition: offset stored with the last round, -1 none */
+	int			nparts;			/* partitions of the consumer */
+	int64	   *stored;			/* per partition: offset stored with the last round */
 	int64	   *next_offset;	/* per partition: next offset to consume into buf */
-	int			nstored;		/* entries of stored read from the job row */
+	int			nknown;			/* partitions with an offset (the job row's, or the last consumer's) */
 	TrainSet	buf;			/* messages consumed since the last round */
 	int64		skipped;		/* bad messages among them */
+	int64		lost;			/* messages lost to retention since the last round */
+	char	   *warning;		/* what the job warned about since the last round, NULL: nothing */
+	bool		reconnect;		/* the consumer must be made again (offset out of range, new partitions) */
+	bool		topic_gone;		/* the topic vanished: when it is back, it is a new topic */
 	TimestampTz last_round;
 	TimestampTz last_attempt;	/* last attempt to reach the broker */
-	bool		broker_down;	/* recorded by the error callback */
+	TimestampTz last_metadata;	/* last look at the topic's partitions */
+	ConsumerEvents *events;		/* with rk: what its error callback recorded */
 	bool		paused;			/* state written: paused */
+	char	   *failure;		/* the job failed but its state could not be written yet */
 	char		error[256];
 	bool		seen;			/* still in mnist_online_jobs (sync_jobs) */
 } Job;
@@ -100,6 +131,7 @@ typedef struct Job
 static Job *jobs = NULL;
 static char *jobs_table = NULL;		/* quoted schema.mnist_online_jobs, NULL: none */
 static char *rounds_table = NULL;
+static bool warnings_stored = false;	/* the extension at 1.2: rounds.lost, jobs.last_warning */
 static MemoryContext worker_cxt = NULL;
 
 PGDLLEXPORT void mnist_online_worker_main(Datum arg);
@@ -125,13 +157,13 @@ mnist_online_register(void)
 static void
 job_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	Job		   *job = (Job *) opaque;
+	ConsumerEvents *events = (ConsumerEvents *) opaque;
 
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
 		err == RD_KAFKA_RESP_ERR__RESOLVE)
 	{
-		job->broker_down = true;
-		strlcpy(job->error, reason, sizeof(job->error));
+		events->broker_down = true;
+		strlcpy(events->error, reason, sizeof(events->error));
 	}
 }
 
@@ -147,12 +179,12 @@ job_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static uint64
 run_sql(const char *sql, int nargs, const char **args, bool read_only)
 {
-	Oid			types[10];
-	Datum		values[10];
-	char		nulls[10] = "";
+	Oid			types[12];
+	Datum		values[12];
+	char		nulls[12] = "";
 	int			rc;
 
-	Assert(nargs <= 10);
+	Assert(nargs <= 12);
 	for (int i = 0; i < nargs; i++)
 	{
 		types[i] = TEXTOID;
@@ -223,18 +255,99 @@ offsets_json(const int64 *offsets, int n)
 	return buf.data;
 }
 
+/* consumer_destroy's thread: librdkafka calls only, never PostgreSQL's. */
+static void *
+consumer_destroy_main(void *arg)
+{
+	rd_kafka_t *rk = (rd_kafka_t *) arg;
+	void	   *events = rd_kafka_opaque(rk);
+
+	rd_kafka_assign(rk, NULL);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	free(events);
+	return NULL;
+}
+
+/*
+ * Ends a consumer in a thread of its own, with every signal blocked: librdkafka 2.0's
+ * rd_kafka_destroy can wait forever once the consumer met a deleted topic (librdkafka issue
+ * 3007), and must then hold up neither the worker nor the other jobs.
+ */
+static void
+consumer_destroy(rd_kafka_t *rk)
+{
+	pthread_t	thread;
+	pthread_attr_t attr;
+	sigset_t	all,
+				old;
+	int			rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&thread, &attr, consumer_destroy_main, rk);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		consumer_destroy_main(rk);
+}
+
+/*
+ * Drops the job's consumer; its offsets and the messages consumed since the last round stay,
+ * so that the next job_connect goes on where this consumer stopped.
+ */
+static void
+job_disconnect(Job *job)
+{
+	rd_kafka_message_t *msg;
+
+	if (job->queues)			/* connected: the offsets of all its partitions are known */
+		job->nknown = job->nparts;
+	/* emptied first: a message or event left in a queue keeps the consumer from its end */
+	for (int p = 0; job->queues && p < job->nparts; p++)
+	{
+		while ((msg = rd_kafka_consume_queue(job->queues[p], 0)) != NULL)
+			rd_kafka_message_destroy(msg);
+		rd_kafka_queue_destroy(job->queues[p]);
+	}
+	job->queues = NULL;
+	if (job->rkt)
+		rd_kafka_topic_destroy(job->rkt);
+	job->rkt = NULL;
+	if (job->rk)
+		consumer_destroy(job->rk);
+	job->rk = NULL;
+	job->events = NULL;
+	job->nparts = 0;
+	job->reconnect = false;
+	job->last_attempt = 0;
+}
+
 static void
 job_destroy(Job *job)
 {
-	for (int p = 0; job->queues && p < job->nparts; p++)
-		rd_kafka_queue_destroy(job->queues[p]);
-	if (job->rk)
-	{
-		rd_kafka_assign(job->rk, NULL);
-		rd_kafka_consumer_close(job->rk);
-		rd_kafka_destroy(job->rk);
-	}
+	job_disconnect(job);
 	MemoryContextDelete(job->cxt);
+}
+
+/* Records a warning: the server log now, the job's status, and the next round's row. */
+static void
+job_warn(Job *job, const char *warning)
+{
+	const char *args[3] = {job->name, job->started_at, warning};
+
+	ereport(WARNING,
+			(errmsg("online learning of model \"%s\": %s", job->name, warning)));
+	job->warning = MemoryContextStrdup(job->cxt, job->warning ?
+									   psprintf("%s; %s", job->warning, warning) : warning);
+	if (!warnings_stored)
+		return;					/* the extension at 1.1: the server log only */
+	transaction_begin("mnist_ml online: job warning");
+	run_sql(psprintf("UPDATE %s SET last_warning = $3, last_warning_at = now() "
+					 "WHERE model_name = $1 AND started_at::text = $2", jobs_table), 3, args, false);
+	transaction_end();
 }
 
 /* A job from the current SPI row (sync_jobs' query), with its stored offsets. */
@@ -264,10 +377,13 @@ job_create(int row)
 	job->started_at = value_text(row, 14);
 	offsets = value_text(row, 15);
 	job->paused = strcmp(value_text(row, 16), "paused") == 0;
+	/* every counts from the last round of this start, also across a restart of the worker */
+	if (value_text(row, 17))
+		job->last_round = strtoll(value_text(row, 17), NULL, 10);
 	mnist_trainset_init(&job->buf, Min(job->max_rows, 100000));
 
 	/* offsets: a JSON object {"partition": offset}, read as an array indexed by partition */
-	job->nstored = 0;
+	job->nknown = 0;
 	if (offsets)
 	{
 		int			n = 0;
@@ -279,8 +395,10 @@ job_create(int row)
 		for (char *p = offsets; (p = strchr(p, ':')) != NULL; p++)
 			n++;
 		job->stored = palloc(Max(n, 1) * sizeof(int64));
+		job->next_offset = palloc(Max(n, 1) * sizeof(int64));
 		for (char *p = offsets; (p = strchr(p, ':')) != NULL; p++)
-			job->stored[job->nstored++] = strtoll(p + 1, NULL, 10);
+			job->stored[job->nknown++] = strtoll(p + 1, NULL, 10);
+		memcpy(job->next_offset, job->stored, n * sizeof(int64));
 	}
 	MemoryContextSwitchTo(old);
 	return job;
@@ -312,15 +430,25 @@ sync_jobs(void)
 		jobs_table = rounds_table = NULL;	/* dropped: every job goes */
 	if (jobs_table != NULL)
 	{
+		const char *args[1] = {rounds_table};
+
+		warnings_stored = run_sql("SELECT FROM pg_attribute WHERE attrelid = to_regclass($1) "
+								  "AND attname = 'lost' AND NOT attisdropped", 1, args, true) == 1;
+	}
+	if (jobs_table != NULL)
+	{
 		char	   *instance = mnist_online_instance_id();
 		const char *args[1] = {instance};
 		uint64		n;
 
 		n = run_sql(psprintf("SELECT model_name, topic, validation, group_id, extract(epoch FROM every)::float8, "
 							 "min_rows, max_rows, epochs, batch_size, learning_rate, start_from, "
-							 "bootstrap_servers, started_by::oid, started_at::text, offsets::text, state "
-							 "FROM %s WHERE state IN ('running', 'paused') AND started_in = $1 ORDER BY model_name",
-							 jobs_table), 1, args, true);
+							 "bootstrap_servers, started_by::oid, started_at::text, offsets::text, state, "
+							 "(SELECT ((extract(epoch FROM r.finished_at) - 946684800) * 1000000)::int8 "
+							 " FROM %s r WHERE r.model_name = j.model_name AND r.finished_at >= j.started_at "
+							 " ORDER BY r.id DESC LIMIT 1) "
+							 "FROM %s j WHERE state IN ('running', 'paused') AND started_in = $1 ORDER BY model_name",
+							 rounds_table, jobs_table), 1, args, true);
 		for (uint64 i = 0; i < n; i++)
 		{
 			char	   *name = value_text(i, 1);
@@ -374,7 +502,8 @@ job_pause(Job *job, const char *why)
 static void
 job_resume(Job *job)
 {
-	job->broker_down = false;
+	if (job->events)
+		job->events->broker_down = false;
 	if (job->paused)
 	{
 		job->paused = false;
@@ -383,9 +512,116 @@ job_resume(Job *job)
 }
 
 /*
+ * Stores the job's offsets outside a round (where new partitions or a new topic start, or past
+ * bad messages only).
+ */
+static void
+job_store_offsets(Job *job, const int64 *offsets)
+{
+	const char *args[3] = {job->name, job->started_at, offsets_json(offsets, job->nparts)};
+
+	transaction_begin("mnist_ml online: offsets");
+	run_sql(psprintf("UPDATE %s SET offsets = $3::jsonb WHERE model_name = $1 AND started_at::text = $2",
+					 jobs_table), 3, args, false);
+	transaction_end();
+}
+
+/* Fails the connection attempt: the consumer goes, the job is paused with why. */
+static bool
+job_connect_failed(Job *job, const char *why)
+{
+	rd_kafka_topic_destroy(job->rkt);
+	consumer_destroy(job->rk);
+	job->rkt = NULL;
+	job->rk = NULL;
+	job->events = NULL;
+	job->nparts = 0;
+	job_pause(job, why);
+	return false;
+}
+
+/*
+ * Decides where each partition is read from, against its watermarks now:
+ *   - a partition with an offset goes on from it; if retention (or DeleteRecords) moved the
+ *     partition's start past it, from the start, the messages in between counted as lost;
+ *   - a partition without one: for a new job where start_from says, for a partition added to
+ *     the topic since, its beginning;
+ *   - the topic deleted and created again (seen gone, fewer partitions, or an offset past a
+ *     partition's end: offsets never go backwards): every partition from its beginning, the
+ *     messages consumed from the old topic and not trained yet dropped.
+ * The offsets of partitions that had none (and of a new topic) are stored at once.
+ */
+static void
+job_positions(Job *job, const int64 *low, const int64 *high)
+{
+	int			n = job->nparts;
+	int64	   *stored = MemoryContextAlloc(job->cxt, n * sizeof(int64));
+	int64	   *next = MemoryContextAlloc(job->cxt, n * sizeof(int64));
+	char	   *recreated = NULL;
+	StringInfoData lost;
+
+	if (job->topic_gone)
+		recreated = "it was gone";
+	else if (n < job->nknown)
+		recreated = psprintf("it has %d partitions, not %d", n, job->nknown);
+	for (int p = 0; p < job->nknown && p < n && recreated == NULL; p++)
+		if (job->next_offset[p] > high[p])
+			recreated = psprintf("offset " INT64_FORMAT " of partition %d is past its end " INT64_FORMAT,
+								 job->next_offset[p], p, high[p]);
+	if (recreated)
+	{
+		job_warn(job, psprintf("topic \"%s\" was deleted and created again (%s): reading it from its beginning; "
+							   INT64_FORMAT " messages read from the old topic and not trained yet are dropped",
+							   job->topic, recreated, job->buf.n + job->skipped));
+		job->buf.n = 0;
+		job->skipped = 0;
+		job->lost = 0;
+		job->topic_gone = false;
+		job->nknown = 0;
+		for (int p = 0; p < n; p++)
+			stored[p] = next[p] = low[p];
+	}
+	else
+	{
+		initStringInfo(&lost);
+		for (int p = 0; p < n; p++)
+		{
+			if (p >= job->nknown)
+			{
+				/* a new job: start_from; a partition added since the job started: its start */
+				stored[p] = next[p] = job->nknown == 0 && strcmp(job->start_from, "latest") == 0 ?
+					high[p] : low[p];
+				continue;
+			}
+			stored[p] = job->stored[p];
+			next[p] = job->next_offset[p];
+			if (next[p] < low[p])
+			{
+				appendStringInfo(&lost, "%s" INT64_FORMAT " of partition %d (offsets " INT64_FORMAT " to " INT64_FORMAT ")",
+								 lost.len ? ", " : "", low[p] - next[p], p, next[p], low[p] - 1);
+				job->lost += low[p] - next[p];
+				next[p] = low[p];
+			}
+		}
+		if (lost.len)
+			job_warn(job, psprintf("messages deleted by retention before they were read: %s", lost.data));
+	}
+	job->stored = stored;
+	job->next_offset = next;
+	if (job->nknown < n)
+	{
+		if (job->nknown > 0)
+			elog(LOG, "online learning of model \"%s\": topic \"%s\" has %d partitions now, the new ones read from their beginning",
+				 job->name, job->topic, n);
+		job_store_offsets(job, job->stored);
+	}
+	job->nknown = n;
+}
+
+/*
  * Creates the job's consumer once the broker answers: the partitions of its topic assigned at
- * the stored offsets (a new job stores where it starts first).  False (job paused) when the
- * broker or the topic cannot be reached yet.
+ * the offsets job_positions chose.  False (job paused) when the broker or the topic cannot be
+ * reached yet.
  */
 static bool
 job_connect(Job *job)
@@ -396,7 +632,8 @@ job_connect(Job *job)
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 	char		errstr[512];
-	bool		resolved = false;
+	int64	   *low,
+			   *high;
 
 	if (job->last_attempt != 0 &&
 		!TimestampDifferenceExceeds(job->last_attempt, GetCurrentTimestamp(), RETRY_MS))
@@ -409,76 +646,61 @@ job_connect(Job *job)
 	mnist_kafka_conf_set(conf, "group.id", job->group_id);
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
 	mnist_kafka_conf_set(conf, "enable.auto.offset.store", "false");
-	rd_kafka_conf_set_opaque(conf, job);
+	/* an offset out of range is an error the job handles (job_positions), never a silent jump */
+	mnist_kafka_conf_set(conf, "auto.offset.reset", "error");
+	job->events = malloc(sizeof(ConsumerEvents));
+	if (job->events == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		MemoryContextSwitchTo(old);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	memset(job->events, 0, sizeof(ConsumerEvents));
+	rd_kafka_conf_set_opaque(conf, job->events);
 	rd_kafka_conf_set_error_cb(conf, job_error_cb);
 	rd_kafka_conf_set_log_cb(conf, job_log_cb);
 	job->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (job->rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);
+		free(job->events);
+		job->events = NULL;
 		MemoryContextSwitchTo(old);
 		elog(ERROR, "could not create Kafka consumer: %s", errstr);
 	}
 	rd_kafka_poll_set_consumer(job->rk);
+	job->rkt = rd_kafka_topic_new(job->rk, job->topic, NULL);
 
-	err = rd_kafka_metadata(job->rk, 1, NULL, &md, BROKER_WAIT_MS);
+	err = rd_kafka_metadata(job->rk, 0, job->rkt, &md, BROKER_WAIT_MS);
 	job->nparts = 0;
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		for (int i = 0; i < md->topic_cnt; i++)
-			if (strcmp(md->topics[i].topic, job->topic) == 0 &&
-				md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-				job->nparts = md->topics[i].partition_cnt;
+		if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			job->nparts = md->topics[0].partition_cnt;
 		rd_kafka_metadata_destroy(md);
 	}
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || job->nparts == 0)
 	{
-		rd_kafka_destroy(job->rk);
-		job->rk = NULL;
 		MemoryContextSwitchTo(old);
-		job_pause(job, err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) :
-				  psprintf("topic \"%s\" does not exist", job->topic));
-		return false;
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && job->nknown > 0)
+			job->topic_gone = true;
+		return job_connect_failed(job, err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) :
+								  psprintf("topic \"%s\" does not exist", job->topic));
 	}
 
-	/* where each partition starts: the stored offset, else its end or start now */
-	job->next_offset = palloc(job->nparts * sizeof(int64));
+	low = palloc(job->nparts * sizeof(int64));
+	high = palloc(job->nparts * sizeof(int64));
 	for (int p = 0; p < job->nparts; p++)
 	{
-		int64		low,
-					high;
-
-		if (p < job->nstored)
-		{
-			job->next_offset[p] = job->stored[p];
-			continue;
-		}
-		err = rd_kafka_query_watermark_offsets(job->rk, job->topic, p, &low, &high, BROKER_WAIT_MS);
+		err = rd_kafka_query_watermark_offsets(job->rk, job->topic, p, &low[p], &high[p], BROKER_WAIT_MS);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			rd_kafka_destroy(job->rk);
-			job->rk = NULL;
 			MemoryContextSwitchTo(old);
-			job_pause(job, rd_kafka_err2str(err));
-			return false;
+			return job_connect_failed(job, rd_kafka_err2str(err));
 		}
-		job->next_offset[p] = strcmp(job->start_from, "earliest") == 0 ? low : high;
-		resolved = true;
 	}
-	job->stored = palloc(job->nparts * sizeof(int64));
-	memcpy(job->stored, job->next_offset, job->nparts * sizeof(int64));
-	job->nstored = job->nparts;
 	MemoryContextSwitchTo(old);
-
-	if (resolved)
-	{
-		const char *args[3] = {job->name, job->started_at, offsets_json(job->stored, job->nparts)};
-
-		transaction_begin("mnist_ml online: start offsets");
-		run_sql(psprintf("UPDATE %s SET offsets = $3::jsonb WHERE model_name = $1 AND started_at::text = $2",
-						 jobs_table), 3, args, false);
-		transaction_end();
-	}
+	job_positions(job, low, high);
 
 	list = rd_kafka_topic_partition_list_new(job->nparts);
 	for (int p = 0; p < job->nparts; p++)
@@ -495,9 +717,56 @@ job_connect(Job *job)
 		job->queues[p] = rd_kafka_queue_get_partition(job->rk, job->topic, p);
 		rd_kafka_queue_forward(job->queues[p], NULL);
 	}
-	job->last_round = 0;
+	job->last_metadata = GetCurrentTimestamp();
 	job_resume(job);
 	return true;
+}
+
+/*
+ * Now and then, a look at the topic: partitions added (a new consumer reads them too), the
+ * topic gone (paused until it is back, then read as a new topic), an offset past a partition's
+ * end (the topic created again between two looks: the consumer would wait there silently).
+ */
+static void
+job_check_topic(Job *job)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_partition_list_t *ends;
+	int			n = -1;
+
+	if (!TimestampDifferenceExceeds(job->last_metadata, GetCurrentTimestamp(), METADATA_MS))
+		return;
+	job->last_metadata = GetCurrentTimestamp();
+	if (rd_kafka_metadata(job->rk, 0, job->rkt, &md, 500) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;					/* the broker: job_consume sees to it */
+	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		n = 0;
+	else if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	if (n == 0)
+	{
+		job->topic_gone = true;
+		job_disconnect(job);
+		job_pause(job, psprintf("topic \"%s\" does not exist", job->topic));
+		return;
+	}
+	if (n != job->nparts)
+	{
+		job->reconnect = n > 0;
+		return;
+	}
+
+	/* the ends of all partitions in one request (ListOffsets for the timestamp "latest") */
+	ends = rd_kafka_topic_partition_list_new(job->nparts);
+	for (int p = 0; p < job->nparts; p++)
+		rd_kafka_topic_partition_list_add(ends, job->topic, p)->offset = RD_KAFKA_OFFSET_END;
+	if (rd_kafka_offsets_for_times(job->rk, ends, 500) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int i = 0; i < ends->cnt; i++)
+			if (ends->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && ends->elems[i].offset >= 0 &&
+				job->next_offset[ends->elems[i].partition] > ends->elems[i].offset)
+				job->reconnect = true;
+	rd_kafka_topic_partition_list_destroy(ends);
 }
 
 /* Takes one message into the buffer; false for an event that is not a message. */
@@ -510,6 +779,9 @@ job_message(Job *job, rd_kafka_message_t *msg)
 
 	if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || msg->partition < 0 || msg->partition >= job->nparts)
 	{
+		/* auto.offset.reset=error: the offset left the log (retention, a new topic) */
+		if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+			job->reconnect = true;
 		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			strlcpy(job->error, rd_kafka_message_errstr(msg), sizeof(job->error));
 		rd_kafka_message_destroy(msg);
@@ -555,7 +827,7 @@ job_consume(Job *job)
 
 	if (got)
 		job_resume(job);
-	else if (job->broker_down)
+	else if (job->events->broker_down)
 	{
 		/* is it back?  (no message may be due; ask for metadata now and then) */
 		const struct rd_kafka_metadata *md;
@@ -569,11 +841,42 @@ job_consume(Job *job)
 			job_resume(job);
 		}
 		else
-			job_pause(job, job->error);
+			job_pause(job, job->events->error);
 	}
 }
 
 /* ---- a round ---- */
+
+/* What user_code_begin saved. */
+typedef struct UserCode
+{
+	Oid			userid;
+	int			sec_context;
+	int			guc_level;
+} UserCode;
+
+/*
+ * Runs what follows as the role that started the job, as a security-restricted operation
+ * (like PostgreSQL's index expressions and REFRESH MATERIALIZED VIEW): the role's code, a
+ * validation view's functions say, can change no setting of the worker's session beyond
+ * user_code_end (which rolls them back), nor its role, nor create temporary objects.
+ * An error between the two is undone by the transaction's abort.
+ */
+static void
+user_code_begin(Job *job, UserCode *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(job->owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	saved->guc_level = NewGUCNestLevel();
+}
+
+static void
+user_code_end(UserCode *saved)
+{
+	AtEOXact_GUC(false, saved->guc_level);
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
 
 /* ERROR unless the role that started the job still exists. */
 static void
@@ -599,14 +902,13 @@ job_round(Job *job)
 	TimestampTz start = GetCurrentTimestamp();
 	char	   *from = offsets_json(job->stored, job->nparts);
 	char	   *to = offsets_json(job->next_offset, job->nparts);
-	const char *args[10];
+	const char *args[12];
 	TrainOptions opt = {0};
 	TrainSet	vset;
 	TrainFit	fit;
 	MnistModel *init;
 	StringInfoData source;
-	Oid			save_userid;
-	int			save_sec;
+	UserCode	saved;
 	int64		served;
 	int64		id;
 	bool		superseded;
@@ -628,8 +930,7 @@ job_round(Job *job)
 	MemoryContextSwitchTo(round_cxt);
 	job_check_role(job);
 	rv = makeRangeVarFromNameList(textToQualifiedNameList(cstring_to_text(job->validation)));
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	user_code_begin(job, &saved);
 	opt.model_name = job->name;
 	opt.epochs = job->epochs;
 	opt.batch_size = job->batch_size;
@@ -646,7 +947,7 @@ job_round(Job *job)
 	opt.hidden_units = init->net.n_hidden;
 	/* held whole: used in the third transaction, a temporary file ends with the first */
 	mnist_train_read_validation(&opt, "pixels", "label", false, &vset);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	user_code_end(&saved);
 	transaction_end();
 
 	/* 2. training, no transaction open */
@@ -662,8 +963,7 @@ job_round(Job *job)
 	}
 	served = value_text(0, 1) ? strtoll(value_text(0, 1), NULL, 10) : 0;
 	job_check_role(job);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	user_code_begin(job, &saved);
 
 	/*
 	 * A deploy or rollback by someone else since the job's last round (the name's lock, held
@@ -680,7 +980,7 @@ job_round(Job *job)
 					 ", \"skipped\": " INT64_FORMAT ", \"from\": %s, \"to\": %s}",
 					 job->buf.n + job->skipped, job->skipped, from, to);
 	id = mnist_train_store(job->buf.n, &opt, &init->net, opt.init_model_id, &fit, source.data, &vset);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	user_code_end(&saved);
 
 	args[2] = psprintf(INT64_FORMAT, id);
 	args[3] = from;
@@ -691,18 +991,22 @@ job_round(Job *job)
 	args[8] = psprintf(INT64_FORMAT, mnist_model_served_id(job->name));
 	args[9] = superseded ? psprintf("superseded: model " INT64_FORMAT " was deployed since the job's last round",
 									mnist_model_served_id(job->name)) : NULL;
+	args[10] = psprintf(INT64_FORMAT, job->lost);
+	args[11] = job->warning;
 	run_sql(psprintf("UPDATE %s SET offsets = $5::jsonb, state = 'running', last_error = NULL, "
 					 "last_model_id = CASE WHEN $10 IS NULL THEN $3::bigint END, served_model_id = $9::bigint "
 					 "WHERE model_name = $1 AND started_at::text = $2",
 					 jobs_table), 10, args, false);
 	run_sql(psprintf("INSERT INTO %s (model_name, seconds, rows, skipped, from_offsets, to_offsets, model_id, "
-					 "accuracy_before, accuracy_after, deployed, reason) "
+					 "accuracy_before, accuracy_after, deployed, reason%s) "
 					 "SELECT $1, $8::float8, $6::bigint, $7::bigint, $4::jsonb, $5::jsonb, id, "
 					 "(metrics->'validation'->>'deployed_accuracy')::float8, "
 					 "(metrics->'validation'->>'accuracy')::float8, "
 					 "(metrics->'deploy'->>'deployed')::boolean, coalesce($10, metrics->'deploy'->>'reason') "
-					 "FROM %s WHERE id = $3::bigint",
-					 rounds_table, mnist_models_table()), 10, args, false);
+					 "%s FROM %s WHERE id = $3::bigint",
+					 rounds_table, warnings_stored ? ", lost, warning" : "",
+					 warnings_stored ? ", $11::bigint, $12" : "", mnist_models_table()),
+			warnings_stored ? 12 : 10, args, false);
 	transaction_end();
 
 	elog(LOG, "online learning of model \"%s\": round of " INT64_FORMAT " messages stored model " INT64_FORMAT,
@@ -710,19 +1014,19 @@ job_round(Job *job)
 	memcpy(job->stored, job->next_offset, job->nparts * sizeof(int64));
 	job->buf.n = 0;
 	job->skipped = 0;
+	job->lost = 0;
+	job->warning = NULL;
 	job->last_round = GetCurrentTimestamp();
 }
 
-/* Only bad messages since the last round: their offsets are stored, nothing is trained. */
+/*
+ * Only bad messages since the last round: their offsets are stored, nothing is trained (what
+ * was lost to retention is counted in the next round's row).
+ */
 static void
 job_skip_bad(Job *job)
 {
-	const char *args[3] = {job->name, job->started_at, offsets_json(job->next_offset, job->nparts)};
-
-	transaction_begin("mnist_ml online: skipping bad messages");
-	run_sql(psprintf("UPDATE %s SET offsets = $3::jsonb WHERE model_name = $1 AND started_at::text = $2",
-					 jobs_table), 3, args, false);
-	transaction_end();
+	job_store_offsets(job, job->next_offset);
 	elog(LOG, "online learning of model \"%s\": skipped " INT64_FORMAT " bad messages",
 		 job->name, job->skipped);
 	memcpy(job->stored, job->next_offset, job->nparts * sizeof(int64));
@@ -736,9 +1040,16 @@ job_step(Job *job)
 	if (job->rk == NULL && !job_connect(job))
 		return;
 	job_consume(job);
+	if (job->rk != NULL && !job->events->broker_down)
+		job_check_topic(job);
+	if (job->reconnect)
+		job_disconnect(job);	/* the next step makes a consumer again, at once */
+	if (job->rk == NULL)
+		return;
+	/* (in double: every may be longer than an int of milliseconds holds) */
 	if (job->buf.n + job->skipped < job->min_rows ||
 		(job->last_round != 0 &&
-		 !TimestampDifferenceExceeds(job->last_round, GetCurrentTimestamp(), (int) (job->every_s * 1000))))
+		 (double) (GetCurrentTimestamp() - job->last_round) / USECS_PER_SEC < job->every_s))
 		return;
 	if (job->buf.n > 0)
 		job_round(job);
@@ -746,18 +1057,16 @@ job_step(Job *job)
 		job_skip_bad(job);
 }
 
-/*
- * Runs job_step; an error fails the job (state failed, the message in last_error) and drops
- * its consumer, but never the worker.
- */
-static void
-job_step_guarded(Job *job)
+/* Runs fn(job); an error is caught and its transaction aborted: returns its message, or NULL. */
+static char *
+job_try(void (*fn) (Job *), Job *job)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile message = NULL;
 
 	PG_TRY();
 	{
-		job_step(job);
+		fn(job);
 	}
 	PG_CATCH();
 	{
@@ -768,12 +1077,45 @@ job_step_guarded(Job *job)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		elog(LOG, "online learning of model \"%s\" failed: %s", job->name, edata->message);
-		job_set_state(job, "failed", edata->message);
+		message = MemoryContextStrdup(job->cxt, edata->message);
 		FreeErrorData(edata);
-		job->seen = false;		/* dropped at the next sync */
 	}
 	PG_END_TRY();
+	return message;
+}
+
+static void
+job_write_failure(Job *job)
+{
+	job_set_state(job, "failed", job->failure);
+}
+
+/*
+ * Runs job_step; an error fails the job (state failed, the message in last_error) and drops
+ * its consumer, but never stops the worker or another job: a failed state that cannot be
+ * written is tried again every RETRY_MS, the job running no more meanwhile.
+ */
+static void
+job_step_guarded(Job *job)
+{
+	char	   *error;
+
+	if (job->failure == NULL)
+	{
+		if ((error = job_try(job_step, job)) == NULL)
+			return;
+		elog(LOG, "online learning of model \"%s\" failed: %s", job->name, error);
+		job->failure = error;
+		job_disconnect(job);
+	}
+	else if (!TimestampDifferenceExceeds(job->last_attempt, GetCurrentTimestamp(), RETRY_MS))
+		return;
+	job->last_attempt = GetCurrentTimestamp();
+	if ((error = job_try(job_write_failure, job)) != NULL)
+		elog(LOG, "online learning of model \"%s\": its failed state could not be written, trying again: %s",
+			 job->name, error);
+	else
+		job->seen = false;		/* dropped at the next sync */
 }
 
 void

@@ -12,6 +12,13 @@
  *		an error
  *	kafka_admin BOOTSTRAP leader TOPIC PARTITION
  *		prints the broker id leading the partition (-1 while none does)
+ *	kafka_admin BOOTSTRAP partitions TOPIC COUNT
+ *		grows the topic to COUNT partitions (CreatePartitions) and waits until each has a leader
+ *	kafka_admin BOOTSTRAP delete-records TOPIC PARTITION OFFSET
+ *		deletes the partition's messages before OFFSET (DeleteRecords: the log start moves to
+ *		OFFSET, as retention does)
+ *	kafka_admin BOOTSTRAP delete-topic TOPIC
+ *		deletes the topic (DeleteTopics) and waits until the broker no longer knows it
  *
  * Exit status 0 on success, 1 with one line on stderr otherwise.  Every wait is bounded by
  * KAFKA_ADMIN_TIMEOUT_MS (default 30000).
@@ -74,6 +81,34 @@ topic_metadata(rd_kafka_t *rk, const char *topic, const rd_kafka_metadata_topic_
 	return md;
 }
 
+/* Waits (bounded) until the topic has that many partitions, each with a leader. */
+static void
+wait_partitions(rd_kafka_t *rk, const char *topic, int partitions)
+{
+	long		start = now_ms();
+
+	for (;;)
+	{
+		const rd_kafka_metadata_topic_t *t;
+		const rd_kafka_metadata_t *md = topic_metadata(rk, topic, &t);
+		int			led = 0;
+
+		if (md)
+		{
+			for (int p = 0; p < t->partition_cnt; p++)
+				led += t->partitions[p].leader >= 0;
+			if (t->partition_cnt != partitions)
+				led = -1;
+			rd_kafka_metadata_destroy(md);
+		}
+		if (led == partitions)
+			return;
+		if (now_ms() - start > timeout_ms)
+			die("%s: not %d partitions with a leader after %d ms", topic, partitions, timeout_ms);
+		usleep(50 * 1000);
+	}
+}
+
 static void
 create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 			 char **configs, int nconfigs)
@@ -85,7 +120,6 @@ create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 	const rd_kafka_CreateTopics_result_t *res;
 	const rd_kafka_topic_result_t **results;
 	size_t		n;
-	long		start = now_ms();
 
 	if (partitions < 1)
 		die("%s: the partition count must be at least 1", topic);
@@ -117,24 +151,96 @@ create_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
 	rd_kafka_event_destroy(ev);
 	rd_kafka_NewTopic_destroy(nt);
 	rd_kafka_queue_destroy(q);
-
 	/* created in the controller: wait until the broker serves every partition */
+	wait_partitions(rk, topic, partitions);
+}
+
+/* Waits (bounded) for an admin request's result event; exits on a request-level error. */
+static rd_kafka_event_t *
+admin_result(rd_kafka_queue_t *q, const char *what, const char *topic)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+
+	if (ev == NULL)
+		die("%s: no answer to %s", topic, what);
+	if (rd_kafka_event_error(ev))
+		die("%s: %s: %s", topic, what, rd_kafka_event_error_string(ev));
+	return ev;
+}
+
+static void
+add_partitions(rd_kafka_t *rk, const char *topic, int count)
+{
+	char		errstr[512];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(topic, count, errstr, sizeof(errstr));
+	rd_kafka_event_t *ev;
+	const rd_kafka_topic_result_t **results;
+	size_t		n;
+
+	if (np == NULL)
+		die("%s: %s", topic, errstr);
+	rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
+	ev = admin_result(q, "CreatePartitions", topic);
+	results = rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
+	if (n != 1 || rd_kafka_topic_result_error(results[0]))
+		die("%s: %s", topic, n == 1 ? rd_kafka_topic_result_error_string(results[0]) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_NewPartitions_destroy(np);
+	rd_kafka_queue_destroy(q);
+	wait_partitions(rk, topic, count);
+}
+
+static void
+delete_records(rd_kafka_t *rk, const char *topic, int partition, long long offset)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_DeleteRecords_t *del;
+	rd_kafka_event_t *ev;
+	const rd_kafka_topic_partition_list_t *res;
+
+	rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+	del = rd_kafka_DeleteRecords_new(list);
+	rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
+	ev = admin_result(q, "DeleteRecords", topic);
+	res = rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+	if (res == NULL || res->cnt != 1 || res->elems[0].err)
+		die("%s: DeleteRecords: %s", topic, res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteRecords_destroy(del);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_queue_destroy(q);
+}
+
+static void
+delete_topic(rd_kafka_t *rk, const char *topic)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+	rd_kafka_event_t *ev;
+	const rd_kafka_topic_result_t **results;
+	size_t		n;
+	long		start = now_ms();
+
+	rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+	ev = admin_result(q, "DeleteTopics", topic);
+	results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+	if (n != 1 || rd_kafka_topic_result_error(results[0]))
+		die("%s: %s", topic, n == 1 ? rd_kafka_topic_result_error_string(results[0]) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteTopic_destroy(dt);
+	rd_kafka_queue_destroy(q);
 	for (;;)
 	{
 		const rd_kafka_metadata_topic_t *t;
 		const rd_kafka_metadata_t *md = topic_metadata(rk, topic, &t);
-		int			led = 0;
 
-		if (md)
-		{
-			for (int p = 0; p < t->partition_cnt; p++)
-				led += t->partitions[p].leader >= 0;
-			rd_kafka_metadata_destroy(md);
-			if (led == partitions)
-				return;
-		}
+		if (md == NULL)
+			return;
+		rd_kafka_metadata_destroy(md);
 		if (now_ms() - start > timeout_ms)
-			die("%s: created, but not every partition has a leader yet", topic);
+			die("%s: deleted, but still known after %d ms", topic, timeout_ms);
 		usleep(50 * 1000);
 	}
 }
@@ -196,7 +302,10 @@ main(int argc, char **argv)
 	{
 		fprintf(stderr, "usage: kafka_admin BOOTSTRAP create TOPIC PARTITIONS [REPLICATION [KEY=VALUE ...]]\n"
 				"       kafka_admin BOOTSTRAP watermarks TOPIC\n"
-				"       kafka_admin BOOTSTRAP leader TOPIC PARTITION\n");
+				"       kafka_admin BOOTSTRAP leader TOPIC PARTITION\n"
+				"       kafka_admin BOOTSTRAP partitions TOPIC COUNT\n"
+				"       kafka_admin BOOTSTRAP delete-records TOPIC PARTITION OFFSET\n"
+				"       kafka_admin BOOTSTRAP delete-topic TOPIC\n");
 		return 1;
 	}
 	if (env)
@@ -219,6 +328,12 @@ main(int argc, char **argv)
 		watermarks(rk, argv[3]);
 	else if (strcmp(argv[2], "leader") == 0 && argc == 5)
 		leader(rk, argv[3], atoi(argv[4]));
+	else if (strcmp(argv[2], "partitions") == 0 && argc == 5)
+		add_partitions(rk, argv[3], atoi(argv[4]));
+	else if (strcmp(argv[2], "delete-records") == 0 && argc == 6)
+		delete_records(rk, argv[3], atoi(argv[4]), atoll(argv[5]));
+	else if (strcmp(argv[2], "delete-topic") == 0 && argc == 4)
+		delete_topic(rk, argv[3]);
 	else
 		die("unknown command or wrong arguments: %s", argv[2]);
 

@@ -14,6 +14,9 @@
 #   broker_stop               ends it (the harness's stop)
 #   broker_create_topic NAME PARTITIONS [REPLICATION [KEY=VALUE ...]]
 #   broker_watermarks TOPIC   "partition:low:high" per partition (error: missing topic)
+#   broker_add_partitions TOPIC COUNT   grows TOPIC to COUNT partitions
+#   broker_delete_records TOPIC PARTITION OFFSET   moves the partition's log start to OFFSET
+#   broker_delete_topic TOPIC deletes TOPIC (waits until the broker no longer knows it)
 #   topic_total TOPIC         messages in TOPIC (0 and status 1 when it is missing)
 #   kafka_dump TOPIC FILE     every message read by Kafka's own Java console consumer:
 #                             "partition<TAB>offset<TAB>key<TAB>value<TAB>headers" lines, headers
@@ -282,6 +285,18 @@ broker_create_topic() {
 # broker_watermarks TOPIC: prints "P:LOW:HIGH" per partition, space separated.
 broker_watermarks() {
 	"$HARNESS_ROOT/test/kafka_admin" "$KAFKA_BOOTSTRAP" watermarks "$1"
+}
+
+broker_add_partitions() {
+	"$HARNESS_ROOT/test/kafka_admin" "$KAFKA_BOOTSTRAP" partitions "$1" "$2"
+}
+
+broker_delete_records() {
+	"$HARNESS_ROOT/test/kafka_admin" "$KAFKA_BOOTSTRAP" delete-records "$1" "$2" "$3"
+}
+
+broker_delete_topic() {
+	"$HARNESS_ROOT/test/kafka_admin" "$KAFKA_BOOTSTRAP" delete-topic "$1"
 }
 
 # topic_total TOPIC: messages in TOPIC by its watermarks (0, and status 1, when it is missing).

@@ -22,7 +22,9 @@ CREATE TABLE mnist_online_jobs (
 	last_model_id bigint,
 	served_model_id bigint,
 	last_error text,
-	last_error_at timestamptz
+	last_error_at timestamptz,
+	last_warning text,
+	last_warning_at timestamptz
 );
 COMMENT ON TABLE mnist_online_jobs IS 'Online learning jobs, one per model name: registered by mnist_online_start, run by the online learning worker; see mnist_online_status.';
 COMMENT ON COLUMN mnist_online_jobs.model_name IS 'The model the job keeps training (its own line of candidates, deployed through the gate).';
@@ -46,6 +48,8 @@ COMMENT ON COLUMN mnist_online_jobs.last_model_id IS 'The job''s last candidate,
 COMMENT ON COLUMN mnist_online_jobs.served_model_id IS 'The model serving the name after the job''s last round: if another has been deployed since, the next round is superseded.';
 COMMENT ON COLUMN mnist_online_jobs.last_error IS 'Why the job is paused or failed.';
 COMMENT ON COLUMN mnist_online_jobs.last_error_at IS 'When last_error was recorded.';
+COMMENT ON COLUMN mnist_online_jobs.last_warning IS 'The job''s last warning: messages deleted by retention before they were read, or its topic deleted and created again.';
+COMMENT ON COLUMN mnist_online_jobs.last_warning_at IS 'When last_warning was recorded.';
 
 CREATE TABLE mnist_online_rounds (
 	id bigserial PRIMARY KEY,
@@ -60,7 +64,9 @@ CREATE TABLE mnist_online_rounds (
 	accuracy_before float8,
 	accuracy_after float8 NOT NULL,
 	deployed boolean NOT NULL,
-	reason text NOT NULL
+	reason text NOT NULL,
+	lost bigint NOT NULL DEFAULT 0,
+	warning text
 );
 CREATE INDEX mnist_online_rounds_name_id ON mnist_online_rounds (model_name, id);
 COMMENT ON TABLE mnist_online_rounds IS 'One row per online learning round, written in the round''s transaction with its model, its deployment decision and its offsets.';
@@ -78,6 +84,8 @@ COMMENT ON COLUMN mnist_online_rounds.accuracy_before IS 'Validation accuracy of
 COMMENT ON COLUMN mnist_online_rounds.accuracy_after IS 'Validation accuracy of the candidate.';
 COMMENT ON COLUMN mnist_online_rounds.deployed IS 'Whether the gate deployed the candidate.';
 COMMENT ON COLUMN mnist_online_rounds.reason IS 'The gate''s decision with both accuracies.';
+COMMENT ON COLUMN mnist_online_rounds.lost IS 'Messages deleted by retention (or DeleteRecords) before the job read them, between from_offsets and to_offsets.';
+COMMENT ON COLUMN mnist_online_rounds.warning IS 'What the job warned about since its previous round (messages lost to retention, its topic created again), NULL: nothing.';
 
 -- jobs come back from pg_dump stopped (started_in names the original database)
 SELECT pg_catalog.pg_extension_config_dump('mnist_online_jobs', '');
@@ -124,9 +132,11 @@ SELECT j.model_name, j.topic,
 	   CASE WHEN r.deployed THEN r.accuracy_after ELSE r.accuracy_before END AS deployed_accuracy,
 	   CASE WHEN j.started_in = mnist_online_instance() THEN j.last_error
 			ELSE 'restored from another database: start it again with mnist_online_start' END AS last_error,
-	   j.last_error_at
+	   j.last_error_at,
+	   (SELECT coalesce(sum(x.lost), 0) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rows_lost,
+	   j.last_warning, j.last_warning_at
   FROM mnist_online_jobs j
   LEFT JOIN LATERAL (SELECT * FROM mnist_online_rounds x WHERE x.model_name = j.model_name
 					 ORDER BY x.id DESC LIMIT 1) r ON true;
-COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error.';
+COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error, messages lost to retention, last warning.';
 GRANT SELECT ON mnist_online_status TO PUBLIC;

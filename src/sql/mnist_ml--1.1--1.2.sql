@@ -17,3 +17,29 @@ CREATE OR REPLACE VIEW mnist_cdc_status AS
     FROM mnist_cdc_status() s, mnist_cdc_waiting() w;
 COMMENT ON VIEW mnist_cdc_status IS
 'One row describing change data capture to Kafka (see mnist_cdc_status() and mnist_cdc_waiting()).';
+
+-- Online learning (issue 20): messages lost to retention and a recreated topic are counted and
+-- reported (rounds, jobs, the status view's new columns at its end, so views on it stay)
+ALTER TABLE mnist_online_jobs ADD COLUMN last_warning text, ADD COLUMN last_warning_at timestamptz;
+COMMENT ON COLUMN mnist_online_jobs.last_warning IS 'The job''s last warning: messages deleted by retention before they were read, or its topic deleted and created again.';
+COMMENT ON COLUMN mnist_online_jobs.last_warning_at IS 'When last_warning was recorded.';
+ALTER TABLE mnist_online_rounds ADD COLUMN lost bigint NOT NULL DEFAULT 0, ADD COLUMN warning text;
+COMMENT ON COLUMN mnist_online_rounds.lost IS 'Messages deleted by retention (or DeleteRecords) before the job read them, between from_offsets and to_offsets.';
+COMMENT ON COLUMN mnist_online_rounds.warning IS 'What the job warned about since its previous round (messages lost to retention, its topic created again), NULL: nothing.';
+CREATE OR REPLACE VIEW mnist_online_status AS
+SELECT j.model_name, j.topic,
+	   CASE WHEN j.started_in = mnist_online_instance() THEN j.state ELSE 'stopped' END AS state,
+	   r.finished_at AS last_round_at,
+	   (SELECT count(*) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rounds,
+	   (SELECT coalesce(sum(x.rows), 0) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rows_consumed,
+	   j.offsets,
+	   CASE WHEN r.deployed THEN r.accuracy_after ELSE r.accuracy_before END AS deployed_accuracy,
+	   CASE WHEN j.started_in = mnist_online_instance() THEN j.last_error
+			ELSE 'restored from another database: start it again with mnist_online_start' END AS last_error,
+	   j.last_error_at,
+	   (SELECT coalesce(sum(x.lost), 0) FROM mnist_online_rounds x WHERE x.model_name = j.model_name) AS rows_lost,
+	   j.last_warning, j.last_warning_at
+  FROM mnist_online_jobs j
+  LEFT JOIN LATERAL (SELECT * FROM mnist_online_rounds x WHERE x.model_name = j.model_name
+					 ORDER BY x.id DESC LIMIT 1) r ON true;
+COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error, messages lost to retention, last warning.';

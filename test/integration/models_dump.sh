@@ -6,9 +6,9 @@ source "$(dirname "$0")/../lib.sh"
 
 db=models_dump_src
 restored=models_dump_dst
-at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $db' -c 'DROP DATABASE IF EXISTS $restored' >/dev/null 2>&1"
-q "DROP DATABASE IF EXISTS $db"
-q "DROP DATABASE IF EXISTS $restored"
+at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $db WITH (FORCE)' -c 'DROP DATABASE IF EXISTS $restored WITH (FORCE)' >/dev/null 2>&1"
+q "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+q "DROP DATABASE IF EXISTS $restored WITH (FORCE)"
 q "CREATE DATABASE $db"
 q "CREATE DATABASE $restored"
 
@@ -21,9 +21,17 @@ CREATE TABLE small AS SELECT pixels, label FROM mnist_train ORDER BY id LIMIT 10
 SELECT mnist_train('small', 'dumped', epochs => 1);
 SELECT mnist_train('small', 'dumped', epochs => 1, seed => 1);
 SELECT mnist_rollback('dumped');
-SELECT mnist_online_start('dumped', 'models_dump_topic', 'small');
 SQL
 [ $? -eq 0 ] || fail "training in $db failed"
+# the job is started where the online learning worker runs (mnist_online_start refuses others),
+# on a topic that exists, so it runs (waiting for messages) while the database is dumped
+broker_create_topic models_dump_topic 1 >/dev/null || fail "create models_dump_topic"
+at_exit "q 'ALTER SYSTEM RESET mnist_ml.online_database' >/dev/null; q 'SELECT pg_reload_conf()' >/dev/null"
+q "ALTER SYSTEM SET mnist_ml.online_database = '$db'" >/dev/null
+pg_reload
+wait_for "[ \"\$(q 'SHOW mnist_ml.online_database')\" = $db ]" 30 "the online learning worker serves $db"
+PGDATABASE=$db q "SELECT mnist_online_start('dumped', 'models_dump_topic', 'small')" >/dev/null ||
+	fail "mnist_online_start in $db failed"
 
 src() { PGDATABASE=$db q "$1"; }
 dst() { PGDATABASE=$restored q "$1"; }

@@ -11,21 +11,12 @@ S=online_it
 T=online_it
 D=$MNIST_DATA/digits
 cleanup() {
-	q "SELECT mnist_online_stop(model_name) FROM mnist_online_jobs WHERE model_name LIKE 'online\_it%'" >/dev/null 2>&1
-	q "DELETE FROM mnist_online_rounds WHERE model_name LIKE 'online\_it%';
-	   DELETE FROM mnist_online_jobs WHERE model_name LIKE 'online\_it%';
-	   DELETE FROM mnist_deployments WHERE name LIKE 'online\_it%';
-	   DELETE FROM mnist_models WHERE name LIKE 'online\_it%'" >/dev/null 2>&1
-	q "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null 2>&1
+	online_cleanup 'online\_it%' $S
 	q "DROP ROLE IF EXISTS regress_online_gone" >/dev/null 2>&1
 }
 at_exit cleanup
 cleanup
-q "CREATE SCHEMA $S"
-psql -X -q -v ON_ERROR_STOP=1 -c "SET search_path = $S, public" -f "$D/mnist_test.sql" >/dev/null ||
-	fail "load the test digits"
-q "CREATE TABLE $S.val AS SELECT pixels, label FROM $S.mnist_test WHERE id <= 500"
-q "CREATE TABLE $S.base AS SELECT pixels, label FROM $S.mnist_test WHERE id > 500 AND id <= 1000"
+online_data $S
 q "SET mnist_ml.progress = off; SELECT mnist_train('$S.base', 'online_it', epochs => 2, seed => 1)" >/dev/null
 base=$(q "SELECT max(id) FROM mnist_models WHERE name = 'online_it'")
 broker_create_topic $T 4
@@ -39,10 +30,16 @@ worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mnist_m
 # bad arguments, before anything is registered
 start_sql="SELECT mnist_online_start('online_it', '$T', '$S.val', every => '1 second', min_rows => 1000, max_rows => 1000, epochs => 2"
 for bad in "topic => '$T', start_from => 'middle'" "topic => '$T', min_rows => 5000, max_rows => 1000" \
-	"topic => '$T', every => '10 ms'" "topic => '$T', batch_size => 0" "topic => 'no/such'"; do
+	"topic => '$T', every => '10 ms'" "topic => '$T', batch_size => 0" "topic => 'no/such'" \
+	"topic => '$T', group_id => ''"; do
 	out=$(psql -X -qAt -c "SELECT mnist_online_start(model_name => 'online_it', validation => '$S.val', $bad)" 2>&1)
 	[[ $out == *ERROR:* ]] && pass "rejected: $bad: ${out#ERROR:  }" || fail "$bad accepted: $out"
 done
+q "CREATE TABLE $S.empty (pixels bytea, label int)"
+out=$(psql -X -qAt -c "SELECT mnist_online_start('online_it', '$T', '$S.empty')" 2>&1)
+check_eq "$out" "ERROR:  validation table $S.empty has no rows
+DETAIL:  Every round compares its candidate with the deployed model on the validation rows the role that starts the job may read." \
+	"an empty validation table: rejected"
 out=$(psql -X -qAt -c "SELECT mnist_online_start('online_it_none', '$T', '$S.val')" 2>&1)
 [[ $out == *'model "online_it_none" does not exist'* ]] && pass "an unknown model: ${out#ERROR:  }" || fail "unknown model: $out"
 check_eq "$(q "SELECT has_function_privilege('public', 'mnist_online_start(text, text, regclass, text, interval, int, int, int, int, float8, text, text)', 'EXECUTE')")" f \

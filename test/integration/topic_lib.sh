@@ -51,3 +51,24 @@ topic_after() {
 	done
 	echo "${out:-(-1, 0)}"
 }
+
+# online_data SCHEMA: SCHEMA with the test digits, SCHEMA.val (the first 500: a validation table)
+# and SCHEMA.base (the next 500: to train a job's model on).
+online_data() {
+	q "CREATE SCHEMA $1" &&
+		psql -X -q -v ON_ERROR_STOP=1 -c "SET search_path = $1, public" -f "$MNIST_DATA/digits/mnist_test.sql" >/dev/null &&
+		q "CREATE TABLE $1.val AS SELECT pixels, label FROM $1.mnist_test WHERE id <= 500;
+		   CREATE TABLE $1.base AS SELECT pixels, label FROM $1.mnist_test WHERE id > 500 AND id <= 1000" ||
+		fail "the digits in schema $1"
+}
+
+# online_cleanup PATTERN SCHEMA: stops and deletes the online learning jobs, rounds, deployments
+# and models whose name is LIKE PATTERN, and drops SCHEMA.
+online_cleanup() {
+	q "SELECT mnist_online_stop(model_name) FROM mnist_online_jobs WHERE model_name LIKE '$1'" >/dev/null 2>&1
+	q "DELETE FROM mnist_online_rounds WHERE model_name LIKE '$1';
+	   DELETE FROM mnist_online_jobs WHERE model_name LIKE '$1';
+	   DELETE FROM mnist_deployments WHERE name LIKE '$1';
+	   DELETE FROM mnist_models WHERE name LIKE '$1'" >/dev/null 2>&1
+	q "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $2 CASCADE" >/dev/null 2>&1
+}
