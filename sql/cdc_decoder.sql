@@ -86,7 +86,9 @@ BEGIN
 END $$;
 
 -- a pattern's schema part and table part match apart: "public.cdc_dec_*" captures the
--- table public."cdc_dec_x.y" but not a table of the schema "public.cdc_dec_evil"
+-- table public."cdc_dec_x.y" but not a table of the schema "public.cdc_dec_evil"; a table of
+-- a schema whose name has a dot is never captured (its topic would be public.cdc_dec_evil.t's
+-- too): matched by "public*.*", it is refused with a WARNING and its rows are skipped
 CREATE SCHEMA "public.cdc_dec_evil";
 CREATE TABLE "public.cdc_dec_evil".t (label smallint, pixels bytea);
 CREATE TABLE "cdc_dec_x.y" (label smallint, pixels bytea);

@@ -162,6 +162,7 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 	info->record_name_len = record_name.len;
 	pfree(record_name.data);
 	info->captured = false;
+	info->refused = false;
 	info->pixels_att = InvalidAttrNumber;
 	info->label_att = InvalidAttrNumber;
 	info->npk = 0;
@@ -195,6 +196,18 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 	}
 	if (info->pixels_att == InvalidAttrNumber || info->label_att == InvalidAttrNumber)
 		return;
+	/* a dot in the schema's name would make <prefix>.<schema>.<table> name two tables */
+	info->refused = strchr(nspname, '.') != NULL;
+	if (info->refused)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("mnist_ml: not capturing table %s: its schema's name contains a dot",
+						quote_qualified_identifier(nspname, relname)),
+				 errdetail("Its topic and table header would be those of a table named like it in another schema."),
+				 errhint("Rename the schema, or leave its tables out of mnist_ml.cdc_tables.")));
+		return;
+	}
 	info->captured = true;
 
 	/* the primary key, for the CDC worker's headers */

@@ -51,6 +51,7 @@ typedef struct CdcRelInfo
 	Oid			root_relid;		/* of a partition: its partitioned root, else InvalidOid */
 	bool		valid;			/* false after a relcache invalidation */
 	bool		captured;		/* rows of this relation are sent */
+	bool		refused;		/* matched, but its schema's name has a dot: rows skipped */
 	AttrNumber	pixels_att;
 	AttrNumber	label_att;
 	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */

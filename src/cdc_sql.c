@@ -229,6 +229,11 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 		rel = table_open(lfirst_oid(lc), AccessShareLock);
 		memset(&info, 0, sizeof(info));
 		mnist_cdc_relinfo_fill(rel, &opts, &info, CurrentMemoryContext);
+		if (info.refused)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("table %s cannot be captured: its schema's name contains a dot", info.name),
+					 errhint("Rename the schema.")));
 		if (!info.captured && !(partitioned && rel->rd_rel->relkind != RELKIND_RELATION))
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),

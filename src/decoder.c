@@ -188,6 +188,8 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		change->action != REORDER_BUFFER_CHANGE_UPDATE)
 		return;
 	info = relinfo_get(data, relation);
+	if (info->refused)
+		mnist_cdc_rows_skipped++;	/* said once per decision (mnist_cdc_relinfo_fill) */
 	if (!info->captured || change->data.tp.newtuple == NULL)
 		return;
 	tuple = &change->data.tp.newtuple->tuple;
