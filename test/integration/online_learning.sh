@@ -79,19 +79,23 @@ check_eq "$(status "rows_consumed || ' ' || (deployed_accuracy IS NOT NULL)")" "
 # a manual deploy between rounds supersedes the job's line: round 3 is stored, not deployed
 check_eq "$(q "SELECT mnist_deploy('online_it', $base)")" "$base" "the base model deployed by hand"
 
-# the worker killed while round 3 waits (for the validation table, locked): the restarted
-# worker repeats round 3 from the stored offsets, once
-psql -X -qAt -c "BEGIN" -c "LOCK TABLE $S.val" -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null &
+# the worker killed while round 3 waits (for the validation table, locked until the test
+# cancels the locking session: a loaded machine may take long to bring round 3 there): the
+# restarted worker repeats round 3 from the stored offsets, once
+PGAPPNAME=online_it_locker psql -X -qAt -c "BEGIN" -c "LOCK TABLE $S.val" -c "SELECT pg_sleep(300)" -c "COMMIT" >/dev/null 2>&1 &
 locker=$!
-sleep 1
+wait_for "[ \"\$(q \"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	WHERE a.application_name = 'online_it_locker' AND l.relation = '$S.val'::regclass AND l.granted\")\" = 1 ]" 30 \
+	"the validation table is locked"
 topic_produce $T "$TEST_TMP/batch2.txt"
 worker_waits() { [ "$(q "SELECT wait_event_type FROM pg_stat_activity WHERE backend_type = 'mnist_ml online'")" = Lock ]; }
-wait_for worker_waits 30 \
+wait_for worker_waits 60 \
 	"round 3 waits for the validation table"
 models_before=$(q "SELECT count(*) FROM mnist_models WHERE name = 'online_it'")
 old_pid=$(worker_pid)
 q "SELECT pg_terminate_backend($old_pid)" >/dev/null
 wait_for "[ -n \"\$(worker_pid)\" ] && [ \"\$(worker_pid)\" != $old_pid ]" 30 "the worker was restarted"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'online_it_locker'" >/dev/null
 wait "$locker"
 wait_for "[ \"\$(status rounds)\" = 3 ]" 60 "round 3 ran after the restart"
 sleep 2
