@@ -60,6 +60,7 @@
 #include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
+#include "pg_compat.h"
 
 PGDLLEXPORT void mnist_cdc_worker_main(Datum arg);
 
@@ -609,7 +610,7 @@ create_slot_with_snapshot(void)
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	CheckLogicalDecodingRequirements();
-	ReplicationSlotCreate(CDC_SLOT_NAME, true, RS_EPHEMERAL, false);
+	mnist_slot_create(CDC_SLOT_NAME, true, RS_EPHEMERAL, false, MNIST_HAVE_FAILOVER_SLOTS);
 	ctx = CreateInitDecodingContext("mnist_ml", NIL, true, InvalidXLogRecPtr,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -828,6 +829,6 @@ worker_body(void)
 	if (SearchNamedReplicationSlot(CDC_SLOT_NAME, true) == NULL)
 		create_slot_with_snapshot();
 	else
-		ReplicationSlotAcquire(CDC_SLOT_NAME, true);
+		mnist_slot_acquire(CDC_SLOT_NAME, true);
 	stream();
 }

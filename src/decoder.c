@@ -23,6 +23,7 @@
 
 #include "cdc_capture.h"
 #include "pixels_csv.h"
+#include "pg_compat.h"
 
 /* State of one decoding session. */
 typedef struct DecoderData
@@ -185,11 +186,11 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	info = relinfo_get(data, relation);
 	if (!info->captured || change->data.tp.newtuple == NULL)
 		return;
-	tuple = &change->data.tp.newtuple->tuple;
+	tuple = mnist_change_tuple(change->data.tp.newtuple);
 
 	old = MemoryContextSwitchTo(data->row_cxt);
 	problem = mnist_cdc_row_get(info, tuple,
-						  change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL,
+						  mnist_change_tuple(change->data.tp.oldtuple),
 						  RelationGetDescr(relation), &label, &pixels);
 	if (problem)
 	{

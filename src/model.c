@@ -69,6 +69,7 @@
 
 #include "mnist_ml.h"
 #include "model.h"
+#include "pg_compat.h"
 
 /* A row version of mnist_models: a cached model is valid only for the very row it decoded. */
 typedef struct ModelRow
@@ -160,7 +161,7 @@ cache_trim(bool xact_end)
 		CacheEntry *e = dlist_container(CacheEntry, node, node);
 
 		prev = node->prev;
-		if (xact_end || e->used_lxid != MyProc->lxid)
+		if (xact_end || e->used_lxid != mnist_proc_lxid(MyProc))
 			cache_evict(e);
 	}
 }
@@ -733,12 +734,12 @@ mnist_model_get(const char *name)
 		{
 			e = c;
 			dlist_move_head(&cache_lru, &e->node);
-			e->used_lxid = MyProc->lxid;
+			e->used_lxid = mnist_proc_lxid(MyProc);
 			break;
 		}
 	}
 	if (e != NULL && e->checked_gen == cache_generation &&
-		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
+		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == mnist_proc_lxid(MyProc)))
 		return e->model;
 
 	/* no entry, nor a query, for a name that cannot exist */
@@ -787,7 +788,7 @@ mnist_model_get(const char *name)
 			e = MemoryContextAllocZero(cache_cxt, sizeof(CacheEntry));
 			e->name = MemoryContextStrdup(cache_cxt, name);
 			dlist_push_head(&cache_lru, &e->node);
-			e->used_lxid = MyProc->lxid;
+			e->used_lxid = mnist_proc_lxid(MyProc);
 		}
 		else
 		{
@@ -807,7 +808,7 @@ mnist_model_get(const char *name)
 	error_context_stack = errcb.previous;
 
 	e->checked_gen = gen;
-	e->checked_lxid = latest ? InvalidLocalTransactionId : MyProc->lxid;
+	e->checked_lxid = latest ? InvalidLocalTransactionId : mnist_proc_lxid(MyProc);
 	cache_trim(false);
 	return e->model;
 }
