@@ -390,8 +390,9 @@ worker_queue_wait(CdcProducer *p)
 }
 
 /*
- * Page reader: like read_local_xlog_page, but while WAL is not there yet it serves Kafka
- * and waits on the latch instead of sleeping blindly.
+ * Page reader: like read_local_xlog_page, but while WAL is not there yet (or, for a failover
+ * slot, not yet on the synchronized standbys) it serves Kafka and waits on the latch instead
+ * of sleeping blindly.
  */
 static int
 cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
@@ -403,7 +404,7 @@ cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 		TimestampTz now;
 		long		wait_ms;
 
-		if (targetPagePtr + reqLen <= flushed)
+		if (targetPagePtr + reqLen <= flushed && mnist_standbys_have(targetPagePtr + reqLen))
 			break;
 		service(true);
 		/* a short wait after recent WAL, longer when idle: no WAL flush wakes us */

@@ -42,6 +42,19 @@
  */
 #define MNIST_HAVE_FAILOVER_SLOTS (PG_VERSION_NUM >= 170000)
 
+/*
+ * Whether the WAL up to lsn may be decoded by a backend holding a slot: for a failover slot
+ * (17+), only once the physical standbys named in synchronized_standby_slots have it, so that
+ * the slot never runs ahead of a standby that may be promoted (what walsenders and
+ * pg_logical_slot_get_changes() do).  Never waits; misconfigured names are reported at DEBUG1.
+ */
+#if PG_VERSION_NUM >= 170000
+#define mnist_standbys_have(lsn) \
+	(!MyReplicationSlot->data.failover || StandbySlotsHaveCaughtup((lsn), DEBUG1))
+#else
+#define mnist_standbys_have(lsn) true
+#endif
+
 /* Create a slot of this backend (not one synchronized from a primary). */
 #if PG_VERSION_NUM >= 170000
 #define mnist_slot_create(name, db_specific, persistency, two_phase, failover) \
