@@ -8,7 +8,7 @@
 #   MNIST_DATA       the prepared data directory (test/prepare-data)
 #   PGDATA           the cluster's data directory
 #   TEST_TMP         a scratch directory readable (and writable) by the server
-# Scripts then use: q, pg_initdb, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
+# Scripts then use: q, pg_initdb, pg_start_other, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
 # cancel_and_wait, at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
 # broker_kill, broker_restart, broker_freeze, kafka_dump, kafka_produce, ...).
 # A script exits non-zero if any check failed.
@@ -255,6 +255,16 @@ pg_start() {
 		setsid -w env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
 			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	fi
+}
+
+# pg_start_other DATADIR LOG: start a cluster of a test's own (a standby) in a new session,
+# as pg_start does the harness's; its log's last lines on failure.
+pg_start_other() {
+	if [ "$(id -u)" = 0 ]; then
+		setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$1" -l "$2" -w -t 120 start >/dev/null
+	else
+		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$1" -l "$2" -w -t 120 start >/dev/null
+	fi || { tail -n 30 "$2"; return 1; }
 }
 
 # pg_initdb DIR: a second cluster, DIR/data, owned by postgres, trust authentication (tests that

@@ -67,11 +67,7 @@ hot_standby_feedback = on
 sync_replication_slots = on
 EOF
 sed -i '/^synchronized_standby_slots/d' "$sdata/postgresql.auto.conf"
-if [ "$(id -u)" = 0 ]; then
-	setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$sdata" -l "$slog" -w -t 120 start >/dev/null
-else
-	setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$sdata" -l "$slog" -w -t 120 start >/dev/null
-fi || { tail -n 30 "$slog"; fail "the standby did not start"; exit 1; }
+pg_start_other "$sdata" "$slog" || { fail "the standby did not start"; exit 1; }
 check_eq "$(s "SELECT pg_is_in_recovery()")" t "the standby runs in recovery on port $sport"
 wait_for "[ \"\$(s \"SELECT synced AND failover AND NOT temporary FROM pg_replication_slots WHERE slot_name = 'mnist_ml_cdc'\")\" = t ]" 120 \
 	"the standby holds a synchronized, persistent copy of the CDC slot"
