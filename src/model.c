@@ -328,7 +328,7 @@ mnist_weights_encode(const MnistNet *net)
 }
 
 /* ERROR for a weights value that failed validation. */
-static pg_attribute_noreturn() void
+static pg_noreturn void
 weights_corrupted(const char *detail)
 {
 	ereport(ERROR,
@@ -486,7 +486,7 @@ index_first(Relation rel, Oid indexid, Snapshot snap, RegProcedure eqproc, Datum
 
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], eqproc, value);
-	scan = index_beginscan(rel, index, snap, 1, 0);
+	scan = mnist_index_beginscan(rel, index, snap, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, dir, slot);
 	index_endscan(scan);
@@ -542,7 +542,7 @@ lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot)
 
 		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(key));
-		scan = index_beginscan(drel, index, snap, 1, 0);
+		scan = mnist_index_beginscan(drel, index, snap, 1, 0);
 		index_rescan(scan, &skey, 1, NULL, 0);
 		/* the latest deployment whose model still exists (with that name) */
 		while (!found && index_getnext_slot(scan, BackwardScanDirection, d))

@@ -16,6 +16,14 @@
 #endif
 
 /*
+ * A function that does not return: 18 replaced pg_attribute_noreturn() (after the
+ * declaration's specifiers, GCC's attribute) by pg_noreturn (C11's _Noreturn, first).
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
  * The local transaction id of a backend.  17 moved it into PGPROC's vxid (commit "Replace
  * BackendIds with 0-based ProcNumbers").
  */
@@ -33,6 +41,15 @@
 #define mnist_change_tuple(t) (t)
 #else
 #define mnist_change_tuple(t) ((t) != NULL ? &(t)->tuple : NULL)
+#endif
+
+/* Begin an index scan; 18 added an instrumentation argument (NULL: none). */
+#if PG_VERSION_NUM >= 180000
+#define mnist_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), (norderbys))
+#else
+#define mnist_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
 #endif
 
 /*
