@@ -218,6 +218,12 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 static void
 worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+	/* "N/N brokers are down" says less than a pending reason, e.g. a failed authentication */
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && kafka_error_pending)
+	{
+		broker_reachable = false;
+		return;
+	}
 	last_kafka_err = err;
 	strlcpy(last_kafka_reason, reason, sizeof(last_kafka_reason));
 	kafka_error_pending = true;
