@@ -72,7 +72,14 @@ ifeq ($(SANITIZE),1)
 PG_CFLAGS += $(SANITIZE_FLAGS)
 SHLIB_LINK += $(SANITIZE_FLAGS)
 endif
-BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS) OPENBLAS=$(OPENBLAS_A)
+# librdkafka of one's own (PKG_CONFIG_PATH names its rdkafka.pc, e.g. test/build-deps's) is
+# found at run time through an rpath; the system's needs none.
+RDKAFKA_LIBDIR := $(shell pkg-config --variable=libdir rdkafka)
+comma := ,
+SHLIB_LINK += $(if $(filter-out /usr/lib% /lib%,$(RDKAFKA_LIBDIR)),-Wl$(comma)-rpath$(comma)$(RDKAFKA_LIBDIR))
+
+# Switching flags, PostgreSQL (PG_CONFIG) or librdkafka rebuilds everything.
+BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS) PG=$(shell $(or $(PG_CONFIG),pg_config) --version | tr -d ' ') RDKAFKA=$(RDKAFKA_LIBDIR) OPENBLAS=$(OPENBLAS_A)
 ifneq ($(BUILD_FLAGS),$(shell cat .build-flags 2>/dev/null))
 $(shell echo '$(BUILD_FLAGS)' >.build-flags)
 endif

@@ -60,6 +60,10 @@ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname 
   AND obj_description(d.objid, d.classid::regclass::name) IS NULL
   AND NOT (d.classid = 'pg_class'::regclass
            AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S')
+  AND NOT (d.classid = 'pg_type'::regclass
+           AND (SELECT typcategory = 'A' OR typrelid <> 0 AND
+                       (SELECT relkind FROM pg_class WHERE oid = typrelid) <> 'c'
+                FROM pg_type WHERE oid = d.objid))
 ORDER BY 1;
 DROP EXTENSION mnist_ml;
 -- nothing left behind: no new catalog row, and no object named mnist_*

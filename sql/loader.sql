@@ -39,7 +39,7 @@ SET search_path = loader_digits;
 \set ECHO all
 SELECT attname, format_type(atttypid, atttypmod), attnotnull
 FROM pg_attribute WHERE attrelid = 'mnist_train'::regclass AND attnum > 0 ORDER BY attnum;
-SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'mnist_train'::regclass;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'mnist_train'::regclass AND contype <> 'n';
 SELECT * FROM pg_temp.matches('mnist_train', :train_count, :train_label_sum, :'train_labels_md5', :'train_md5');
 SELECT * FROM pg_temp.matches('mnist_test', :test_count, :test_label_sum, :'test_labels_md5', :'test_md5');
 SELECT * FROM pg_temp.matches('mnist_test_insert', :test_count, :test_label_sum, :'test_labels_md5', :'test_md5');

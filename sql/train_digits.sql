@@ -44,15 +44,17 @@ SELECT bool_and(n = (SELECT count(*) FROM mnist_test t WHERE t.label = c.label))
 SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
          (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits')) AS predict_agrees
   FROM mnist_test;
--- in parallel workers too
-SET force_parallel_mode = on;
+-- in parallel workers too (16 renamed force_parallel_mode to debug_parallel_query)
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS force_parallel \gset
+SET :force_parallel = on;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SELECT avg((mnist_predict(pixels, 'train_digits') = label)::int)::float8 =
          (SELECT accuracy FROM mnist_evaluate('mnist_test', 'train_digits')) AS parallel_agrees
   FROM mnist_test;
-RESET force_parallel_mode;
+RESET :force_parallel;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

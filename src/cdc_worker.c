@@ -60,6 +60,7 @@
 #include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
+#include "pg_compat.h"
 
 PGDLLEXPORT void mnist_cdc_worker_main(Datum arg);
 
@@ -248,6 +249,12 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 static void
 worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+	/* "N/N brokers are down" says less than a pending reason, e.g. a failed authentication */
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && kafka_error_pending)
+	{
+		broker_reachable = false;
+		return;
+	}
 	last_kafka_err = err;
 	strlcpy(last_kafka_reason, reason, sizeof(last_kafka_reason));
 	kafka_error_pending = true;
@@ -424,8 +431,9 @@ worker_queue_wait(CdcProducer *p)
 }
 
 /*
- * Page reader: like read_local_xlog_page, but while WAL is not there yet it serves Kafka
- * and waits on the latch instead of sleeping blindly.
+ * Page reader: like read_local_xlog_page, but while WAL is not there yet (or, for a failover
+ * slot, not yet on the synchronized standbys) it serves Kafka and waits on the latch instead
+ * of sleeping blindly.
  */
 static int
 cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
@@ -437,7 +445,7 @@ cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 		TimestampTz now;
 		long		wait_ms;
 
-		if (targetPagePtr + reqLen <= flushed)
+		if (targetPagePtr + reqLen <= flushed && mnist_standbys_have(targetPagePtr + reqLen))
 			break;
 		service(true);
 		/* a short wait after recent WAL, longer when idle: no WAL flush wakes us */
@@ -698,7 +706,7 @@ create_slot_with_snapshot(void)
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	CheckLogicalDecodingRequirements();
-	ReplicationSlotCreate(CDC_SLOT_NAME, true, RS_EPHEMERAL, false);
+	mnist_slot_create(CDC_SLOT_NAME, true, RS_EPHEMERAL, false, MNIST_HAVE_FAILOVER_SLOTS);
 	ctx = CreateInitDecodingContext("mnist_ml", NIL, true, InvalidXLogRecPtr,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -922,6 +930,6 @@ worker_body(void)
 	if (SearchNamedReplicationSlot(CDC_SLOT_NAME, true) == NULL)
 		create_slot_with_snapshot();
 	else
-		ReplicationSlotAcquire(CDC_SLOT_NAME, true);
+		mnist_slot_acquire(CDC_SLOT_NAME, true);
 	stream();
 }

@@ -23,6 +23,7 @@
 
 #include "cdc_capture.h"
 #include "pixels_csv.h"
+#include "pg_compat.h"
 
 /* State of one decoding session. */
 typedef struct DecoderData
@@ -192,11 +193,11 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		mnist_cdc_rows_skipped++;	/* said once per decision (mnist_cdc_relinfo_fill) */
 	if (!info->captured || change->data.tp.newtuple == NULL)
 		return;
-	tuple = &change->data.tp.newtuple->tuple;
+	tuple = mnist_change_tuple(change->data.tp.newtuple);
 
 	old = MemoryContextSwitchTo(data->row_cxt);
 	problem = mnist_cdc_row_get(info, tuple,
-						  change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL,
+						  mnist_change_tuple(change->data.tp.oldtuple),
 						  RelationGetDescr(relation), &label, &pixels);
 	if (problem)
 	{

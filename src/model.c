@@ -75,6 +75,7 @@
 
 #include "mnist_ml.h"
 #include "model.h"
+#include "pg_compat.h"
 
 /* A row version of mnist_models: a cached model is valid only for the very row it decoded. */
 typedef struct ModelRow
@@ -368,7 +369,7 @@ mnist_weights_encode(const MnistNet *net)
 }
 
 /* ERROR for a weights value that failed validation. */
-static pg_attribute_noreturn() void
+static pg_noreturn void
 weights_corrupted(const char *detail)
 {
 	ereport(ERROR,
@@ -526,7 +527,7 @@ index_first(Relation rel, Oid indexid, Snapshot snap, RegProcedure eqproc, Datum
 
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], eqproc, value);
-	scan = index_beginscan(rel, index, snap, 1, 0);
+	scan = mnist_index_beginscan(rel, index, snap, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, dir, slot);
 	index_endscan(scan);
@@ -585,7 +586,7 @@ lookup_model(const char *name, Snapshot snap, TupleTableSlot **slot, bool *orpha
 
 		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(key));
-		scan = index_beginscan(drel, index, snap, 1, 0);
+		scan = mnist_index_beginscan(drel, index, snap, 1, 0);
 		index_rescan(scan, &skey, 1, NULL, 0);
 		/* the latest deployment whose model still exists (with that name) */
 		while (!found && index_getnext_slot(scan, BackwardScanDirection, d))
@@ -798,7 +799,7 @@ mnist_model_get(const char *name, MemoryContext holder)
 		}
 	}
 	if (e != NULL && e->checked_gen == cache_generation &&
-		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == MyProc->lxid))
+		(e->checked_lxid == InvalidLocalTransactionId || e->checked_lxid == mnist_proc_lxid(MyProc)))
 	{
 		decoded_hold(e->decoded, holder);
 		return &e->decoded->model;
@@ -870,7 +871,7 @@ mnist_model_get(const char *name, MemoryContext holder)
 	error_context_stack = errcb.previous;
 
 	e->checked_gen = gen;
-	e->checked_lxid = latest ? InvalidLocalTransactionId : MyProc->lxid;
+	e->checked_lxid = latest ? InvalidLocalTransactionId : mnist_proc_lxid(MyProc);
 	decoded_hold(e->decoded, holder);
 	cache_trim();
 	return &e->decoded->model;

@@ -8,7 +8,7 @@
 #   MNIST_DATA       the prepared data directory (test/prepare-data)
 #   PGDATA           the cluster's data directory
 #   TEST_TMP         a scratch directory readable (and writable) by the server
-# Scripts then use: q, pg_initdb, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
+# Scripts then use: q, pg_initdb, pg_start_other, pg_stop_immediate, pg_start, pg_reload, pass, fail, check_eq, wait_for,
 # cancel_and_wait, at_exit, as_postgres, and the broker's functions of test/kafka_lib.sh (broker_create_topic,
 # broker_kill, broker_restart, broker_freeze, kafka_dump, kafka_produce, ...).
 # A script exits non-zero if any check failed.
@@ -157,12 +157,80 @@ q() {
 
 source "$HARNESS_ROOT/test/kafka_lib.sh"
 
-# Build test/kafka_admin (the harness's admin client) when missing or older than its source.
+# Build test/kafka_admin (the harness's admin client) with the librdkafka the extension uses
+# (pkg-config, an rpath for a build of one's own) when missing, older than its source or built
+# against another librdkafka (the flags are kept in test/.kafka_admin-flags).
 harness_build_kafka_admin() {
 	local src=$HARNESS_ROOT/test/kafka_admin.c bin=$HARNESS_ROOT/test/kafka_admin
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
-		gcc -O2 -Wall -Wextra -o "$bin" "$src" -lrdkafka || return 1
+	local stamp=$HARNESS_ROOT/test/.kafka_admin-flags flags
+	# -isystem: a newer librdkafka's header trips -Wextra (its own warnings, not ours)
+	flags="$(pkg-config --cflags rdkafka | sed 's/-I/-isystem /g') $(pkg-config --libs rdkafka) $(harness_rdkafka_rpath)" || return 1
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
+		# shellcheck disable=SC2086
+		gcc -O2 -Wall -Wextra -o "$bin" "$src" $flags || return 1
+		echo "$flags" >"$stamp"
 	fi
+}
+
+# harness_rdkafka_rpath: -Wl,-rpath,DIR when pkg-config's librdkafka is not the system's.
+harness_rdkafka_rpath() {
+	local dir
+	dir=$(pkg-config --variable=libdir rdkafka) || return 1
+	case $dir in
+	/usr/lib | /usr/lib/* | /lib | /lib/*) ;;
+	*) echo "-Wl,-rpath,$dir" ;;
+	esac
+}
+
+# ---------------------------------------------------------------- the leg: which PostgreSQL, which librdkafka
+
+# harness_leg PG RDKAFKA: select what a run builds against and runs (test/run --pg, --rdkafka).
+#   PG       empty or 15: PG_CONFIG as given (pg_config: Debian 12's PostgreSQL 15);
+#            18: PostgreSQL 18 built once by test/build-deps pg18 (its pg_config).
+#            17 is compiled against, not run (test/compile-check 17).
+#   RDKAFKA  empty or debian: pkg-config's librdkafka (Debian 12's librdkafka-dev, 2.0.2);
+#            current: librdkafka built once by test/build-deps librdkafka, found through
+#            PKG_CONFIG_PATH at build time and through an rpath (Makefile) at run time.
+harness_leg() {
+	local prefix
+	case $1 in
+	'' | 15) ;;
+	18)
+		prefix=$(bash "$HARNESS_ROOT/test/build-deps" pg18) || return 1
+		PG_CONFIG=$prefix/bin/pg_config
+		;;
+	17)
+		echo "harness: PostgreSQL 17 is compiled against here, not run: bash test/compile-check 17" >&2
+		return 1
+		;;
+	*)
+		echo "harness: no PostgreSQL $1 leg (15, 18)" >&2
+		return 1
+		;;
+	esac
+	case $2 in
+	'' | debian) ;;
+	current)
+		prefix=$(bash "$HARNESS_ROOT/test/build-deps" librdkafka) || return 1
+		PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+		export PKG_CONFIG_PATH
+		;;
+	*)
+		echo "harness: no librdkafka leg $2 (debian, current)" >&2
+		return 1
+		;;
+	esac
+	export PG_CONFIG
+	harness_path
+}
+
+# harness_versions: one line naming what this run uses (after the build and the broker start).
+harness_versions() {
+	local lib rdkafka
+	lib=$("$PG_CONFIG" --pkglibdir)/mnist_ml.so
+	rdkafka=$(ldd "$lib" 2>/dev/null | awk '$1 ~ /^librdkafka\.so/ { print $3 }')
+	echo "harness: leg: $("$PG_CONFIG" --version) (PG_CONFIG=$PG_CONFIG)," \
+		"librdkafka $(pkg-config --modversion rdkafka) ($rdkafka), Apache Kafka $KAFKA_VERSION"
 }
 
 # ---------------------------------------------------------------- the cluster
@@ -188,6 +256,16 @@ pg_start() {
 		setsid -w env $HARNESS_SERVER_ENV "$HARNESS_PG_BINDIR/pg_ctl" -D "$PGDATA" \
 			-l "$HARNESS_PG_LOG" -w -t 120 start >/dev/null
 	fi
+}
+
+# pg_start_other DATADIR LOG: start a cluster of a test's own (a standby) in a new session,
+# as pg_start does the harness's; its log's last lines on failure.
+pg_start_other() {
+	if [ "$(id -u)" = 0 ]; then
+		setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$1" -l "$2" -w -t 120 start >/dev/null
+	else
+		setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$1" -l "$2" -w -t 120 start >/dev/null
+	fi || { tail -n 30 "$2"; return 1; }
 }
 
 # pg_initdb DIR: a second cluster, DIR/data, owned by postgres, trust authentication (tests that
@@ -382,6 +460,7 @@ harness_start() {
 	PGDATABASE=postgres
 	export PGHOST PGUSER PGDATABASE
 	echo "harness: PostgreSQL $(q 'SHOW server_version') on port $PGPORT, socket $PGHOST, data $PGDATA"
+	harness_versions
 	if [ -n "${HARNESS_SANITIZER_DIR:-}" ] && ! grep -q libasan "/proc/$(head -n 1 "$PGDATA/postmaster.pid")/maps"; then
 		echo "harness: the server runs without the sanitizer runtime" >&2
 		return 1
@@ -398,8 +477,8 @@ harness_start() {
 harness_write_env() {
 	local v
 	for v in PGHOST PGPORT PGUSER PGDATABASE PGDATA KAFKA_BOOTSTRAP KAFKA_DIR KAFKA_LIB \
-		KAFKA_VERSION MNIST_DATA TEST_TMP PG_CONFIG HARNESS_DIR HARNESS_PG_LOG HARNESS_SOCKET_DIR; do
-		printf 'export %s=%q\n' "$v" "${!v}"
+		KAFKA_VERSION MNIST_DATA TEST_TMP PG_CONFIG PKG_CONFIG_PATH HARNESS_DIR HARNESS_PG_LOG HARNESS_SOCKET_DIR; do
+		printf 'export %s=%q\n' "$v" "${!v-}"
 	done >"$HARNESS_DIR/env"
 }
 

@@ -60,4 +60,5 @@ else
 	cat "$D/make.log" "$D/out/regression.diffs" 2>/dev/null | tail -n 60
 fi
 grep -E '^(ok|not ok|test) ' "$D/make.log" | sed 's/^/    /'
-check_eq "$(grep -cE ' (ok|FAILED|failed) ' "$D/make.log")" 4 "four regress tests reported"
+# pg_regress's lines: "test NAME ... ok" up to 15, TAP's "ok N - NAME" / "not ok N - NAME" since 16
+check_eq "$(grep -cE '^(ok|not ok) [0-9]+ |^test .* \.\.\. (ok|FAILED|failed)' "$D/make.log")" 4 "four regress tests reported"

@@ -1,9 +1,10 @@
 #!/bin/bash
 # kafka_sasl: a broker that asks for real credentials.  One KRaft node with a SASL_SSL listener
-# (SASL/PLAIN user, TLS with a CA and a broker certificate made here with openssl, host name
-# verification on) and a PLAINTEXT listener.  (SCRAM: Debian 12's librdkafka 2.0.2 cannot
-# authenticate with SCRAM to Kafka 4.x brokers, a librdkafka bug fixed in 2.6.1; see README.)  CDC and the topic functions work with their
-# credentials in mnist_ml.kafka_properties_file; a wrong password is a clear ERROR naming
+# (SASL/PLAIN and SCRAM-SHA-512 users, TLS with a CA and a broker certificate made here with
+# openssl, host name verification on) and a PLAINTEXT listener.  CDC and the topic functions
+# work with their credentials in mnist_ml.kafka_properties_file; SCRAM-SHA-512 too with
+# librdkafka 2.6.1+ (test/run --rdkafka current), while with an older one (Debian 12's 2.0.2)
+# Kafka 4.x refuses its SCRAM proof: a clear ERROR naming authentication; a wrong password is a clear ERROR naming
 # authentication and a last_error for the worker, without a crash loop; the password appears in
 # no log line, message or SHOW; a superuser-named foreign server (the plaintext listener) gets
 # none of the configured security properties.
@@ -15,6 +16,7 @@ S=$HARNESS_DIR/sasl
 t=mnist_sasl
 topic=tf.public.$t
 secret=plain-$RANDOM$RANDOM-secret
+scram_secret=scram-$RANDOM$RANDOM-secret
 wrong=wrong-$RANDOM$RANDOM
 at_exit 'kafka_node_stop "$S"'
 at_exit 'for k in kafka_bootstrap_servers kafka_properties_file cdc_tables; do q "ALTER SYSTEM RESET mnist_ml.$k" >/dev/null; done; q "SELECT pg_reload_conf()" >/dev/null'
@@ -50,26 +52,28 @@ pc=$(kafka_free_port $((pp + 1)))
 		listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 		controller.quorum.voters=1@127.0.0.1:$pc
 		log.dirs=$S/data
-		sasl.enabled.mechanisms=PLAIN
+		sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
 		listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="$secret";
+		listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 		ssl.keystore.type=PEM
 		ssl.keystore.location=$S/broker.pem
 	EOF
 	kafka_node_common_props
 } >"$S/server.properties"
 chmod 600 "$S/server.properties"	# it holds the broker's user list
-kafka_node_format "$S" "$(kafka_java kafka.tools.StorageTool random-uuid)" || fail "format"
+kafka_node_format "$S" "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+	--add-scram "SCRAM-SHA-512=[name=bob,password=$scram_secret]" || fail "format"
 kafka_node_launch "$S" "127.0.0.1:$pp" 384 || fail "start the SASL_SSL broker"
 plain=127.0.0.1:$pp
 KAFKA_BOOTSTRAP=$plain broker_create_topic "$topic" 16 || fail "create $topic"
 
 # credentials in a file only the server's user reads
-props() {	# props FILE PASSWORD
+props() {	# props FILE PASSWORD [MECHANISM USER]
 	cat >"$1" <<-EOF
 		# librdkafka properties of the test's SASL_SSL broker
 		security.protocol = SASL_SSL
-		sasl.mechanisms = PLAIN
-		sasl.username = alice
+		sasl.mechanisms = ${3:-PLAIN}
+		sasl.username = ${4:-alice}
 		sasl.password = $2
 		ssl.ca.location = $S/ca.pem
 	EOF
@@ -78,6 +82,7 @@ props() {	# props FILE PASSWORD
 }
 props "$S/good.properties" "$secret"
 props "$S/wrong.properties" "$wrong"
+props "$S/scram.properties" "$scram_secret" SCRAM-SHA-512 bob
 
 # ---- CDC over SASL_SSL
 q "DROP TABLE IF EXISTS $t; CREATE TABLE $t (id serial PRIMARY KEY, label smallint, pixels bytea)"
@@ -120,9 +125,32 @@ q "ALTER SYSTEM SET mnist_ml.kafka_properties_file = '$S/good.properties'" >/dev
 q "SELECT pg_reload_conf()" >/dev/null
 cdc_wait_caught_up 120 "the right password again: the 10 rows written meanwhile acknowledged"
 
+# ---- SCRAM-SHA-512 over SASL_SSL: librdkafka 2.6.1+ authenticates to Kafka 4.x, older ones
+# send a proof Kafka 4.x refuses (the librdkafka bug fixed in 2.6.1)
+rdkafka=$(pkg-config --modversion rdkafka)
+q "ALTER SYSTEM SET mnist_ml.kafka_properties_file = '$S/scram.properties'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+if printf '2.6.1\n%s\n' "$rdkafka" | sort -V -C; then
+	n=$(q "SELECT count(*) FROM $t")
+	check_eq "$(q "SELECT rows FROM mnist_evaluate_topic('$topic', 'kafka_sasl', 'kafka_sasl_g4', 2000)")" "$n" \
+		"SCRAM-SHA-512 (librdkafka $rdkafka): mnist_evaluate_topic reads the topic's $n messages"
+	q "INSERT INTO $t (label, pixels) SELECT label, pixels FROM $t WHERE id <= 10"
+	cdc_wait_caught_up 120 "SCRAM-SHA-512: 10 more rows acknowledged through the CDC worker"
+	check_eq "$(q 'SELECT broker_reachable, failed FROM mnist_cdc_status')" "t|0" \
+		"SCRAM-SHA-512: the worker reaches the broker, nothing failed"
+else
+	out=$(psql_out "SET mnist_ml.kafka_timeout_ms = 5000" \
+		"SELECT rows FROM mnist_evaluate_topic('$topic', 'kafka_sasl', 'kafka_sasl_g4', 2000)")
+	[[ "$out" == *"ERROR:  authentication to the Kafka broker failed"* ]] &&
+		pass "SCRAM-SHA-512 (librdkafka $rdkafka, older than 2.6.1): refused by Kafka $KAFKA_VERSION, an ERROR naming authentication" ||
+		fail "SCRAM-SHA-512 with librdkafka $rdkafka: $out"
+fi
+q "ALTER SYSTEM SET mnist_ml.kafka_properties_file = '$S/good.properties'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+
 # ---- the password is nowhere to be seen
 check_eq "$(q "SHOW mnist_ml.kafka_properties_file")" "$S/good.properties" "SHOW names the file only"
-leaks=$(grep -l -e "$secret" -e "$wrong" "$HARNESS_PG_LOG" "$TEST_TMP"/* 2>/dev/null)
+leaks=$(grep -l -e "$secret" -e "$wrong" -e "$scram_secret" "$HARNESS_PG_LOG" "$TEST_TMP"/* 2>/dev/null)
 check_eq "$leaks" "" "neither password appears in the server log or any output of the test"
 
 q "DROP TABLE $t"

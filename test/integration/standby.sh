@@ -84,11 +84,7 @@ hot_standby = on
 mnist_ml.topic_prefix = '$prefix'
 mnist_ml.cdc_tables = 'public.standby_rows'
 EOF
-if [ "$(id -u)" = 0 ]; then
-	setsid -w runuser -u postgres -- "$HARNESS_PG_BINDIR/pg_ctl" -D "$sdata" -l "$slog" -w -t 120 start >/dev/null
-else
-	setsid -w "$HARNESS_PG_BINDIR/pg_ctl" -D "$sdata" -l "$slog" -w -t 120 start >/dev/null
-fi || { tail -n 30 "$slog"; fail "the standby did not start"; exit 1; }
+pg_start_other "$sdata" "$slog" || { fail "the standby did not start"; exit 1; }
 check_eq "$(s "SELECT pg_is_in_recovery()")" t "the standby runs in recovery on port $sport"
 wait_for "[ \"\$(q \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND client_addr = '127.0.0.1'\")\" = 1 ]" 60 \
 	"the standby streams from the primary over loopback"
