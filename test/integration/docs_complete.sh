@@ -2,8 +2,9 @@
 # docs_complete: README.md documents every SQL function of the extension and every setting.
 # The functions are those the install and upgrade scripts create (src/sql/mnist_ml--*.sql:
 # CREATE [OR REPLACE] FUNCTION name), the settings those src/*.c define
-# (DefineCustom*Variable("mnist_ml.name")); each must appear in README.md as `name` (a function
-# also as `name(`), and README.md must stay within 35,000 bytes (the user reference, not the
+# (DefineCustom*Variable("mnist_ml.name")).  Each function needs an entry: a signature line
+# starting `name(` (in the SQL API's code blocks); each setting exactly one row `| `name` |` of
+# the Configuration table.  README.md must stay within 35,000 bytes (the user reference, not the
 # engineering notes: those go to bench/README.md, src/README.md and test/README.md).
 # Needs no server or broker, so it also runs on its own: bash test/integration/docs_complete.sh
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,14 +24,15 @@ if [ ${#functions[@]} -lt 10 ] || [ ${#settings[@]} -lt 10 ]; then
 	rc=1
 fi
 for f in "${functions[@]}"; do
-	if ! grep -qE "\`$f(\(|\`)|^$f\(| $f\(" "$readme"; then
-		echo "docs_complete: function $f is not documented in README.md"
+	if ! grep -qE "^$f\(" "$readme"; then
+		echo "docs_complete: function $f has no signature line (\"$f(...\") in README.md"
 		rc=1
 	fi
 done
 for s in "${settings[@]}"; do
-	if ! grep -qF "\`$s\`" "$readme"; then
-		echo "docs_complete: setting $s is not documented in README.md"
+	n=$(grep -cF "| \`$s\` |" "$readme")
+	if [ "$n" != 1 ]; then
+		echo "docs_complete: setting $s has $n rows in README.md's Configuration table, not 1"
 		rc=1
 	fi
 done
