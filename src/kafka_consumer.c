@@ -466,10 +466,11 @@ mnist_consumer_watermarks(MnistConsumer *tc, const char *topic, int32 partition,
 }
 
 void
-mnist_consumer_assign(MnistConsumer *tc, const char *topic,
-					  rd_kafka_topic_partition_list_t *list)
+mnist_consumer_assign(MnistConsumer *tc, const char *topic, int n, const int32 *partitions,
+					  const int64 *offsets)
 {
-	rd_kafka_resp_err_t err = mnist_kafka_handle_assign(tc->h, list, false);
+	rd_kafka_resp_err_t err = mnist_kafka_handle_assign(tc->h, topic, n, partitions, offsets,
+														false);
 
 	if (err)
 		ereport(ERROR,

@@ -65,9 +65,9 @@ extern int	mnist_consumer_wait_broker(MnistConsumer *tc, const char *servers, co
 extern void mnist_consumer_watermarks(MnistConsumer *tc, const char *topic, int32 partition,
 									  TimestampTz start, int64 *low, int64 *high);
 
-/* Reads the partitions of topic in list (consumed) from their offsets; no group. */
-extern void mnist_consumer_assign(MnistConsumer *tc, const char *topic,
-								  rd_kafka_topic_partition_list_t *list);
+/* Reads n partitions of topic, partitions[i] from offsets[i]; no group. */
+extern void mnist_consumer_assign(MnistConsumer *tc, const char *topic, int n,
+								  const int32 *partitions, const int64 *offsets);
 
 /* Joins the consumer's group on topic. */
 extern void mnist_consumer_subscribe(MnistConsumer *tc, const char *topic);

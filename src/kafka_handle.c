@@ -293,14 +293,19 @@ mnist_kafka_handle_ends(MnistKafkaHandle *h, const char *topic, int n, int timeo
 }
 
 rd_kafka_resp_err_t
-mnist_kafka_handle_assign(MnistKafkaHandle *h, rd_kafka_topic_partition_list_t *list, bool split)
+mnist_kafka_handle_assign(MnistKafkaHandle *h, const char *topic, int n, const int32_t *partitions,
+						  const int64_t *offsets, bool split)
 {
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
 	rd_kafka_resp_err_t err;
-	int			n = list->cnt;
 
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, topic, partitions ? partitions[i] : i)->offset =
+			offsets[i];
 	rd_kafka_poll_set_consumer(h->rk);
 	err = rd_kafka_assign(h->rk, list);
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && split && n > 0)
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && split && partitions == NULL && n > 0)
 	{
 		/* each partition's messages on a queue of their own, so a reader takes from all evenly */
 		h->queues = calloc(n, sizeof(rd_kafka_queue_t *));
@@ -308,12 +313,11 @@ mnist_kafka_handle_assign(MnistKafkaHandle *h, rd_kafka_topic_partition_list_t *
 			err = RD_KAFKA_RESP_ERR__FAIL;
 		for (int p = 0; h->queues && p < n; p++)
 		{
-			h->queues[p] = rd_kafka_queue_get_partition(h->rk, list->elems[0].topic, p);
+			h->queues[p] = rd_kafka_queue_get_partition(h->rk, topic, p);
 			rd_kafka_queue_forward(h->queues[p], NULL);
 			h->nqueues++;
 		}
 	}
-	rd_kafka_topic_partition_list_destroy(list);
 	return err;
 }
 

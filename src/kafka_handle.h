@@ -101,12 +101,13 @@ extern rd_kafka_resp_err_t mnist_kafka_handle_ends(MnistKafkaHandle *h, const ch
 												   int timeout_ms, int64_t *ends);
 
 /*
- * Reads the partitions of list (consumed) from their offsets, no group.  split: partitions
- * 0 .. list->cnt - 1, each on a queue of its own (mnist_kafka_handle_consume_partition).
+ * Reads n partitions of topic, no group: partitions[i] (NULL: partition i) from offsets[i].
+ * split (partitions NULL): each partition's messages on a queue of its own
+ * (mnist_kafka_handle_consume_partition).
  */
-extern rd_kafka_resp_err_t mnist_kafka_handle_assign(MnistKafkaHandle *h,
-													 rd_kafka_topic_partition_list_t *list,
-													 bool split);
+extern rd_kafka_resp_err_t mnist_kafka_handle_assign(MnistKafkaHandle *h, const char *topic, int n,
+													 const int32_t *partitions,
+													 const int64_t *offsets, bool split);
 
 /* Joins the handle's group on topic. */
 extern rd_kafka_resp_err_t mnist_kafka_handle_subscribe(MnistKafkaHandle *h, const char *topic);

@@ -540,7 +540,6 @@ job_connect(Job *job)
 	/* an offset out of range is an error the job handles (job_positions), never a silent jump */
 	const char *const forced[] = {"group.id", job->group_id, "enable.auto.commit", "false",
 		"enable.auto.offset.store", "false", "auto.offset.reset", "error", NULL};
-	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 	int64	   *low,
 			   *high;
@@ -577,11 +576,8 @@ job_connect(Job *job)
 	}
 	job_positions(job, low, high);
 
-	list = rd_kafka_topic_partition_list_new(job->nparts);
-	for (int p = 0; p < job->nparts; p++)
-		rd_kafka_topic_partition_list_add(list, job->topic, p)->offset = job->next_offset[p];
 	/* each partition's messages on a queue of their own, so that rounds take from all evenly */
-	err = mnist_kafka_handle_assign(job->kh, list, true);
+	err = mnist_kafka_handle_assign(job->kh, job->topic, job->nparts, NULL, job->next_offset, true);
 	if (err)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

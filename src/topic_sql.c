@@ -147,23 +147,24 @@ append_message(TopicRead *rd, const rd_kafka_message_t *msg)
 static void
 read_partitions(MnistConsumer *tc, TopicRead *rd, int first, int last, TopicReadFn fn)
 {
-	rd_kafka_topic_partition_list_t *assignment;
+	int32	   *partitions = palloc((last - first) * sizeof(int32));
+	int64	   *offsets = palloc((last - first) * sizeof(int64));
 	int			remaining = 0;
 	TimestampTz last_progress;
 
-	assignment = rd_kafka_topic_partition_list_new(last - first);
 	for (int p = first; p < last; p++)
 		if (rd->next[p] < rd->high[p])
 		{
-			rd_kafka_topic_partition_list_add(assignment, rd->topic, p)->offset = rd->next[p];
+			partitions[remaining] = p;
+			offsets[remaining] = rd->next[p];
 			remaining++;
 		}
+	if (remaining > 0)
+		mnist_consumer_assign(tc, rd->topic, remaining, partitions, offsets);
+	pfree(partitions);
+	pfree(offsets);
 	if (remaining == 0)
-	{
-		rd_kafka_topic_partition_list_destroy(assignment);
 		return;
-	}
-	mnist_consumer_assign(tc, rd->topic, assignment);
 
 	last_progress = GetCurrentTimestamp();
 	while (remaining > 0)
