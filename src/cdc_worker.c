@@ -59,6 +59,7 @@
 #include "cdc_producer.h"
 #include "cdc_worker.h"
 #include "kafka_conf.h"
+#include "kafka_handle.h"
 #include "mnist_ml.h"
 #include "pg_compat.h"
 
@@ -258,8 +259,7 @@ worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	last_kafka_err = err;
 	strlcpy(last_kafka_reason, reason, sizeof(last_kafka_reason));
 	kafka_error_pending = true;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
-		err == RD_KAFKA_RESP_ERR__RESOLVE)
+	if (mnist_kafka_error_class(err) == MNIST_KAFKA_ERROR_TRANSPORT)
 		broker_reachable = false;
 }
 

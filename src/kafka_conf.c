@@ -161,6 +161,7 @@ const char *
 mnist_kafka_properties_show(void)
 {
 	static char *shown = NULL;
+	static MemoryContext shown_cxt = NULL;
 	const char *p = mnist_kafka_properties ? mnist_kafka_properties : "";
 	MnistPropsReader reader;
 	char	   *key = palloc(strlen(p) + 1);
@@ -193,10 +194,13 @@ mnist_kafka_properties_show(void)
 	if (rc != MNIST_PROPS_END)
 		appendStringInfoString(&out, out.len > 0 ? " (invalid)" : "(invalid)");
 
-	/* the result must outlive this call: keep the last one in TopMemoryContext */
+	/* the result must outlive this call: keep the last one in a context of its own */
+	if (shown_cxt == NULL)
+		shown_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml kafka properties shown",
+										  ALLOCSET_SMALL_SIZES);
 	if (shown)
 		pfree(shown);
-	shown = MemoryContextStrdup(TopMemoryContext, out.data);
+	shown = MemoryContextStrdup(shown_cxt, out.data);
 	pfree(out.data);
 	pfree(key);
 	pfree(value);

@@ -1,13 +1,14 @@
 /*
  * kafka_consumer.c
- *		The Kafka consumer of the topic functions: creation from the settings, group
- *		membership (eager or cooperative rebalancing) or assignment by hand, polls with bounded
- *		waits, offsets read and committed, leaving the group on success, error or cancel, and
- *		the classification of consumer errors.  Terms are defined in kafka_consumer.h.
+ *		The Kafka consumer of the topic functions, a handle of kafka_handle.c owned by a
+ *		resource owner: group membership (eager or cooperative rebalancing) or assignment by
+ *		hand, polls with bounded waits, offsets read and committed, leaving the group on
+ *		success, error or cancel, and which consumer errors end a call.  Terms are defined in
+ *		kafka_consumer.h.
  *
- * librdkafka's threads never call PostgreSQL: the callbacks (served by rd_kafka_poll and
- * rd_kafka_consumer_poll in this backend) only record into the MnistConsumer, and every poll
- * reports what they recorded.  Every wait polls with a short timeout and calls
+ * librdkafka's threads never call PostgreSQL: the handle's callbacks (and the rebalance
+ * callback here) run inside our polls and only record, and every poll reports what they
+ * recorded (mnist_kafka_handle_report).  Every wait polls with a short timeout and calls
  * CHECK_FOR_INTERRUPTS.
  */
 #include "postgres.h"
@@ -17,10 +18,8 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "kafka_conf.h"
 #include "kafka_consumer.h"
 #include "mnist_ml.h"
-#include "pixels_csv.h"
 
 /* poll timeout of every wait loop: short, so a cancel is seen at once */
 #define POLL_MS			100
@@ -32,43 +31,17 @@
 
 static MnistConsumer *open_consumers = NULL;
 static bool release_callback_registered = false;
+static MemoryContext consumer_cxt = NULL;	/* the open consumers and their positions */
 
 
-/* ---- callbacks: record only ---- */
-
-static void
-consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-	MnistConsumer *tc = (MnistConsumer *) opaque;
-
-	strlcpy(tc->last_error, reason, sizeof(tc->last_error));
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
-		tc->fatal = true;
-	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
-		strlcpy(tc->auth_error, reason, sizeof(tc->auth_error));
-}
-
-static void
-consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	MnistConsumer *tc = (MnistConsumer *) rd_kafka_opaque(rk);
-
-	if (tc->nlogs == MNIST_CONSUMER_LOG_SLOTS)
-	{
-		tc->dropped_logs++;
-		return;
-	}
-	tc->log_level[tc->nlogs] = level;
-	snprintf(tc->log_line[tc->nlogs], sizeof(tc->log_line[0]), "%s: %s", fac, buf);
-	tc->nlogs++;
-}
+/* ---- the rebalance callback: records only ---- */
 
 /* Follows the group's assignment (eager or cooperative) and counts it. */
 static void
 consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-				   rd_kafka_topic_partition_list_t *partitions, void *opaque)
+					  rd_kafka_topic_partition_list_t *partitions, void *user)
 {
-	MnistConsumer *tc = (MnistConsumer *) opaque;
+	MnistConsumer *tc = (MnistConsumer *) user;
 	bool		cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	rd_kafka_error_t *error = NULL;
 
@@ -101,7 +74,7 @@ consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	if (error)
 	{
-		strlcpy(tc->last_error, rd_kafka_error_string(error), sizeof(tc->last_error));
+		strlcpy(tc->h->last_error, rd_kafka_error_string(error), sizeof(tc->h->last_error));
 		rd_kafka_error_destroy(error);
 	}
 }
@@ -126,8 +99,7 @@ consumer_destroy(MnistConsumer *tc)
 		rd_kafka_message_destroy(tc->msg);
 	if (tc->queue)
 		rd_kafka_queue_destroy(tc->queue);
-	if (tc->rk)
-		rd_kafka_destroy_flags(tc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	mnist_kafka_handle_destroy(tc->h);
 	if (tc->positions)
 		pfree(tc->positions);
 	pfree(tc);
@@ -159,18 +131,6 @@ consumer_release_cb(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, 
 	}
 }
 
-/* Sends librdkafka's recorded log lines to the server log (at DEBUG levels). */
-static void
-consumer_flush_logs(MnistConsumer *tc)
-{
-	for (int i = 0; i < tc->nlogs; i++)
-		elog(tc->log_level[i] <= 4 ? DEBUG1 : DEBUG2, "librdkafka: %s", tc->log_line[i]);
-	if (tc->dropped_logs)
-		elog(DEBUG2, "librdkafka: %d log lines dropped", tc->dropped_logs);
-	tc->nlogs = 0;
-	tc->dropped_logs = 0;
-}
-
 /* Milliseconds elapsed since start. */
 int64
 mnist_consumer_elapsed_ms(TimestampTz start)
@@ -185,24 +145,12 @@ consumer_grow_positions(MnistConsumer *tc, int n)
 	int			size = Max(n, 2 * tc->npositions);
 
 	if (tc->positions == NULL)
-		tc->positions = MemoryContextAlloc(TopMemoryContext, size * sizeof(int64));
+		tc->positions = MemoryContextAlloc(consumer_cxt, size * sizeof(int64));
 	else
 		tc->positions = repalloc(tc->positions, size * sizeof(int64));
 	for (int p = tc->npositions; p < size; p++)
 		tc->positions[p] = -1;
 	tc->npositions = size;
-}
-
-/* An integer property of conf as librdkafka will use it (the user's value or its default). */
-static int
-conf_get_int(rd_kafka_conf_t *conf, const char *key)
-{
-	char		value[64];
-	size_t		size = sizeof(value);
-
-	if (rd_kafka_conf_get(conf, key, value, &size) != RD_KAFKA_CONF_OK)
-		elog(ERROR, "librdkafka has no property \"%s\"", key);
-	return atoi(value);
 }
 
 /*
@@ -212,15 +160,23 @@ conf_get_int(rd_kafka_conf_t *conf, const char *key)
 MnistConsumer *
 mnist_consumer_create(const char *servers, const char *group_id)
 {
-	rd_kafka_conf_t *conf;
+	/* forced: offsets are committed by the calls, exactly what they read */
+	const char *const group_forced[] = {"enable.auto.commit", "false", "group.id", group_id, NULL};
+	/* partitions are assigned by hand; librdkafka wants a group all the same */
+	const char *const assign_forced[] = {"enable.auto.commit", "false",
+		"group.id", "mnist_ml_train_topic", "enable.partition.eof", "true", NULL};
 	MnistConsumer *tc;
-	char		errstr[512];
 
 	if (!release_callback_registered)
 	{
 		RegisterResourceReleaseCallback(consumer_release_cb, NULL);
 		release_callback_registered = true;
 	}
+	if (consumer_cxt == NULL)
+		consumer_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml kafka consumers",
+											 ALLOCSET_SMALL_SIZES);
+
+	tc = MemoryContextAllocZero(consumer_cxt, sizeof(MnistConsumer));
 
 	/*
 	 * Defaults the user's properties may override: a new group reads a topic from its start,
@@ -229,66 +185,24 @@ mnist_consumer_create(const char *servers, const char *group_id)
 	 * hold a fetch waiting for new ones (a partition read after another would wait out the
 	 * fetch of the one read, up to librdkafka's default of 500 ms).
 	 */
-	conf = mnist_kafka_conf(servers,
-							group_id ? CONSUMER_DEFAULTS : CONSUMER_DEFAULTS " fetch.wait.max.ms=10");
-	/* forced: offsets are committed by the calls, exactly what they read; logs are polled */
-	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
-	mnist_kafka_conf_set(conf, "log.queue", "true");
-	if (group_id)
-		mnist_kafka_conf_set(conf, "group.id", group_id);
-	else
+	PG_TRY();
 	{
-		/* partitions are assigned by hand; librdkafka wants a group all the same */
-		mnist_kafka_conf_set(conf, "group.id", "mnist_ml_train_topic");
-		mnist_kafka_conf_set(conf, "enable.partition.eof", "true");
+		tc->h = mnist_kafka_handle_create(servers,
+										  group_id ? CONSUMER_DEFAULTS : CONSUMER_DEFAULTS " fetch.wait.max.ms=10",
+										  group_id ? group_forced : assign_forced,
+										  group_id ? consumer_rebalance_cb : NULL, tc);
 	}
-
-	tc = MemoryContextAllocZero(TopMemoryContext, sizeof(MnistConsumer));
-	tc->session_timeout_ms = conf_get_int(conf, "session.timeout.ms");
-	rd_kafka_conf_set_opaque(conf, tc);
-	rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
-	rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
-	if (group_id)
-		rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
-
-	tc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (tc->rk == NULL)
+	PG_CATCH();
 	{
-		rd_kafka_conf_destroy(conf);
 		pfree(tc);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not create Kafka consumer: %s", errstr)));
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
+	tc->session_timeout_ms = mnist_kafka_handle_conf_int(tc->h, "session.timeout.ms");
 	tc->owner = CurrentResourceOwner;
 	tc->next = open_consumers;
 	open_consumers = tc;
-
-	rd_kafka_set_log_queue(tc->rk, NULL);	/* logs are served by our polls */
 	return tc;
-}
-
-/* Reports what the callbacks recorded: logs, and a fatal or authentication error as an ERROR. */
-static void
-consumer_check(MnistConsumer *tc)
-{
-	consumer_flush_logs(tc);
-	if (tc->auth_error[0] != '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("authentication to the Kafka broker failed"),
-				 errdetail("%s", tc->auth_error),
-				 errhint("Check the security.protocol, sasl.* and ssl.* properties of mnist_ml.kafka_properties_file.")));
-	if (tc->fatal)
-	{
-		char		errstr[256];
-		rd_kafka_resp_err_t err = rd_kafka_fatal_error(tc->rk, errstr, sizeof(errstr));
-
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("Kafka consumer failed: %s", rd_kafka_err2str(err)),
-				 errdetail("%s", errstr)));
-	}
 }
 
 /*
@@ -304,8 +218,8 @@ mnist_consumer_poll(MnistConsumer *tc)
 		rd_kafka_message_destroy(tc->msg);
 		tc->msg = NULL;
 	}
-	tc->msg = rd_kafka_consumer_poll(tc->rk, POLL_MS);
-	consumer_check(tc);
+	tc->msg = mnist_kafka_handle_poll(tc->h, POLL_MS);
+	mnist_kafka_handle_report(tc->h);
 	return tc->msg;
 }
 
@@ -320,31 +234,22 @@ mnist_consumer_wait_broker(MnistConsumer *tc, const char *servers, const char *t
 
 	for (;;)
 	{
-		const struct rd_kafka_metadata *md;
 		rd_kafka_resp_err_t err;
+		int			partitions;
 
 		CHECK_FOR_INTERRUPTS();
-		err = rd_kafka_metadata(tc->rk, 1, NULL, &md, POLL_MS * 2);
-		rd_kafka_poll(tc->rk, 0);
-		consumer_check(tc);
+		err = mnist_kafka_handle_partitions(tc->h, topic, POLL_MS * 2, &partitions);
+		mnist_kafka_handle_serve(tc->h);
+		mnist_kafka_handle_report(tc->h);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			int			partitions = 0;
-
-			for (int i = 0; i < md->topic_cnt; i++)
-				if (strcmp(md->topics[i].topic, topic) == 0 &&
-					md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-					partitions = md->topics[i].partition_cnt;
-			rd_kafka_metadata_destroy(md);
-			return partitions;
-		}
+			return Max(partitions, 0);
 		if (mnist_consumer_elapsed_ms(start) >= mnist_kafka_timeout_ms)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not reach Kafka broker at \"%s\" within %d ms",
 							servers ? servers : mnist_kafka_bootstrap_servers,
 							mnist_kafka_timeout_ms),
-					 tc->last_error[0] ? errdetail("%s", tc->last_error) :
+					 tc->h->last_error[0] ? errdetail("%s", tc->h->last_error) :
 					 errdetail("%s", rd_kafka_err2str(err)),
 					 errhint("Check mnist_ml.kafka_bootstrap_servers or the bootstrap_servers argument.")));
 	}
@@ -388,7 +293,7 @@ consumer_commit_once(MnistConsumer *tc, const char *topic, TimestampTz start)
 			rd_kafka_topic_partition_list_add(offsets, topic, p)->offset = tc->positions[p];
 	/* nothing read, nothing to commit; else librdkafka copies the list */
 	err = offsets->cnt == 0 ? RD_KAFKA_RESP_ERR__NO_OFFSET :
-		rd_kafka_commit_queue(tc->rk, offsets, tc->queue, NULL, NULL);
+		rd_kafka_commit_queue(tc->h->rk, offsets, tc->queue, NULL, NULL);
 	rd_kafka_topic_partition_list_destroy(offsets);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return err;
@@ -427,7 +332,7 @@ mnist_consumer_commit(MnistConsumer *tc, const char *topic)
 	rd_kafka_resp_err_t err;
 
 	if (tc->queue == NULL)
-		tc->queue = rd_kafka_queue_new(tc->rk);
+		tc->queue = rd_kafka_queue_new(tc->h->rk);
 	for (;;)
 	{
 		err = consumer_commit_once(tc, topic, start);
@@ -455,13 +360,13 @@ consumer_leave(MnistConsumer *tc, int bound_ms, bool interruptible)
 	rd_kafka_error_t *error;
 
 	if (tc->queue == NULL)
-		tc->queue = rd_kafka_queue_new(tc->rk);
-	error = rd_kafka_consumer_close_queue(tc->rk, tc->queue);
+		tc->queue = rd_kafka_queue_new(tc->h->rk);
+	error = rd_kafka_consumer_close_queue(tc->h->rk, tc->queue);
 	if (error)
 		rd_kafka_error_destroy(error);
 	else
 	{
-		while (!rd_kafka_consumer_closed(tc->rk) && mnist_consumer_elapsed_ms(start) < bound_ms)
+		while (!rd_kafka_consumer_closed(tc->h->rk) && mnist_consumer_elapsed_ms(start) < bound_ms)
 		{
 			rd_kafka_event_t *ev;
 
@@ -473,16 +378,16 @@ consumer_leave(MnistConsumer *tc, int bound_ms, bool interruptible)
 				/* the rebalance callback is not used during close: unassign here */
 				if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
 				{
-					if (strcmp(rd_kafka_rebalance_protocol(tc->rk), "COOPERATIVE") == 0)
+					if (strcmp(rd_kafka_rebalance_protocol(tc->h->rk), "COOPERATIVE") == 0)
 					{
-						rd_kafka_error_t *e = rd_kafka_incremental_unassign(tc->rk,
+						rd_kafka_error_t *e = rd_kafka_incremental_unassign(tc->h->rk,
 																			rd_kafka_event_topic_partition_list(ev));
 
 						if (e)
 							rd_kafka_error_destroy(e);
 					}
 					else
-						rd_kafka_assign(tc->rk, NULL);
+						rd_kafka_assign(tc->h->rk, NULL);
 				}
 				rd_kafka_event_destroy(ev);
 			}
@@ -495,7 +400,7 @@ void
 mnist_consumer_close(MnistConsumer *tc)
 {
 	consumer_leave(tc, mnist_kafka_timeout_ms, true);
-	consumer_flush_logs(tc);
+	mnist_kafka_handle_report(tc->h);
 	consumer_destroy(tc);
 }
 
@@ -526,8 +431,8 @@ mnist_consumer_message_error(MnistConsumer *tc, const rd_kafka_message_t *msg, c
 		case RD_KAFKA_RESP_ERR__PARTITION_EOF:
 			break;
 		default:
-			strlcpy(tc->last_error, rd_kafka_message_errstr(msg), sizeof(tc->last_error));
-			elog(DEBUG1, "Kafka consumer of topic \"%s\": %s", topic, tc->last_error);
+			strlcpy(tc->h->last_error, rd_kafka_message_errstr(msg), sizeof(tc->h->last_error));
+			elog(DEBUG1, "Kafka consumer of topic \"%s\": %s", topic, tc->h->last_error);
 			break;
 	}
 }
@@ -548,8 +453,7 @@ mnist_consumer_watermarks(MnistConsumer *tc, const char *topic, int32 partition,
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
-		err = rd_kafka_query_watermark_offsets(tc->rk, topic, partition, low, high,
-											   POLL_MS * 5);
+		err = mnist_kafka_handle_watermarks(tc->h, topic, partition, POLL_MS * 5, low, high);
 		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT ||
 			mnist_consumer_elapsed_ms(start) >= mnist_kafka_timeout_ms)
 			break;
@@ -562,14 +466,12 @@ mnist_consumer_watermarks(MnistConsumer *tc, const char *topic, int32 partition,
 }
 
 void
-mnist_consumer_assign(MnistConsumer *tc, const char *topic,
-					  rd_kafka_topic_partition_list_t *list)
+mnist_consumer_assign(MnistConsumer *tc, const char *topic, int n, const int32 *partitions,
+					  const int64 *offsets)
 {
-	rd_kafka_resp_err_t err;
+	rd_kafka_resp_err_t err = mnist_kafka_handle_assign(tc->h, topic, n, partitions, offsets,
+														false);
 
-	rd_kafka_poll_set_consumer(tc->rk);
-	err = rd_kafka_assign(tc->rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
 	if (err)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -580,28 +482,11 @@ mnist_consumer_assign(MnistConsumer *tc, const char *topic,
 void
 mnist_consumer_subscribe(MnistConsumer *tc, const char *topic)
 {
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_resp_err_t err;
+	rd_kafka_resp_err_t err = mnist_kafka_handle_subscribe(tc->h, topic);
 
-	rd_kafka_poll_set_consumer(tc->rk);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	err = rd_kafka_subscribe(tc->rk, topics);
-	rd_kafka_topic_partition_list_destroy(topics);
 	if (err)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not subscribe to Kafka topic \"%s\": %s",
 						topic, rd_kafka_err2str(err))));
-}
-
-const char *
-mnist_consumer_decode(const rd_kafka_message_t *msg, uint8 *pixels, int *label)
-{
-	const char *reason;
-
-	reason = mnist_pixels_csv_decode_label(msg->key, msg->key_len, label);
-	if (reason == NULL)
-		reason = mnist_pixels_csv_decode(msg->payload, msg->len, pixels);
-	return reason;
 }

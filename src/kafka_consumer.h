@@ -1,8 +1,9 @@
 /*
  * kafka_consumer.h
- *		A librdkafka consumer for a backend: group membership or assignment by hand, polls with
- *		bounded waits, the offsets a call read and their commit, leaving the group, and the
- *		classification of consumer errors.  No SQL-function code: topic_sql.c is its user.
+ *		The consumer of a backend's call, over a handle of kafka_handle.h: owned by a resource
+ *		owner, group membership or assignment by hand, polls with bounded waits, the offsets a
+ *		call read and their commit, leaving the group, and what a consumer error means for a
+ *		call.  No SQL-function code: topic_sql.c is its user.
  *
  * Terms.  A consumer is owned by the resource owner current when it was made: an error or a
  * cancel releases that owner, which makes the consumer leave its group (within a second) and
@@ -14,18 +15,15 @@
 #ifndef MNIST_KAFKA_CONSUMER_H
 #define MNIST_KAFKA_CONSUMER_H
 
-#include <librdkafka/rdkafka.h>
-
 #include "datatype/timestamp.h"
 #include "utils/resowner.h"
 
-/* librdkafka log lines kept between two polls */
-#define MNIST_CONSUMER_LOG_SLOTS 16
+#include "kafka_handle.h"
 
-/* A consumer handle with what its callbacks recorded. */
+/* A consumer: its handle (with what librdkafka's callbacks recorded) and its call's state. */
 typedef struct MnistConsumer
 {
-	rd_kafka_t *rk;
+	MnistKafkaHandle *h;
 	rd_kafka_queue_t *queue;	/* private queue for commit and close, or NULL */
 	rd_kafka_message_t *msg;	/* the message being handled, or NULL */
 	ResourceOwner owner;		/* destroyed when this owner is released */
@@ -46,15 +44,8 @@ typedef struct MnistConsumer
 	int			npositions;
 
 	int			session_timeout_ms; /* the effective session.timeout.ms of the group */
-
-	bool		fatal;
-	char		auth_error[256];	/* why the broker refused our credentials, or "" */
-	char		last_error[256];
-	int			nlogs;
-	int			dropped_logs;
-	int			log_level[MNIST_CONSUMER_LOG_SLOTS];
-	char		log_line[MNIST_CONSUMER_LOG_SLOTS][256];
 } MnistConsumer;
+
 /*
  * A new consumer for servers (NULL: the setting).  group_id NULL: no group (partitions are
  * assigned by hand, end of partition reported).  Owned by the current resource owner.
@@ -74,9 +65,9 @@ extern int	mnist_consumer_wait_broker(MnistConsumer *tc, const char *servers, co
 extern void mnist_consumer_watermarks(MnistConsumer *tc, const char *topic, int32 partition,
 									  TimestampTz start, int64 *low, int64 *high);
 
-/* Reads the partitions of topic in list (consumed) from their offsets; no group. */
-extern void mnist_consumer_assign(MnistConsumer *tc, const char *topic,
-								  rd_kafka_topic_partition_list_t *list);
+/* Reads n partitions of topic, partitions[i] from offsets[i]; no group. */
+extern void mnist_consumer_assign(MnistConsumer *tc, const char *topic, int n,
+								  const int32 *partitions, const int64 *offsets);
 
 /* Joins the consumer's group on topic. */
 extern void mnist_consumer_subscribe(MnistConsumer *tc, const char *topic);
@@ -88,7 +79,7 @@ extern void mnist_consumer_subscribe(MnistConsumer *tc, const char *topic);
 extern rd_kafka_message_t *mnist_consumer_poll(MnistConsumer *tc);
 
 /*
- * A consumer error event: recorded (tc->last_error) when librdkafka recovers by itself,
+ * A consumer error event: recorded (tc->h->last_error) when librdkafka recovers by itself,
  * ERROR when retrying cannot fix it.
  */
 extern void mnist_consumer_message_error(MnistConsumer *tc, const rd_kafka_message_t *msg,
@@ -105,13 +96,6 @@ extern void mnist_consumer_commit(MnistConsumer *tc, const char *topic);
 
 /* Leaves the group (bounded wait) and destroys the consumer: the successful path. */
 extern void mnist_consumer_close(MnistConsumer *tc);
-
-/*
- * A message as a labelled image: the key is the label, the value the pixels as CSV
- * (pixels_csv.h).  Returns NULL, or a static text saying what is wrong.  Plain: no ERROR.
- */
-extern const char *mnist_consumer_decode(const rd_kafka_message_t *msg, uint8 *pixels,
-										 int *label);
 
 /* Milliseconds elapsed since start. */
 extern int64 mnist_consumer_elapsed_ms(TimestampTz start);

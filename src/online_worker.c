@@ -4,7 +4,8 @@
  *		mnist_ml.online_database (default: mnist_ml.cdc_database) runs every online learning
  *		job of that database, one round at a time.
  *
- * Each job keeps a Kafka consumer between rounds.  The consumer joins no group: it assigns the
+ * Each job keeps a Kafka consumer (a handle of kafka_handle.c) between rounds, ended in a thread
+ * of its own (mnist_kafka_handle_destroy_detached).  The consumer joins no group: it assigns the
  * topic's partitions itself at the offsets stored with the job's last round (or, for a new
  * job, at the end or the start of each partition, stored at once), so what a round trains on
  * is exactly what follows the last committed round.  Between rounds the worker consumes new
@@ -29,16 +30,12 @@
  * log start and counting what retention deleted as lost (round row, status, WARNING).
  *
  * A broker that cannot be reached pauses the job (state paused, last_error says why) until it
- * answers again.  An error in a round (a dropped role, a lost privilege, a missing validation
+ * answers again; one that refuses the job's credentials, or a fatal librdkafka error, fails it
+ * with the topic functions' ERROR (mnist_kafka_handle_report).  An error in a round (a dropped role, a lost privilege, a missing validation
  * table) fails the job: state failed with the message, no retry until mnist_online_start; a
  * job's failure never stops the worker or another job.
  */
 #include "postgres.h"
-
-#include <pthread.h>
-#include <signal.h>
-
-#include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -62,8 +59,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "kafka_conf.h"
-#include "kafka_consumer.h"
+#include "kafka_handle.h"
 #include "mnist_ml.h"
 #include "model.h"
 #include "online.h"
@@ -74,16 +70,6 @@
 #define RETRY_MS		2000	/* between attempts to reach a broker */
 #define BROKER_WAIT_MS	2000	/* one attempt */
 #define METADATA_MS		1000	/* between looks at a running job's topic (partitions added, topic gone) */
-
-/*
- * What a consumer's error callback records, malloc'd with the consumer: it lives as long as
- * the consumer, which may outlive the job (consumer_destroy).
- */
-typedef struct ConsumerEvents
-{
-	bool		broker_down;
-	char		error[256];
-} ConsumerEvents;
 
 /* One running job. */
 typedef struct Job
@@ -105,9 +91,7 @@ typedef struct Job
 	double		learning_rate;
 	Oid			owner;
 
-	rd_kafka_t *rk;				/* NULL until the broker answered */
-	rd_kafka_topic_t *rkt;		/* the topic, for its metadata */
-	rd_kafka_queue_t **queues;	/* per partition: its own message queue */
+	MnistKafkaHandle *kh;		/* the consumer, NULL until the broker answered */
 	int			nparts;			/* partitions of the consumer */
 	int64	   *stored;			/* per partition: offset stored with the last round */
 	int64	   *next_offset;	/* per partition: next offset to consume into buf */
@@ -121,7 +105,6 @@ typedef struct Job
 	TimestampTz last_round;
 	TimestampTz last_attempt;	/* last attempt to reach the broker */
 	TimestampTz last_metadata;	/* last look at the topic's partitions */
-	ConsumerEvents *events;		/* with rk: what its error callback recorded */
 	bool		paused;			/* state written: paused */
 	char	   *failure;		/* the job failed but its state could not be written yet */
 	char		error[256];
@@ -152,27 +135,6 @@ mnist_online_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* ---- librdkafka callbacks: record only ---- */
-
-static void
-job_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-	ConsumerEvents *events = (ConsumerEvents *) opaque;
-
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
-		err == RD_KAFKA_RESP_ERR__RESOLVE)
-	{
-		events->broker_down = true;
-		strlcpy(events->error, reason, sizeof(events->error));
-	}
-}
-
-static void
-job_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	/* librdkafka's own lines stay out of the server log; errors come through job_error_cb */
-}
-
 /* ---- the job rows ---- */
 
 /* Runs SQL with text arguments inside SPI (the worker is a superuser); returns SPI_processed. */
@@ -193,7 +155,9 @@ run_sql(const char *sql, int nargs, const char **args, bool read_only)
 	}
 	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
 	if (rc < 0)
-		elog(ERROR, "online learning worker: query failed: %s", SPI_result_code_string(rc));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("online learning worker: query failed: %s", SPI_result_code_string(rc))));
 	return SPI_processed;
 }
 
@@ -255,45 +219,6 @@ offsets_json(const int64 *offsets, int n)
 	return buf.data;
 }
 
-/* consumer_destroy's thread: librdkafka calls only, never PostgreSQL's. */
-static void *
-consumer_destroy_main(void *arg)
-{
-	rd_kafka_t *rk = (rd_kafka_t *) arg;
-	void	   *events = rd_kafka_opaque(rk);
-
-	rd_kafka_assign(rk, NULL);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	free(events);
-	return NULL;
-}
-
-/*
- * Ends a consumer in a thread of its own, with every signal blocked: librdkafka 2.0's
- * rd_kafka_destroy can wait forever once the consumer met a deleted topic (librdkafka issue
- * 3007), and must then hold up neither the worker nor the other jobs.
- */
-static void
-consumer_destroy(rd_kafka_t *rk)
-{
-	pthread_t	thread;
-	pthread_attr_t attr;
-	sigset_t	all,
-				old;
-	int			rc;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&thread, &attr, consumer_destroy_main, rk);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		consumer_destroy_main(rk);
-}
-
 /*
  * Drops the job's consumer; its offsets and the messages consumed since the last round stay,
  * so that the next job_connect goes on where this consumer stopped.
@@ -301,25 +226,14 @@ consumer_destroy(rd_kafka_t *rk)
 static void
 job_disconnect(Job *job)
 {
-	rd_kafka_message_t *msg;
-
-	if (job->queues)			/* connected: the offsets of all its partitions are known */
-		job->nknown = job->nparts;
-	/* emptied first: a message or event left in a queue keeps the consumer from its end */
-	for (int p = 0; job->queues && p < job->nparts; p++)
+	if (job->kh)
 	{
-		while ((msg = rd_kafka_consume_queue(job->queues[p], 0)) != NULL)
-			rd_kafka_message_destroy(msg);
-		rd_kafka_queue_destroy(job->queues[p]);
+		if (job->kh->nqueues > 0)	/* assigned: the offsets of all its partitions are known */
+			job->nknown = job->nparts;
+		/* in a thread of its own: librdkafka 2.0 can hang on a deleted topic */
+		mnist_kafka_handle_destroy_detached(job->kh);
 	}
-	job->queues = NULL;
-	if (job->rkt)
-		rd_kafka_topic_destroy(job->rkt);
-	job->rkt = NULL;
-	if (job->rk)
-		consumer_destroy(job->rk);
-	job->rk = NULL;
-	job->events = NULL;
+	job->kh = NULL;
 	job->nparts = 0;
 	job->reconnect = false;
 	job->last_attempt = 0;
@@ -502,8 +416,8 @@ job_pause(Job *job, const char *why)
 static void
 job_resume(Job *job)
 {
-	if (job->events)
-		job->events->broker_down = false;
+	if (job->kh)
+		mnist_kafka_handle_clear_down(job->kh);
 	if (job->paused)
 	{
 		job->paused = false;
@@ -530,11 +444,8 @@ job_store_offsets(Job *job, const int64 *offsets)
 static bool
 job_connect_failed(Job *job, const char *why)
 {
-	rd_kafka_topic_destroy(job->rkt);
-	consumer_destroy(job->rk);
-	job->rkt = NULL;
-	job->rk = NULL;
-	job->events = NULL;
+	mnist_kafka_handle_destroy_detached(job->kh);
+	job->kh = NULL;
 	job->nparts = 0;
 	job_pause(job, why);
 	return false;
@@ -626,62 +537,29 @@ job_positions(Job *job, const int64 *low, const int64 *high)
 static bool
 job_connect(Job *job)
 {
-	MemoryContext old;
-	rd_kafka_conf_t *conf;
-	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_partition_list_t *list;
+	/* an offset out of range is an error the job handles (job_positions), never a silent jump */
+	const char *const forced[] = {"group.id", job->group_id, "enable.auto.commit", "false",
+		"enable.auto.offset.store", "false", "auto.offset.reset", "error", NULL};
 	rd_kafka_resp_err_t err;
-	char		errstr[512];
 	int64	   *low,
 			   *high;
+	int			n;
 
 	if (job->last_attempt != 0 &&
 		!TimestampDifferenceExceeds(job->last_attempt, GetCurrentTimestamp(), RETRY_MS))
 		return false;
 	job->last_attempt = GetCurrentTimestamp();
 
-	old = MemoryContextSwitchTo(job->cxt);
-	conf = mnist_kafka_conf(job->servers,
-							"allow.auto.create.topics=false topic.metadata.refresh.interval.ms=500");
-	mnist_kafka_conf_set(conf, "group.id", job->group_id);
-	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
-	mnist_kafka_conf_set(conf, "enable.auto.offset.store", "false");
-	/* an offset out of range is an error the job handles (job_positions), never a silent jump */
-	mnist_kafka_conf_set(conf, "auto.offset.reset", "error");
-	job->events = malloc(sizeof(ConsumerEvents));
-	if (job->events == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		MemoryContextSwitchTo(old);
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	}
-	memset(job->events, 0, sizeof(ConsumerEvents));
-	rd_kafka_conf_set_opaque(conf, job->events);
-	rd_kafka_conf_set_error_cb(conf, job_error_cb);
-	rd_kafka_conf_set_log_cb(conf, job_log_cb);
-	job->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (job->rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		free(job->events);
-		job->events = NULL;
-		MemoryContextSwitchTo(old);
-		elog(ERROR, "could not create Kafka consumer: %s", errstr);
-	}
-	rd_kafka_poll_set_consumer(job->rk);
-	job->rkt = rd_kafka_topic_new(job->rk, job->topic, NULL);
-
-	err = rd_kafka_metadata(job->rk, 0, job->rkt, &md, BROKER_WAIT_MS);
-	job->nparts = 0;
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-			job->nparts = md->topics[0].partition_cnt;
-		rd_kafka_metadata_destroy(md);
-	}
+	job->kh = mnist_kafka_handle_create(job->servers,
+										"allow.auto.create.topics=false topic.metadata.refresh.interval.ms=500",
+										forced, NULL, NULL);
+	err = mnist_kafka_handle_partitions(job->kh, job->topic, BROKER_WAIT_MS, &n);
+	/* refused credentials or a fatal error: the job fails (ERROR), a transport error pauses it */
+	mnist_kafka_handle_serve(job->kh);
+	mnist_kafka_handle_report(job->kh);
+	job->nparts = Max(n, 0);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR || job->nparts == 0)
 	{
-		MemoryContextSwitchTo(old);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && job->nknown > 0)
 			job->topic_gone = true;
 		return job_connect_failed(job, err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) :
@@ -692,31 +570,19 @@ job_connect(Job *job)
 	high = palloc(job->nparts * sizeof(int64));
 	for (int p = 0; p < job->nparts; p++)
 	{
-		err = rd_kafka_query_watermark_offsets(job->rk, job->topic, p, &low[p], &high[p], BROKER_WAIT_MS);
+		err = mnist_kafka_handle_watermarks(job->kh, job->topic, p, BROKER_WAIT_MS, &low[p], &high[p]);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			MemoryContextSwitchTo(old);
 			return job_connect_failed(job, rd_kafka_err2str(err));
-		}
 	}
-	MemoryContextSwitchTo(old);
 	job_positions(job, low, high);
 
-	list = rd_kafka_topic_partition_list_new(job->nparts);
-	for (int p = 0; p < job->nparts; p++)
-		rd_kafka_topic_partition_list_add(list, job->topic, p)->offset = job->next_offset[p];
-	err = rd_kafka_assign(job->rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
-	if (err)
-		elog(ERROR, "could not assign the partitions of Kafka topic \"%s\": %s",
-			 job->topic, rd_kafka_err2str(err));
 	/* each partition's messages on a queue of their own, so that rounds take from all evenly */
-	job->queues = MemoryContextAlloc(job->cxt, job->nparts * sizeof(rd_kafka_queue_t *));
-	for (int p = 0; p < job->nparts; p++)
-	{
-		job->queues[p] = rd_kafka_queue_get_partition(job->rk, job->topic, p);
-		rd_kafka_queue_forward(job->queues[p], NULL);
-	}
+	err = mnist_kafka_handle_assign(job->kh, job->topic, job->nparts, NULL, job->next_offset, true);
+	if (err)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not assign the partitions of Kafka topic \"%s\": %s",
+						job->topic, rd_kafka_err2str(err))));
 	job->last_metadata = GetCurrentTimestamp();
 	job_resume(job);
 	return true;
@@ -730,20 +596,14 @@ job_connect(Job *job)
 static void
 job_check_topic(Job *job)
 {
-	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_partition_list_t *ends;
-	int			n = -1;
+	int64	   *ends;
+	int			n;
 
 	if (!TimestampDifferenceExceeds(job->last_metadata, GetCurrentTimestamp(), METADATA_MS))
 		return;
 	job->last_metadata = GetCurrentTimestamp();
-	if (rd_kafka_metadata(job->rk, 0, job->rkt, &md, 500) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (mnist_kafka_handle_partitions(job->kh, job->topic, 500, &n) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;					/* the broker: job_consume sees to it */
-	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-		n = 0;
-	else if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		n = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
 	if (n == 0)
 	{
 		job->topic_gone = true;
@@ -757,16 +617,12 @@ job_check_topic(Job *job)
 		return;
 	}
 
-	/* the ends of all partitions in one request (ListOffsets for the timestamp "latest") */
-	ends = rd_kafka_topic_partition_list_new(job->nparts);
-	for (int p = 0; p < job->nparts; p++)
-		rd_kafka_topic_partition_list_add(ends, job->topic, p)->offset = RD_KAFKA_OFFSET_END;
-	if (rd_kafka_offsets_for_times(job->rk, ends, 500) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		for (int i = 0; i < ends->cnt; i++)
-			if (ends->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && ends->elems[i].offset >= 0 &&
-				job->next_offset[ends->elems[i].partition] > ends->elems[i].offset)
+	/* the ends of all partitions in one request */
+	ends = palloc(job->nparts * sizeof(int64));
+	if (mnist_kafka_handle_ends(job->kh, job->topic, job->nparts, 500, ends) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int p = 0; p < job->nparts; p++)
+			if (ends[p] >= 0 && job->next_offset[p] > ends[p])
 				job->reconnect = true;
-	rd_kafka_topic_partition_list_destroy(ends);
 }
 
 /* Takes one message into the buffer; false for an event that is not a message. */
@@ -787,7 +643,7 @@ job_message(Job *job, rd_kafka_message_t *msg)
 		rd_kafka_message_destroy(msg);
 		return false;
 	}
-	bad = mnist_consumer_decode(msg, pixels, &label);
+	bad = mnist_kafka_decode(msg, pixels, &label);
 	if (bad == NULL)
 		mnist_trainset_add(&job->buf, pixels, label);
 	else
@@ -811,13 +667,17 @@ job_consume(Job *job)
 	bool		more = true;
 
 	/* serves the callbacks (errors) and anything still on the consumer's queue */
-	while ((msg = rd_kafka_consumer_poll(job->rk, 0)) != NULL)
+	while ((msg = mnist_kafka_handle_poll(job->kh, 0)) != NULL)
 		got |= job_message(job, msg);
+	MemoryContextSwitchTo(old);
+	/* refused credentials or a fatal error fail the job (ERROR) */
+	mnist_kafka_handle_report(job->kh);
+	MemoryContextSwitchTo(job->cxt);
 	while (more && job->buf.n + job->skipped < job->max_rows)
 	{
 		more = false;
 		for (int p = 0; p < job->nparts && job->buf.n + job->skipped < job->max_rows; p++)
-			if ((msg = rd_kafka_consume_queue(job->queues[p], 0)) != NULL)
+			if ((msg = mnist_kafka_handle_consume_partition(job->kh, p)) != NULL)
 			{
 				got |= job_message(job, msg);
 				more = true;
@@ -827,21 +687,18 @@ job_consume(Job *job)
 
 	if (got)
 		job_resume(job);
-	else if (job->events->broker_down)
+	else if (job->kh->broker_down)
 	{
 		/* is it back?  (no message may be due; ask for metadata now and then) */
-		const struct rd_kafka_metadata *md;
+		int			n;
 
 		if (!TimestampDifferenceExceeds(job->last_attempt, GetCurrentTimestamp(), RETRY_MS))
 			return;
 		job->last_attempt = GetCurrentTimestamp();
-		if (rd_kafka_metadata(job->rk, 0, NULL, &md, 200) == RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			rd_kafka_metadata_destroy(md);
+		if (mnist_kafka_handle_partitions(job->kh, job->topic, 200, &n) == RD_KAFKA_RESP_ERR_NO_ERROR)
 			job_resume(job);
-		}
 		else
-			job_pause(job, job->events->error);
+			job_pause(job, job->kh->transport_error);
 	}
 }
 
@@ -1037,14 +894,14 @@ job_skip_bad(Job *job)
 static void
 job_step(Job *job)
 {
-	if (job->rk == NULL && !job_connect(job))
+	if (job->kh == NULL && !job_connect(job))
 		return;
 	job_consume(job);
-	if (job->rk != NULL && !job->events->broker_down)
+	if (job->kh != NULL && !job->kh->broker_down)
 		job_check_topic(job);
 	if (job->reconnect)
 		job_disconnect(job);	/* the next step makes a consumer again, at once */
-	if (job->rk == NULL)
+	if (job->kh == NULL)
 		return;
 	/* (in double: every may be longer than an int of milliseconds holds) */
 	if (job->buf.n + job->skipped < job->min_rows ||

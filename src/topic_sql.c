@@ -35,7 +35,7 @@ typedef struct BadMessages
 	int64		count;
 	int32		first_partition;
 	int64		first_offset;
-	const char *first_reason;	/* static text of mnist_consumer_decode */
+	const char *first_reason;	/* static text of mnist_kafka_decode */
 } BadMessages;
 
 PG_FUNCTION_INFO_V1(mnist_train_topic);
@@ -81,7 +81,7 @@ static bool
 decode_message(const rd_kafka_message_t *msg, const char *topic, uint8 *pixels, int *label,
 			   BadMessages *bad)
 {
-	const char *reason = mnist_consumer_decode(msg, pixels, label);
+	const char *reason = mnist_kafka_decode(msg, pixels, label);
 
 	if (reason == NULL)
 		return true;
@@ -147,23 +147,24 @@ append_message(TopicRead *rd, const rd_kafka_message_t *msg)
 static void
 read_partitions(MnistConsumer *tc, TopicRead *rd, int first, int last, TopicReadFn fn)
 {
-	rd_kafka_topic_partition_list_t *assignment;
+	int32	   *partitions = palloc((last - first) * sizeof(int32));
+	int64	   *offsets = palloc((last - first) * sizeof(int64));
 	int			remaining = 0;
 	TimestampTz last_progress;
 
-	assignment = rd_kafka_topic_partition_list_new(last - first);
 	for (int p = first; p < last; p++)
 		if (rd->next[p] < rd->high[p])
 		{
-			rd_kafka_topic_partition_list_add(assignment, rd->topic, p)->offset = rd->next[p];
+			partitions[remaining] = p;
+			offsets[remaining] = rd->next[p];
 			remaining++;
 		}
+	if (remaining > 0)
+		mnist_consumer_assign(tc, rd->topic, remaining, partitions, offsets);
+	pfree(partitions);
+	pfree(offsets);
 	if (remaining == 0)
-	{
-		rd_kafka_topic_partition_list_destroy(assignment);
 		return;
-	}
-	mnist_consumer_assign(tc, rd->topic, assignment);
 
 	last_progress = GetCurrentTimestamp();
 	while (remaining > 0)
@@ -179,7 +180,7 @@ read_partitions(MnistConsumer *tc, TopicRead *rd, int first, int last, TopicRead
 						 errmsg("no message from Kafka topic \"%s\" for %d ms, " INT64_FORMAT
 								" of " INT64_FORMAT " read",
 								rd->topic, mnist_kafka_timeout_ms, rd->received, rd->total),
-						 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
+						 tc->h->last_error[0] ? errdetail("%s", tc->h->last_error) : 0));
 			continue;
 		}
 		p = msg->partition;
@@ -451,7 +452,7 @@ stream_topic(const StreamCall *call, StreamVisit visit, void *arg)
 							 errmsg("consumer group \"%s\" got no assignment from \"%s\"",
 									call->group_id,
 									call->servers ? call->servers : mnist_kafka_bootstrap_servers),
-							 tc->last_error[0] ? errdetail("%s", tc->last_error) : 0));
+							 tc->h->last_error[0] ? errdetail("%s", tc->h->last_error) : 0));
 			}
 			else if (tc->revoked &&
 					 mnist_consumer_elapsed_ms(waiting_since) < mnist_kafka_timeout_ms + tc->session_timeout_ms)

@@ -5,7 +5,8 @@
 # work with their credentials in mnist_ml.kafka_properties_file; SCRAM-SHA-512 too with
 # librdkafka 2.6.1+ (test/run --rdkafka current), while with an older one (Debian 12's 2.0.2)
 # Kafka 4.x refuses its SCRAM proof: a clear ERROR naming authentication; a wrong password is a clear ERROR naming
-# authentication and a last_error for the worker, without a crash loop; the password appears in
+# authentication and a last_error for the CDC worker, without a crash loop, and fails an online
+# learning job with that ERROR; the password appears in
 # no log line, message or SHOW; a superuser-named foreign server (the plaintext listener) gets
 # none of the configured security properties.
 source "$(dirname "$0")/../lib.sh"
@@ -19,6 +20,7 @@ secret=plain-$RANDOM$RANDOM-secret
 scram_secret=scram-$RANDOM$RANDOM-secret
 wrong=wrong-$RANDOM$RANDOM
 at_exit 'kafka_node_stop "$S"'
+at_exit "q \"DELETE FROM mnist_online_jobs WHERE model_name = 'kafka_sasl'; DROP TABLE IF EXISTS ${t}_val\" >/dev/null 2>&1"
 at_exit 'for k in kafka_bootstrap_servers kafka_properties_file cdc_tables; do q "ALTER SYSTEM RESET mnist_ml.$k" >/dev/null; done; q "SELECT pg_reload_conf()" >/dev/null'
 
 # ---- certificates: a CA, and a broker certificate for 127.0.0.1 and localhost signed by it
@@ -114,6 +116,18 @@ out=$(psql_out "SET mnist_ml.kafka_timeout_ms = 5000" \
 [[ "$out" == *"ERROR:  authentication to the Kafka broker failed"* && "$out" == *"SASL authentication error"* &&
 	"$out" != *"$wrong"* ]] &&
 	pass "wrong password: the topic function's ERROR names authentication" || fail "wrong password: $out"
+# the online worker's consumer too: its job fails with the same ERROR (SQLSTATE 28000), where
+# it used to wait paused as if the broker were down
+q "CREATE TABLE ${t}_val AS SELECT pixels, label::int AS label FROM $t WHERE id <= 500"
+q "SELECT mnist_online_start('kafka_sasl', '$topic', '${t}_val', every => '1 second', min_rows => 10, max_rows => 100, epochs => 1)" >/dev/null ||
+	fail "start an online job"
+job() { q "SELECT $1 FROM mnist_online_status WHERE model_name = 'kafka_sasl'"; }
+wait_for "[ \"\$(job state)\" = failed ]" 60 "wrong password: the online job failed"
+out=$(job last_error)
+[[ $out == "authentication to the Kafka broker failed"* && $out != *"$wrong"* ]] &&
+	pass "wrong password: the online job's last_error names authentication" ||
+	fail "wrong password: the online job: $(job state): $out"
+q "DELETE FROM mnist_online_jobs WHERE model_name = 'kafka_sasl'; DROP TABLE ${t}_val"
 wait_for "[ -n \"\$(q 'SELECT pid FROM mnist_cdc_status')\" ] && q 'SELECT last_error FROM mnist_cdc_status' | grep -qi authentication" 60 \
 	"wrong password: the worker's last_error names authentication"
 pid=$(q "SELECT pid FROM mnist_cdc_status")
