@@ -123,6 +123,18 @@ DROP TABLE cdc_dec_parted, other_root;
 -- unknown option
 SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format', 'json');
 
+-- format_version: 1 (the current record format, also the default) is accepted; another
+-- version is refused with SQLSTATE 0A000, a value that is no integer with 22023
+INSERT INTO cdc_dec_img (label, pixels) VALUES (4, cdc_dec_pixels(1));
+SELECT count(*) AS records, (SELECT array_agg(data) FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL))
+       = array_agg(data) AS same_as_default
+FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format_version', '1');
+SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format_version', '2');
+\echo :LAST_ERROR_SQLSTATE
+SELECT data FROM pg_logical_slot_peek_changes('mnist_ml_regress_decoder', NULL, NULL, 'format_version', 'one');
+\echo :LAST_ERROR_SQLSTATE
+SELECT left(data, 17) FROM pg_logical_slot_get_changes('mnist_ml_regress_decoder', NULL, NULL);
+
 SELECT 'dropped' FROM pg_drop_replication_slot('mnist_ml_regress_decoder');
 DROP TABLE cdc_dec_img, cdc_dec_other, cdc_dec_named, cdc_dec_pk, cdc_dec_dom;
 DROP DOMAIN cdc_dec_dpix, cdc_dec_dlab;

@@ -2,7 +2,7 @@
  * cdc_capture.c
  *		Change data capture without Kafka (terms and the record format: cdc_capture.h): the
  *		plugin's options and table globs, the per-relation decision (captured or not, which
- *		columns, the primary key), a row's label and pixels, and name escaping.
+ *		columns, the primary key), a row's label and pixels.
  */
 #include "postgres.h"
 
@@ -21,6 +21,7 @@
 
 #include "cdc_capture.h"
 #include "cdc_globs.h"
+#include "cdc_record.h"
 #include "coltype.h"
 #include "mnist_ml.h"
 
@@ -43,50 +44,6 @@ mnist_cdc_parse_globs(const char *globs)
 		result = lappend(result, pnstrdup(start, len));
 	}
 	return result;
-}
-
-void
-mnist_cdc_escape_name(StringInfo out, const char *name)
-{
-	for (; *name; name++)
-	{
-		switch (*name)
-		{
-			case '\\':
-				appendStringInfoString(out, "\\\\");
-				break;
-			case '\t':
-				appendStringInfoString(out, "\\t");
-				break;
-			case '\n':
-				appendStringInfoString(out, "\\n");
-				break;
-			case '\r':
-				appendStringInfoString(out, "\\r");
-				break;
-			default:
-				appendStringInfoChar(out, *name);
-		}
-	}
-}
-
-int
-mnist_cdc_unescape_name(char *name, int len)
-{
-	int			n = 0;
-
-	for (int i = 0; i < len; i++)
-	{
-		if (name[i] == '\\' && i + 1 < len)
-		{
-			i++;
-			name[n++] = name[i] == 't' ? '\t' : name[i] == 'n' ? '\n' :
-				name[i] == 'r' ? '\r' : name[i];
-		}
-		else
-			name[n++] = name[i];
-	}
-	return n;
 }
 
 void
@@ -115,11 +72,35 @@ mnist_cdc_parse_options(List *defelems, CdcOptions *opts)
 			opts->include_transaction = value == NULL || defGetBoolean(elem);
 		else if (strcmp(elem->defname, "shipper") == 0)
 			opts->shipper = value == NULL || defGetBoolean(elem);
+		else if (strcmp(elem->defname, "format_version") == 0)
+		{
+			char	   *end;
+			long		version;
+
+			errno = 0;
+			version = value ? strtol(value, &end, 10) : 0;
+			if (value == NULL || end == value || *end != '\0' || errno != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value \"%s\" for option format_version of output plugin mnist_ml",
+								value ? value : ""),
+						 errhint("format_version is an integer, the record format's version (%d).",
+								 MNIST_CDC_RECORD_VERSION)));
+			if (!mnist_cdc_record_version_known(version))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("unsupported record format_version %ld of output plugin mnist_ml",
+								version),
+						 errdetail("This mnist_ml writes record format version %d.",
+								   MNIST_CDC_RECORD_VERSION),
+						 errhint("Ask for format_version %d, or leave the option out (it is the default); a reader of a newer format needs a newer mnist_ml on the server.",
+								 MNIST_CDC_RECORD_VERSION)));
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid option \"%s\" of output plugin mnist_ml", elem->defname),
-					 errhint("Valid options are tables, pixels-column, label-column and include-transaction.")));
+					 errhint("Valid options are tables, pixels-column, label-column, include-transaction and format_version.")));
 	}
 }
 
@@ -129,7 +110,8 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 	TupleDesc	desc = RelationGetDescr(rel);
 	char	   *nspname;
 	char	   *relname;
-	StringInfoData record_name;
+	size_t		nsplen;
+	size_t		rellen;
 	bool		listed;
 	ListCell   *lc;
 	Oid			pkindex;
@@ -154,13 +136,14 @@ mnist_cdc_relinfo_fill(Relation rel, const CdcOptions *opts, CdcRelInfo *info, M
 	info->name_len = strlen(info->name);
 	if (info->record_name)
 		pfree(info->record_name);
-	initStringInfo(&record_name);
-	mnist_cdc_escape_name(&record_name, nspname);
-	appendStringInfoChar(&record_name, '.');
-	mnist_cdc_escape_name(&record_name, relname);
-	info->record_name = MemoryContextStrdup(cxt, record_name.data);
-	info->record_name_len = record_name.len;
-	pfree(record_name.data);
+	nsplen = strlen(nspname);
+	rellen = strlen(relname);
+	info->record_name = MemoryContextAlloc(cxt, 2 * (nsplen + rellen) + 2);
+	info->record_name_len = mnist_cdc_record_escape(info->record_name, nspname, nsplen);
+	info->record_name[info->record_name_len++] = '.';
+	info->record_name_len += mnist_cdc_record_escape(info->record_name + info->record_name_len,
+													 relname, rellen);
+	info->record_name[info->record_name_len] = '\0';
 	info->captured = false;
 	info->refused = false;
 	info->pixels_att = InvalidAttrNumber;

@@ -1,28 +1,17 @@
 /*
  * cdc_capture.h
- *		Change data capture without Kafka: which tables and columns are captured, how a row
- *		becomes a labelled image, and the record format of the output plugin.  Shared by the
- *		output plugin (decoder.c), the CDC worker (cdc_worker.c) and snapshots
- *		(cdc_producer.c).
+ *		Change data capture without Kafka: which tables and columns are captured and how a row
+ *		becomes a labelled image.  Shared by the output plugin (decoder.c), the CDC worker
+ *		(cdc_worker.c) and snapshots (cdc_producer.c).  The record format the plugin writes is
+ *		cdc_record.h's.
  *
- * The record format is a contract with its readers (the CDC worker, pg_recvlogical users),
- * stated here once:
- *
- *		schema.table<TAB>label<TAB>pixels
- *
- * one record per inserted or updated row of a captured table.  A partition's rows are its
- * partitioned root table's: matched against the tables option, and written, by the root's
- * name (whatever the partition is called).  schema.table is the schema
- * name, a dot and the table name, each as stored in the catalog except that a backslash is
- * written as \\, a tab as \t, a newline as \n and a carriage return as \r
- * (mnist_cdc_escape_name; mnist_cdc_unescape_name undoes it).  label is one digit 0..9 and
- * pixels the CSV of pixels_csv.h; neither contains a tab, so every row record has exactly two
- * tabs.  With the internal option shipper (the CDC worker's) two fields follow:
- * <TAB>op<TAB>pk, op "c" (insert) or "u" (update) and pk the primary key's values as text
- * joined by commas, which runs to the end of the record; BEGIN records then carry the commit
- * time ("BEGIN xid commit_time", microseconds since 2000-01-01).  No record contains a
- * newline unless a primary key value does.  With include-transaction (or shipper), "BEGIN xid"
- * and "COMMIT xid" surround the rows of a transaction that produced any.
+ * The plugin writes one record per inserted or updated row of a captured table.  A
+ * partition's rows are its partitioned root table's: matched against the tables option, and
+ * written, by the root's name (whatever the partition is called).  With include-transaction
+ * (or shipper), BEGIN and COMMIT records surround the rows of a transaction that produced
+ * any.  The option format_version (an integer) asks for a record format version: only
+ * MNIST_CDC_RECORD_VERSION is written, another is refused (ERROR, SQLSTATE 0A000); absent,
+ * it is that version.
  */
 #ifndef MNIST_CDC_CAPTURE_H
 #define MNIST_CDC_CAPTURE_H
@@ -57,20 +46,12 @@ typedef struct CdcRelInfo
 	Oid			label_type;		/* INT2OID, INT4OID or INT8OID (the base type of a domain) */
 	char	   *name;			/* "schema.table" (a partition's root's), in the cache's context */
 	int			name_len;
-	char	   *record_name;	/* the same as written in records (mnist_cdc_escape_name) */
+	char	   *record_name;	/* the same as written in records (mnist_cdc_record_escape) */
 	int			record_name_len;
 	int			npk;			/* primary key columns, 0 when none */
 	AttrNumber	pk_att[INDEX_MAX_KEYS];
 	FmgrInfo	pk_out[INDEX_MAX_KEYS];
 } CdcRelInfo;
-
-/*
- * A schema or table name as the plugin writes it in a record: backslash, tab, newline and
- * carriage return become \\, \t, \n and \r.  mnist_cdc_unescape_name undoes it in place and returns
- * the new length.
- */
-extern void mnist_cdc_escape_name(StringInfo out, const char *name);
-extern int	mnist_cdc_unescape_name(char *name, int len);
 
 /* Parses plugin options (DefElem list); ERROR on an unknown or malformed option. */
 extern void mnist_cdc_parse_options(List *defelems, CdcOptions *opts);

@@ -16,9 +16,9 @@
 
 #include "cdc_capture.h"
 #include "cdc_producer.h"
+#include "cdc_record.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
-#include "pixels_csv.h"
 
 /* librdkafka log lines, delivered through log.queue inside rd_kafka_poll in this thread. */
 static void
@@ -394,12 +394,13 @@ mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snaps
 												  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
 	StringInfoData pk;
-	char		value[PIXELS_CSV_MAX];
+	char		buf[PIXELS_CSV_MAX];
+	static const char op = MNIST_CDC_OP_READ;
 	uint64		sent = 0;
 
 	h->table = info->name;
 	h->table_len = info->name_len;
-	h->op = "r";
+	h->op = &op;
 	initStringInfo(&pk);
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, snap, 0, NULL);
@@ -408,13 +409,12 @@ mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snaps
 		bool		should_free;
 		HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
 		const char *problem;
-		int			label;
-		const uint8 *pixels;
-		char		key;
+		MnistCdcRecord rec;
+		char		key[1];
 
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(row_cxt);
-		problem = rkt ? mnist_cdc_row_get(info, tuple, NULL, desc, &label, &pixels) : NULL;
+		problem = rkt ? mnist_cdc_row_get(info, tuple, NULL, desc, &rec.label, &rec.pixels) : NULL;
 		if (rkt == NULL)
 			(*skipped)++;		/* said once, by cb->bad_name */
 		else if (problem)
@@ -427,14 +427,17 @@ mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info, Snaps
 		}
 		else
 		{
-			size_t		len = mnist_pixels_csv_encode(pixels, value);
+			const char *value;
+			size_t		value_len;
+			size_t		key_len;
 
-			key = '0' + label;
+			rec.value = NULL;
+			key_len = mnist_cdc_record_message(&rec, key, buf, &value, &value_len);
 			resetStringInfo(&pk);
 			mnist_cdc_row_pk(info, tuple, desc, &pk);
 			h->pk = pk.data;
 			h->pk_len = pk.len;
-			mnist_cdc_produce(p, rkt, &key, 1, value, len, h, opaque);
+			mnist_cdc_produce(p, rkt, key, key_len, value, value_len, h, opaque);
 			sent++;
 		}
 		MemoryContextSwitchTo(old);

@@ -19,7 +19,7 @@
  * consistent point, without gap.
  *
  * Producing is cdc_producer.c's (shared with mnist_cdc_snapshot()); the delivery accounting
- * (the ring) is the worker's.  Records are parsed as cdc_capture.h states their format.
+ * (the ring) is the worker's.  Records are parsed by the record codec (cdc_record.h).
  */
 #include "postgres.h"
 
@@ -57,6 +57,7 @@
 
 #include "cdc_capture.h"
 #include "cdc_producer.h"
+#include "cdc_record.h"
 #include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "kafka_handle.h"
@@ -471,65 +472,57 @@ cdc_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid
 static void
 cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool last_write)
 {
-	char	   *d = ctx->out->data;
-	int			len = ctx->out->len;
-	char	   *end = d + len;
-	char	   *f[5];
-	int			n;
+	MnistCdcRecord rec;
+	const char *problem = mnist_cdc_record_parse(ctx->out->data, ctx->out->len, &rec);
 	char		lsn_text[32];
+	char		key[1];
+	const char *value;
+	size_t		value_len;
+	size_t		key_len;
 	CdcHeaders	h;
 	rd_kafka_topic_t *rkt;
 
-	if (memchr(d, '\t', len) == NULL)
+	if (problem == NULL && rec.kind == MNIST_CDC_RECORD_ROW && rec.op == 0)
+		problem = "row record has no operation";
+	if (problem == NULL && rec.kind == MNIST_CDC_RECORD_BEGIN && !rec.has_commit_time)
+		problem = "BEGIN record has no commit time";
+	if (problem)
+		elog(ERROR, "unexpected record from output plugin: %s: %s", problem, ctx->out->data);
+	if (rec.kind == MNIST_CDC_RECORD_BEGIN)
 	{
-		if (strncmp(d, "BEGIN ", 6) == 0)
-		{
-			unsigned int x;
-			long long	ts;
+		snprintf(cur_txid, sizeof(cur_txid), "%u", rec.xid);
+		mnist_cdc_time_text((TimestampTz) rec.commit_time, cur_time);
+		cur_seq = ring_push();
+		return;
+	}
+	if (rec.kind == MNIST_CDC_RECORD_COMMIT)
+	{
+		RingTxn    *t = &ring[cur_seq & ring_mask];
 
-			if (sscanf(d + 6, "%u %lld", &x, &ts) != 2)
-				elog(ERROR, "unexpected record from output plugin: %s", d);
-			snprintf(cur_txid, sizeof(cur_txid), "%u", x);
-			mnist_cdc_time_text((TimestampTz) ts, cur_time);
-			cur_seq = ring_push();
-		}
-		else if (strncmp(d, "COMMIT ", 7) == 0)
-		{
-			RingTxn    *t = &ring[cur_seq & ring_mask];
-
-			t->end_lsn = lsn;
-			t->committed = true;
-		}
+		t->end_lsn = lsn;
+		t->committed = true;
 		return;
 	}
 
-	/* schema.table, key, value, operation, primary key */
-	f[0] = d;
-	for (n = 1; n < 5; n++)
-	{
-		char	   *tab = memchr(f[n - 1], '\t', end - f[n - 1]);
-
-		if (tab == NULL)
-			elog(ERROR, "unexpected record from output plugin");
-		f[n] = tab + 1;
-	}
 	mnist_cdc_lsn_text(lsn, lsn_text);
-	h.table = f[0];
-	h.table_len = mnist_cdc_unescape_name(f[0], f[1] - f[0] - 1);
+	h.table = rec.table;
+	/* the table field is ours (the output buffer): unescaped in place */
+	h.table_len = mnist_cdc_record_unescape((char *) rec.table, rec.table_len);
 	h.lsn = lsn_text;
 	h.txid = cur_txid;
 	h.commit_time = cur_time;
-	h.op = f[3];
-	h.pk = f[4];
-	h.pk_len = end - f[4];
-	rkt = mnist_cdc_topic(&producer, f[0], h.table_len);
+	h.op = &rec.op;
+	h.pk = rec.pk;
+	h.pk_len = rec.pk_len;
+	rkt = mnist_cdc_topic(&producer, h.table, h.table_len);
 	if (rkt == NULL)
 	{
 		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
 		mnist_cdc_rows_skipped++;
 		return;
 	}
-	mnist_cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
+	key_len = mnist_cdc_record_message(&rec, key, NULL, &value, &value_len);
+	mnist_cdc_produce(&producer, rkt, key, key_len, value, value_len, &h,
 				(void *) (uintptr_t) cur_seq);
 	ring[cur_seq & ring_mask].outstanding++;
 }
@@ -599,8 +592,10 @@ plugin_not_allowed(void)
 static List *
 worker_plugin_options(void)
 {
-	return list_make2(makeDefElem("tables", (Node *) makeString(running.tables), -1),
-					  makeDefElem("shipper", (Node *) makeString("on"), -1));
+	return list_make3(makeDefElem("tables", (Node *) makeString(running.tables), -1),
+					  makeDefElem("shipper", (Node *) makeString("on"), -1),
+					  makeDefElem("format_version",
+								  (Node *) makeString(CppAsString2(MNIST_CDC_RECORD_VERSION)), -1));
 }
 
 /*

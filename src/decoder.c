@@ -1,11 +1,12 @@
 /*
  * decoder.c
  *		The logical decoding output plugin "mnist_ml": its callbacks.  One text record per
- *		inserted or updated image row, in the format stated in cdc_capture.h.
+ *		inserted or updated image row, written by the record codec (cdc_record.h).
  *
  * Options (wal2json style): tables (comma-separated schema.table globs with *),
  * pixels-column and label-column (defaults pixels, label), include-transaction (BEGIN/COMMIT
- * records around transactions that produced rows).  The option shipper (internal, used by
+ * records around transactions that produced rows), format_version (the record format asked for;
+ * an unknown one is refused, absent is the current one).  The option shipper (internal, used by
  * the CDC worker in cdc_worker.c) appends operation and primary key to each row and a commit
  * timestamp to BEGIN.  Deletes and TRUNCATE produce nothing: the key is a label, not a row
  * identity.  Per-relation decisions are cached and invalidated by relcache callbacks, so the
@@ -22,7 +23,7 @@
 #include "utils/rel.h"
 
 #include "cdc_capture.h"
-#include "pixels_csv.h"
+#include "cdc_record.h"
 #include "pg_compat.h"
 
 /* State of one decoding session. */
@@ -31,6 +32,7 @@ typedef struct DecoderData
 	MemoryContext row_cxt;		/* reset after every change */
 	CdcOptions	opts;
 	bool		xact_wrote;		/* BEGIN already sent for the current transaction */
+	StringInfoData pk;			/* shipper: the current row's primary key text */
 } DecoderData;
 
 /* The relation cache of the live decoding session (one per process at most). */
@@ -123,6 +125,13 @@ decoder_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_i
 	data->row_cxt = AllocSetContextCreate(ctx->context, "mnist_ml row",
 										  ALLOCSET_DEFAULT_SIZES);
 	mnist_cdc_parse_options(ctx->output_plugin_options, &data->opts);
+	if (data->opts.shipper)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ctx->context);
+
+		initStringInfo(&data->pk);
+		MemoryContextSwitchTo(old);
+	}
 	ctx->output_plugin_private = data;
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
 	opt->receive_rewrites = false;
@@ -158,18 +167,32 @@ decoder_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	data->xact_wrote = false;
 }
 
-/* Writes the BEGIN record before the transaction's first row, when wanted. */
+/* Appends rec to the output buffer (prepared by OutputPluginPrepareWrite). */
 static void
-write_begin(LogicalDecodingContext *ctx, DecoderData *data, ReorderBufferTXN *txn)
+write_record(StringInfo out, const MnistCdcRecord *rec)
 {
-	data->xact_wrote = true;
+	enlargeStringInfo(out, mnist_cdc_record_size(rec));
+	out->len += mnist_cdc_record_write(out->data + out->len, rec);
+	out->data[out->len] = '\0';
+}
+
+/* Writes a BEGIN or COMMIT record, when wanted. */
+static void
+write_transaction(LogicalDecodingContext *ctx, DecoderData *data, ReorderBufferTXN *txn,
+				  MnistCdcRecordKind kind, bool last_write)
+{
+	MnistCdcRecord rec;
+
 	if (!data->opts.include_transaction && !data->opts.shipper)
 		return;
-	OutputPluginPrepareWrite(ctx, false);
-	appendStringInfo(ctx->out, "BEGIN %u", txn->xid);
-	if (data->opts.shipper)
-		appendStringInfo(ctx->out, " " INT64_FORMAT, (int64) txn->xact_time.commit_time);
-	OutputPluginWrite(ctx, false);
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = kind;
+	rec.xid = txn->xid;
+	rec.has_commit_time = kind == MNIST_CDC_RECORD_BEGIN && data->opts.shipper;
+	rec.commit_time = txn->xact_time.commit_time;
+	OutputPluginPrepareWrite(ctx, last_write);
+	write_record(ctx->out, &rec);
+	OutputPluginWrite(ctx, last_write);
 }
 
 static void
@@ -181,9 +204,7 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	HeapTuple	tuple;
 	MemoryContext old;
 	const char *problem;
-	int			label;
-	const uint8 *pixels;
-	StringInfo	out;
+	MnistCdcRecord rec;
 
 	if (change->action != REORDER_BUFFER_CHANGE_INSERT &&
 		change->action != REORDER_BUFFER_CHANGE_UPDATE)
@@ -198,7 +219,7 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	old = MemoryContextSwitchTo(data->row_cxt);
 	problem = mnist_cdc_row_get(info, tuple,
 						  mnist_change_tuple(change->data.tp.oldtuple),
-						  RelationGetDescr(relation), &label, &pixels);
+						  RelationGetDescr(relation), &rec.label, &rec.pixels);
 	if (problem)
 	{
 		mnist_cdc_rows_skipped++;
@@ -214,23 +235,25 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	else
 	{
 		if (!data->xact_wrote)
-			write_begin(ctx, data, txn);
-		OutputPluginPrepareWrite(ctx, true);
-		out = ctx->out;
-		enlargeStringInfo(out, info->record_name_len + 4 + PIXELS_CSV_MAX);
-		memcpy(out->data + out->len, info->record_name, info->record_name_len);
-		out->len += info->record_name_len;
-		out->data[out->len++] = '\t';
-		out->data[out->len++] = '0' + label;
-		out->data[out->len++] = '\t';
-		out->len += mnist_pixels_csv_encode(pixels, out->data + out->len);
-		out->data[out->len] = '\0';
+		{
+			data->xact_wrote = true;
+			write_transaction(ctx, data, txn, MNIST_CDC_RECORD_BEGIN, false);
+		}
+		rec.kind = MNIST_CDC_RECORD_ROW;
+		rec.table = info->record_name;
+		rec.table_len = info->record_name_len;
+		rec.op = 0;
 		if (data->opts.shipper)
 		{
-			appendStringInfoString(out, change->action == REORDER_BUFFER_CHANGE_INSERT ?
-								   "\tc\t" : "\tu\t");
-			mnist_cdc_row_pk(info, tuple, RelationGetDescr(relation), out);
+			rec.op = change->action == REORDER_BUFFER_CHANGE_INSERT ?
+				MNIST_CDC_OP_INSERT : MNIST_CDC_OP_UPDATE;
+			resetStringInfo(&data->pk);
+			mnist_cdc_row_pk(info, tuple, RelationGetDescr(relation), &data->pk);
+			rec.pk = data->pk.data;
+			rec.pk_len = data->pk.len;
 		}
+		OutputPluginPrepareWrite(ctx, true);
+		write_record(ctx->out, &rec);
 		OutputPluginWrite(ctx, true);
 	}
 	MemoryContextSwitchTo(old);
@@ -242,9 +265,6 @@ decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr co
 {
 	DecoderData *data = ctx->output_plugin_private;
 
-	if (!data->xact_wrote || (!data->opts.include_transaction && !data->opts.shipper))
-		return;
-	OutputPluginPrepareWrite(ctx, true);
-	appendStringInfo(ctx->out, "COMMIT %u", txn->xid);
-	OutputPluginWrite(ctx, true);
+	if (data->xact_wrote)
+		write_transaction(ctx, data, txn, MNIST_CDC_RECORD_COMMIT, true);
 }

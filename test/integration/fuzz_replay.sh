@@ -13,7 +13,7 @@ if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
 fi
 
 bin=${FUZZ_BIN:-$root/test/fuzz/bin}
-targets=(pixels_csv kafka_properties kafka_properties_file cdc_globs weights idx)
+targets=(pixels_csv kafka_properties kafka_properties_file cdc_globs cdc_record weights idx)
 rc=0
 if ! FUZZ_BIN=$bin nice "$root/test/fuzz/build" "${targets[@]}"; then
 	echo "fuzz_replay: build failed"
