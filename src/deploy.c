@@ -162,8 +162,6 @@ mnist_deployment_record(const char *name, int64 model_id, const char *reason)
 	int64		served;
 	Deployment	cur;
 
-	if (mnist_deployments_table() == NULL)
-		return;
 	served = mnist_model_served_id(name);
 	SPI_connect();
 	cur = current_deployment(name);
@@ -173,17 +171,12 @@ mnist_deployment_record(const char *name, int64 model_id, const char *reason)
 	SPI_finish();
 }
 
-/* ERROR unless the transaction may write and the extension is at 1.1 or later. */
+/* ERROR unless the transaction may write. */
 static void
 deploy_check_writable(const char *what)
 {
 	PreventCommandIfReadOnly(what);
 	PreventCommandDuringRecovery(what);
-	if (mnist_deployments_table() == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s needs mnist_ml 1.1", what),
-				 errhint("ALTER EXTENSION mnist_ml UPDATE")));
 }
 
 PG_FUNCTION_INFO_V1(mnist_deploy);

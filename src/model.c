@@ -318,6 +318,10 @@ const char *
 mnist_deployments_table(void)
 {
 	models_relation();
+	if (deployments_qualname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table mnist_deployments of extension mnist_ml does not exist")));
 	return deployments_qualname;
 }
 

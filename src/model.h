@@ -53,7 +53,10 @@ extern int64 mnist_model_served_id(const char *name);
  */
 extern MnistModel *mnist_model_load_id(int64 id, bool with_adam);
 
-/* Quoted schema-qualified names of mnist_models and mnist_deployments (NULL at 1.0). */
+/*
+ * Quoted schema-qualified names of mnist_models and mnist_deployments.  ERROR (42P01) if the
+ * table does not exist: mnist_deployments is 1.1's, and only 1.1's functions write it.
+ */
 extern const char *mnist_models_table(void);
 extern const char *mnist_deployments_table(void);
 
