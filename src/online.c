@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "mnist_ml.h"
+#include "deploy.h"
 #include "model.h"
 #include "online.h"
 #include "source.h"

@@ -65,6 +65,7 @@
 #include "kafka_conf.h"
 #include "kafka_consumer.h"
 #include "mnist_ml.h"
+#include "deploy.h"
 #include "model.h"
 #include "online.h"
 #include "train.h"

@@ -26,6 +26,7 @@
 #include "kafka_consumer.h"
 #include "mnist_ml.h"
 #include "model.h"
+#include "model_cache.h"
 #include "net.h"
 #include "train.h"
 

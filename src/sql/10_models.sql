@@ -1,5 +1,5 @@
 
--- Stored models and training (src/model.c, src/train.c).
+-- Stored models and training (src/model_store.c, src/train.c).
 
 CREATE TABLE mnist_models (
 	id bigserial PRIMARY KEY,
