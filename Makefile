@@ -80,9 +80,6 @@ SHLIB_LINK += $(if $(filter-out /usr/lib% /lib%,$(RDKAFKA_LIBDIR)),-Wl$(comma)-r
 
 # Switching flags, PostgreSQL (PG_CONFIG) or librdkafka rebuilds everything.
 BUILD_FLAGS = SANITIZE=$(SANITIZE) OPTFLAGS=$(OPTFLAGS) PG=$(shell $(or $(PG_CONFIG),pg_config) --version | tr -d ' ') RDKAFKA=$(RDKAFKA_LIBDIR) OPENBLAS=$(OPENBLAS_A)
-ifneq ($(BUILD_FLAGS),$(shell cat .build-flags 2>/dev/null))
-$(shell echo '$(BUILD_FLAGS)' >.build-flags)
-endif
 
 # The network alone, without PostgreSQL: test/net_check (make net_check) checks it on every CPU
 # path this machine has, bench/train_bench (bench/train.sh) times it.
@@ -158,6 +155,12 @@ tools/mnist2sql-sanitized: $(MNIST2SQL_SRCS) tools/idx.h src/image.h
 # and on the build's flags.
 $(OBJS) $(NET_PROGRAMS:=.o): $(wildcard src/*.h) .build-flags
 $(NET_PROGRAMS) tools/mnist2sql $(shlib): .build-flags
+# .build-flags is rewritten by its rule (always run, FORCE) only when the flags differ, so its
+# time changes only then; nothing is written while the Makefile is read.
+.build-flags: FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(BUILD_FLAGS)' ]; then echo '$(BUILD_FLAGS)' >$@; fi
+.PHONY: FORCE
+FORCE:
 
 # The OpenBLAS archive is checked once, and again when it changes (the binaries are then relinked).
 $(NET_PROGRAMS) $(shlib): .openblas-serial

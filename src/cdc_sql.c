@@ -27,14 +27,16 @@
 #include "kafka_conf.h"
 #include "mnist_ml.h"
 
-PG_FUNCTION_INFO_V1(mnist_cdc_status);
 PG_FUNCTION_INFO_V1(mnist_cdc_snapshot);
 PG_FUNCTION_INFO_V1(mnist_cdc_drop_slot);
 PG_FUNCTION_INFO_V1(mnist_cdc_waiting);
 
-/* One row: the worker's shared state and its slot's confirmed position and lag. */
-Datum
-mnist_cdc_status(PG_FUNCTION_ARGS)
+/*
+ * One row: the worker's shared state and its slot's confirmed position and lag, in columns
+ * columns: 12 (1.0's row type) or 13 (1.1's, which adds skipped).
+ */
+static Datum
+cdc_status(FunctionCallInfo fcinfo, int columns)
 {
 	TupleDesc	desc;
 	Datum		values[13];
@@ -47,6 +49,8 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (desc->natts != columns)
+		elog(ERROR, "return type must have %d columns, not %d", columns, desc->natts);
 	memset(nulls, 0, sizeof(nulls));
 	memset(&copy, 0, sizeof(copy));
 	if (mnist_cdc_state)
@@ -97,9 +101,34 @@ mnist_cdc_status(PG_FUNCTION_ARGS)
 	nulls[10] = copy.last_error_at == 0;
 	values[11] = BoolGetDatum(copy.broker_reachable);
 	nulls[11] = copy.pid == 0;
-	values[12] = Int64GetDatum((int64) (copy.skipped + copy.snapshot_skipped));
-	/* a database still at 1.0 declares 12 columns: heap_form_tuple takes desc's natts */
+	if (columns > 12)
+		values[12] = Int64GetDatum((int64) (copy.skipped + copy.snapshot_skipped));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * The SQL entry points: mnist_cdc_status_1_1 is bound by the scripts since 1.2 to 1.1's row
+ * type (13 columns, unchanged since).  mnist_cdc_status is the symbol the released 1.0 and 1.1
+ * install scripts bind, to 1.0's row type (12 columns, without skipped) and to 1.1's: for
+ * databases not updated yet it answers the row type its declaration has.
+ */
+PG_FUNCTION_INFO_V1(mnist_cdc_status_1_1);
+PG_FUNCTION_INFO_V1(mnist_cdc_status);
+
+Datum
+mnist_cdc_status_1_1(PG_FUNCTION_ARGS)
+{
+	return cdc_status(fcinfo, 13);
+}
+
+Datum
+mnist_cdc_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	return cdc_status(fcinfo, desc->natts == 12 ? 12 : 13);
 }
 
 /* One row: the table whose topic the CDC stream waits for, why and since when (or NULLs). */

@@ -1,10 +1,19 @@
 /*
  * deploy.c
- *		Deployments: mnist_deploy, mnist_rollback and the rows of mnist_deployments they (and
- *		gated training) append.
+ *		Which stored model serves a name, the middle of the three model layers (store,
+ *		resolver, cache): the resolver, and the deployments that decide it: mnist_deploy,
+ *		mnist_rollback and the rows of mnist_deployments they (and gated training) append.
+ *		It calls the store (model_store.c), never the cache (model_cache.c).
+ *
+ * Serving: a name is served by its deployed model, the model of its latest row in
+ * mnist_deployments whose model still exists.  A name never deployed (or a database still at
+ * 1.0, which has no mnist_deployments) is served by its newest model; a name whose deployed
+ * models were all deleted is served by none (never by a model that was kept from serving, such
+ * as one stored with deploy => 'never').  mnist_model_resolve() is the one resolver; it reads
+ * the store by index scans, not SQL.
  *
  * mnist_deployments is a history: the latest row of a name whose model still exists names the
- * model serving it (model.c's resolver reads it).  Each row also keeps rollback_to, the row a
+ * model serving it.  Each row also keeps rollback_to, the row a
  * rollback from it returns to: the deployment it replaced for a deploy, and for a rollback the
  * rollback_to of the row it restored.  So the rows form a stack and mnist_rollback walks it
  * back one step per call.  Every decision of a name holds the name's lock (mnist_model_lock),
@@ -13,16 +22,211 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "deploy.h"
 #include "model.h"
+#include "pg_compat.h"
+
+/* ---- the resolver ---- */
+
+/*
+ * The first row of rel visible to snap in the order of index (direction dir) whose first
+ * column equals value (eqproc: the equality of its type): true and the row in slot, or false.
+ */
+static bool
+index_first(Relation rel, Oid indexid, Snapshot snap, RegProcedure eqproc, Datum value,
+			ScanDirection dir, TupleTableSlot *slot)
+{
+	Relation	index = index_open(indexid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], eqproc, value);
+	scan = mnist_index_beginscan(rel, index, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, dir, slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	return found;
+}
+
+/* Whether the mnist_models row in slot has that name. */
+static bool
+row_has_name(TupleTableSlot *slot, AttrNumber models_name, const text *name)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, models_name, &isnull);
+	text	   *stored;
+
+	if (isnull)
+		return false;
+	stored = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(stored) == VARSIZE_ANY_EXHDR(name) &&
+		memcmp(VARDATA_ANY(stored), VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)) == 0;
+}
+
+/*
+ * The resolver: id of the model serving that name under snap, or 0 when it has none
+ * (*orphaned then tells whether it has models but its deployed ones were all deleted).  The
+ * model's row is left in *slot (a slot of mnist_models in CurrentMemoryContext, which the
+ * caller drops), with its stored weights (maybe toasted: not read yet).
+ *
+ * It is the query
+ *	 (SELECT m.* FROM mnist_deployments d JOIN mnist_models m ON m.id = d.model_id AND
+ *	  m.name = d.name WHERE d.name = $1 ORDER BY d.id DESC LIMIT 1)
+ *	 UNION ALL (SELECT * FROM mnist_models WHERE name = $1 AND NOT EXISTS
+ *				(SELECT FROM mnist_deployments WHERE name = $1) ORDER BY id DESC LIMIT 1) LIMIT 1
+ * run as index scans: no parser, no planner, the half of a new session's first prediction
+ * they cost through SPI.  No privilege or row-level security check applies, as for the owner
+ * of the store that the functions read it as (mnist_store_as_owner).
+ */
+int64
+mnist_model_resolve(const char *name, Snapshot snap, TupleTableSlot **slot, bool *orphaned)
+{
+	text	   *key = cstring_to_text(name);
+	/* read before a lock accepts invalidations */
+	MnistStoreLayout layout = *mnist_store_layout();
+	Oid			deployments = layout.deployments;
+	Relation	models = table_open(layout.models, AccessShareLock);
+	bool		found = false;
+	bool		deployed = false;
+	bool		isnull;
+
+	*slot = table_slot_create(models, NULL);
+	if (OidIsValid(deployments))
+	{
+		Relation	drel = table_open(deployments, AccessShareLock);
+		Relation	index = index_open(layout.deployments_by_name, AccessShareLock);
+		TupleTableSlot *d = table_slot_create(drel, NULL);
+		IndexScanDesc scan;
+		ScanKeyData skey;
+
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(key));
+		scan = mnist_index_beginscan(drel, index, snap, 1, 0);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		/* the latest deployment whose model still exists (with that name) */
+		while (!found && index_getnext_slot(scan, BackwardScanDirection, d))
+		{
+			Datum		model_id = slot_getattr(d, layout.deployments_model_id, &isnull);
+
+			deployed = true;
+			found = !isnull &&
+				index_first(models, layout.models_by_id, snap, F_INT8EQ, model_id,
+							ForwardScanDirection, *slot) &&
+				row_has_name(*slot, layout.models_name, key);
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(d);
+		index_close(index, NoLock);
+		table_close(drel, NoLock);
+	}
+	/* the newest model: the served one of a name never deployed */
+	*orphaned = false;
+	if (!found && index_first(models, layout.models_by_name, snap, F_TEXTEQ, PointerGetDatum(key),
+							  BackwardScanDirection, *slot))
+	{
+		found = !deployed;
+		*orphaned = deployed;
+	}
+	table_close(models, NoLock);
+	pfree(key);
+	if (!found)
+		return 0;
+	return DatumGetInt64(slot_getattr(*slot, layout.models_id, &isnull));
+}
+
+/* The row version in slot (a row of mnist_models). */
+void
+mnist_model_row(TupleTableSlot *slot, ModelRow *row)
+{
+	bool		isnull;
+
+	row->relid = slot->tts_tableOid;
+	row->xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber, &isnull));
+	ItemPointerCopy(&slot->tts_tid, &row->ctid);
+}
+
+/* The stored weights of the mnist_models row in slot (maybe toasted); ERROR when NULL. */
+Datum
+mnist_model_slot_weights(TupleTableSlot *slot, const char *name, int64 id)
+{
+	bool		isnull;
+	Datum		w = slot_getattr(slot, mnist_store_layout()->models_weights, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" (id " INT64_FORMAT ") has no weights", name, id)));
+	return w;
+}
+
+void
+mnist_model_not_found(const char *name, bool orphaned)
+{
+	if (orphaned)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no deployed model", name),
+				 errdetail("The models deployed under this name were deleted; a model never deployed does not serve in their place."),
+				 errhint("Deploy one of its models with mnist_deploy(model_name, model_id).")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" does not exist", name),
+			 errhint("Train one with mnist_train(); stored models are listed in mnist_models.")));
+}
+
+bytea *
+mnist_model_fetch_weights(const char *name, int64 *id)
+{
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	bytea	   *weights;
+	bool		orphaned;
+
+	/* the statement's snapshot, as the query that read it before */
+	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	*id = mnist_model_resolve(name, snap, &slot, &orphaned);
+	if (*id == 0)
+		mnist_model_not_found(name, orphaned);
+	weights = DatumGetByteaPCopy(mnist_model_slot_weights(slot, name, *id));
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	return weights;
+}
+
+int64
+mnist_model_served_id(const char *name)
+{
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	int64		id;
+	bool		orphaned;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	id = mnist_model_resolve(name, snap, &slot, &orphaned);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	return id;
+}
+
+/* ---- deployments ---- */
 
 /* A row of mnist_deployments. */
 typedef struct Deployment
@@ -32,29 +236,6 @@ typedef struct Deployment
 	int64		rollback_to;	/* 0: nothing earlier */
 	bool		model_exists;
 } Deployment;
-
-/*
- * Runs a read-only query of the store with the latest snapshot, as its owner (inside SPI);
- * returns SPI_processed.
- */
-static uint64
-query_latest(const char *sql, int nargs, Oid *argtypes, Datum *values)
-{
-	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-	SPIPlanPtr	plan;
-	Oid			save_userid;
-	int			save_sec;
-
-	mnist_store_as_owner(&save_userid, &save_sec);
-	plan = SPI_prepare(sql, nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading %s failed", mnist_deployments_table());
-	SetUserIdAndSecContext(save_userid, save_sec);
-	UnregisterSnapshot(snap);
-	return SPI_processed;
-}
 
 static int64
 column_int64(int col)
@@ -74,7 +255,7 @@ deployment_row(const char *name, int64 id)
 	Deployment	d = {0};
 	bool		isnull;
 
-	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to, EXISTS "
+	if (mnist_store_query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to, EXISTS "
 							  "(SELECT FROM %s m WHERE m.id OPERATOR(pg_catalog.=) d.model_id "
 							  "AND m.name OPERATOR(pg_catalog.=) d.name) "
 							  "FROM %s d WHERE d.name OPERATOR(pg_catalog.=) $1 "
@@ -98,7 +279,7 @@ current_deployment(const char *name)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	Deployment	d = {0};
 
-	if (query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to FROM %s d "
+	if (mnist_store_query_latest(psprintf("SELECT d.id, d.model_id, d.rollback_to FROM %s d "
 							  "JOIN %s m ON m.id OPERATOR(pg_catalog.=) d.model_id "
 							  "AND m.name OPERATOR(pg_catalog.=) d.name "
 							  "WHERE d.name OPERATOR(pg_catalog.=) $1 ORDER BY d.id DESC LIMIT 1",
@@ -119,7 +300,7 @@ deployment_count(const char *name)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	query_latest(psprintf("SELECT count(*) FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+	mnist_store_query_latest(psprintf("SELECT count(*) FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
 						  mnist_deployments_table()), 1, argtypes, values);
 	return column_int64(1);
 }
@@ -162,8 +343,6 @@ mnist_deployment_record(const char *name, int64 model_id, const char *reason)
 	int64		served;
 	Deployment	cur;
 
-	if (mnist_deployments_table() == NULL)
-		return;
 	served = mnist_model_served_id(name);
 	SPI_connect();
 	cur = current_deployment(name);
@@ -173,17 +352,12 @@ mnist_deployment_record(const char *name, int64 model_id, const char *reason)
 	SPI_finish();
 }
 
-/* ERROR unless the transaction may write and the extension is at 1.1 or later. */
+/* ERROR unless the transaction may write. */
 static void
 deploy_check_writable(const char *what)
 {
 	PreventCommandIfReadOnly(what);
 	PreventCommandDuringRecovery(what);
-	if (mnist_deployments_table() == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s needs mnist_ml 1.1", what),
-				 errhint("ALTER EXTENSION mnist_ml UPDATE")));
 }
 
 PG_FUNCTION_INFO_V1(mnist_deploy);
@@ -208,7 +382,7 @@ mnist_deploy(PG_FUNCTION_ARGS)
 		Oid			argtypes[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(name), Int64GetDatum(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1))};
 
-		if (query_latest(psprintf("SELECT id FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
+		if (mnist_store_query_latest(psprintf("SELECT id FROM %s WHERE name OPERATOR(pg_catalog.=) $1 "
 								  "AND ($2 OPERATOR(pg_catalog.=) 0 OR id OPERATOR(pg_catalog.=) $2) "
 								  "ORDER BY id DESC LIMIT 1", mnist_models_table()),
 						 2, argtypes, values) == 0)

@@ -1,6 +1,8 @@
 /*
  * model.h
- *		Stored models: the weights format, the mnist_models table and the per-backend cache.
+ *		The model store (model_store.c), the lowest of the three model layers: the tables, the
+ *		weights bytea format, models read by id and stored, the store's owner and name locks.
+ *		The resolver is deploy.h's, the per-backend cache model_cache.h's.
  */
 #ifndef MNIST_MODEL_H
 #define MNIST_MODEL_H
@@ -12,8 +14,8 @@
 #define MNIST_MAX_NAME_BYTES	200	/* longest model name, in bytes */
 
 /*
- * A decoded model, as cached per backend.  A cached model owns its prediction screen
- * (screen.h), which mnist_model_classify tries before the network.  The screen is built by
+ * A decoded model (model_cache.h caches them per backend).  A cached model owns its prediction
+ * screen (screen.h), which mnist_model_classify tries before the network.  The screen is built by
  * the MNIST_SCREEN_AFTER-th classification, into memory reserved (not yet touched) when the
  * model was loaded: building it costs about what it saves on a thousand images, so a session
  * that classifies a few images never pays it.
@@ -30,32 +32,54 @@ typedef struct MnistModel
 	float	   *scratch;		/* enough for mnist_net_predict and mnist_screen_classify */
 } MnistModel;
 
-#define MNIST_SCREEN_AFTER	1000	/* classifications of a model before its screen is built */
-
-/* The argmax class of one image (NET_INPUTS bytes): the screen where it can tell, else the net. */
-extern int	mnist_model_classify(MnistModel *model, const uint8_t *pixels);
-
-/*
- * The model serving that name (its deployed model, else its newest), decoded once and cached
- * per backend (within mnist_ml.model_cache_size, least recently used dropped first).  A model
- * stored, deployed or rolled back by any session is seen by the next statement.  ERROR if
- * there is none.  The result stays valid until holder (a memory context of the caller's:
- * fn_mcxt for a model kept in fn_extra) is reset or deleted.
- */
-extern MnistModel *mnist_model_get(const char *name, MemoryContext holder);
-
-/* Id of the model serving that name as of now (the latest snapshot), or 0 if it has none. */
-extern int64 mnist_model_served_id(const char *name);
-
 /*
  * The stored model of that id as of now (the latest snapshot), decoded (not cached) in
  * CurrentMemoryContext, with its Adam state if with_adam.  ERROR (42704) if there is none.
  */
 extern MnistModel *mnist_model_load_id(int64 id, bool with_adam);
 
-/* Quoted schema-qualified names of mnist_models and mnist_deployments (NULL at 1.0). */
+/*
+ * Quoted schema-qualified names of mnist_models and mnist_deployments.  ERROR (42P01) if the
+ * table does not exist: mnist_deployments is 1.1's, and only 1.1's functions write it.
+ */
 extern const char *mnist_models_table(void);
 extern const char *mnist_deployments_table(void);
+
+/* What the layers above read of the store, looked up with its tables. */
+typedef struct MnistStoreLayout
+{
+	Oid			models;			/* mnist_models */
+	Oid			deployments;	/* mnist_deployments, InvalidOid in a database at 1.0 */
+	Oid			models_by_id;	/* mnist_models_pkey (id) */
+	Oid			models_by_name; /* mnist_models_name_id (name, id) */
+	Oid			deployments_by_name;	/* mnist_deployments_name_id (name, id), or InvalidOid */
+	AttrNumber	models_id;
+	AttrNumber	models_name;
+	AttrNumber	models_weights;
+	AttrNumber	deployments_model_id;
+} MnistStoreLayout;
+
+/* The store's layout, looked up again after an invalidation.  ERROR if an object is missing. */
+extern const MnistStoreLayout *mnist_store_layout(void);
+
+/*
+ * The store generation: it moves with every relcache invalidation of mnist_models or
+ * mnist_deployments (or a cache reset), after which what was read of the store may be stale.
+ */
+extern uint64 mnist_store_generation(void);
+
+/*
+ * Decodes the parameters of a stored weights value (as read from mnist_models: maybe toasted)
+ * into net, in CurrentMemoryContext, without its Adam state: what serving needs.  ERROR when
+ * corrupted.
+ */
+extern void mnist_weights_decode_params(Datum value, MnistNet *net);
+
+/* Bytes of a model's scratch: what mnist_net_predict and mnist_screen_classify need. */
+extern Size mnist_model_scratch_size(int n_hidden);
+
+/* p, with the whole pages of its len bytes faulted in at once where the kernel can. */
+extern void *mnist_prefaulted(void *p, Size len);
 
 /* Owner of mnist_models: the role the functions switch to when they write the model store. */
 extern Oid	mnist_store_owner(void);
@@ -79,6 +103,12 @@ extern void mnist_store_as_owner(Oid *save_userid, int *save_sec);
 extern void mnist_model_lock(const char *name, const char *action);
 
 /*
+ * Runs a read-only query of the store (one row at most) with the latest snapshot, as the
+ * store's owner, inside SPI (the caller's SPI_connect); returns SPI_processed.
+ */
+extern uint64 mnist_store_query_latest(const char *sql, int nargs, Oid *argtypes, Datum *values);
+
+/*
  * size bytes starting on a 64-byte cache line, in CurrentMemoryContext (PostgreSQL 15 has no
  * palloc_aligned; the vector loops read whole weight rows, which must not straddle lines).
  */
@@ -92,9 +122,6 @@ extern bytea *mnist_weights_encode(const MnistNet *net);
  * has none), palloc'd in CurrentMemoryContext.  ERROR when corrupted.
  */
 extern void mnist_weights_decode(bytea *weights, MnistNet *net);
-
-/* The weights of the model serving that name (a copy), and its id.  ERROR if none. */
-extern bytea *mnist_model_fetch_weights(const char *name, int64 *id);
 
 /* ERROR (22023) unless name is a model name that can be stored: 1 to 200 bytes. */
 extern void mnist_model_name_check(const char *name);

@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "mnist_ml.h"
+#include "deploy.h"
 #include "model.h"
 #include "online.h"
 #include "source.h"
@@ -95,17 +96,6 @@ write_jobs(const char *sql, int nargs, Oid *argtypes, Datum *values, const char 
 	return SPI_processed;
 }
 
-/* ERROR unless the database has mnist_online_jobs (the extension at 1.1). */
-static void
-online_check_version(const char *what)
-{
-	if (mnist_deployments_table() == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s needs mnist_ml 1.1", what),
-				 errhint("ALTER EXTENSION mnist_ml UPDATE")));
-}
-
 /* ERROR unless the caller sees a row of the validation table (every round needs one). */
 static void
 online_check_validation(Oid relid)
@@ -157,7 +147,6 @@ mnist_online_start(PG_FUNCTION_ARGS)
 					 errmsg("%s must not be null", argnames[i])));
 	PreventCommandIfReadOnly("mnist_online_start()");
 	PreventCommandDuringRecovery("mnist_online_start()");
-	online_check_version("mnist_online_start()");
 
 	opt.model_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -281,7 +270,6 @@ mnist_online_stop(PG_FUNCTION_ARGS)
 	bool		stopped;
 
 	PreventCommandIfReadOnly("mnist_online_stop()");
-	online_check_version("mnist_online_stop()");
 	mnist_model_lock(name, "start or stop online learning of");
 	SPI_connect();
 	stopped = write_jobs(psprintf("UPDATE %s SET state = 'stopped' WHERE model_name OPERATOR(pg_catalog.=) $1 "

@@ -61,6 +61,7 @@
 
 #include "kafka_handle.h"
 #include "mnist_ml.h"
+#include "deploy.h"
 #include "model.h"
 #include "online.h"
 #include "train.h"

@@ -24,6 +24,7 @@
 
 #include "coltype.h"
 #include "model.h"
+#include "model_cache.h"
 #include "net.h"
 #include "source.h"
 

@@ -6,7 +6,7 @@
  *		float network, mnist_net_predict).  Each x86-64 CPU path has its own kind: AVX-512
  *		VNNI (avx512, on a CPU with VNNI), AVX-VNNI (avxvnni) or AVX2's vpmaddwd (avx2, and
  *		avx512 without VNNI); baseline has none.  Plain C, no PostgreSQL calls, no allocation:
- *		the owner of a network (the model cache, model.c) builds its screen into memory it
+ *		the owner of a network (the model cache, model_cache.c) builds its screen into memory it
  *		supplies and calls it first.
  */
 #ifndef MNIST_SCREEN_H

@@ -26,6 +26,7 @@
 #include "kafka_consumer.h"
 #include "mnist_ml.h"
 #include "model.h"
+#include "model_cache.h"
 #include "net.h"
 #include "train.h"
 
@@ -38,7 +39,6 @@ typedef struct BadMessages
 	const char *first_reason;	/* static text of mnist_kafka_decode */
 } BadMessages;
 
-PG_FUNCTION_INFO_V1(mnist_train_topic);
 PG_FUNCTION_INFO_V1(mnist_evaluate_topic);
 PG_FUNCTION_INFO_V1(mnist_predict_topic);
 
@@ -214,11 +214,12 @@ read_partitions(MnistConsumer *tc, TopicRead *rd, int first, int last, TopicRead
 
 /*
  * mnist_train_topic(topic, model_name, epochs, batch_size, learning_rate, hidden_units, seed,
- * init_model, bootstrap_servers, validation, deploy): trains on every message present when the
- * call starts.
+ * init_model, bootstrap_servers[, validation, deploy]): trains on every message present when
+ * the call starts.  1.0's signature stops at bootstrap_servers, 1.1's adds validation and
+ * deploy (gated).
  */
-Datum
-mnist_train_topic(PG_FUNCTION_ARGS)
+static Datum
+train_topic(FunctionCallInfo fcinfo, bool gated)
 {
 	char	   *servers;
 	TrainOptions opt;
@@ -250,7 +251,10 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(6);
 	opt.init_model = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	servers = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	mnist_train_options_gate(&opt, fcinfo, 9);
+	if (gated)
+		mnist_train_options_gate(&opt, fcinfo, 9);
+	else
+		mnist_train_options_ungated(&opt);
 	mnist_train_options_validate(&opt);	/* before reading the topic */
 	if (OidIsValid(opt.validation))
 		mnist_train_read_validation(&opt, "pixels", "label", true, &vset);
@@ -346,6 +350,27 @@ mnist_train_topic(PG_FUNCTION_ARGS)
 	model_id = mnist_train_and_store(&rd.set, &opt, source.data,
 									 OidIsValid(opt.validation) ? &vset : NULL);
 	PG_RETURN_INT64(model_id);
+}
+
+/*
+ * The SQL entry points: mnist_train_topic_1_1 is bound by the scripts since 1.2 to 1.1's signature (11
+ * arguments, unchanged since).  mnist_train_topic is the symbol the released 1.0 and 1.1 install
+ * scripts bind, to 1.0's signature (9 arguments) and to 1.1's: for databases not updated
+ * yet it tells them apart by their number of arguments.
+ */
+PG_FUNCTION_INFO_V1(mnist_train_topic_1_1);
+PG_FUNCTION_INFO_V1(mnist_train_topic);
+
+Datum
+mnist_train_topic_1_1(PG_FUNCTION_ARGS)
+{
+	return train_topic(fcinfo, true);
+}
+
+Datum
+mnist_train_topic(PG_FUNCTION_ARGS)
+{
+	return train_topic(fcinfo, PG_NARGS() == 11);
 }
 
 

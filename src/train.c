@@ -35,12 +35,7 @@ mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
 {
 	char	   *deploy;
 
-	opt->validation = InvalidOid;
-	opt->deploy = TRAIN_DEPLOY_ALWAYS;
-	if (PG_NARGS() < argno + 2)
-		return;
-	if (!PG_ARGISNULL(argno))
-		opt->validation = PG_GETARG_OID(argno);
+	opt->validation = PG_ARGISNULL(argno) ? InvalidOid : PG_GETARG_OID(argno);
 	if (PG_ARGISNULL(argno + 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -56,6 +51,13 @@ mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("deploy must be 'always', 'never' or 'if_better', not '%s'", deploy)));
+}
+
+void
+mnist_train_options_ungated(TrainOptions *opt)
+{
+	opt->validation = InvalidOid;
+	opt->deploy = TRAIN_DEPLOY_NEWEST;
 }
 
 void
@@ -479,7 +481,7 @@ mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int6
 		if (deployed_id != 0)
 			evaluate_set(&mnist_model_load_id(deployed_id, false)->net, vset, &dloss, &daccuracy);
 	}
-	deploy = opt->deploy == TRAIN_DEPLOY_ALWAYS ||
+	deploy = opt->deploy == TRAIN_DEPLOY_ALWAYS || opt->deploy == TRAIN_DEPLOY_NEWEST ||
 		(opt->deploy == TRAIN_DEPLOY_IF_BETTER && (deployed_id == 0 || vaccuracy >= daccuracy));
 	initStringInfo(&reason);
 	appendStringInfoString(&reason, opt->deploy == TRAIN_DEPLOY_IF_BETTER ? "gate" : "trained");
@@ -514,7 +516,7 @@ mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int6
 		appendStringInfoChar(&metrics, '}');
 	}
 	appendStringInfo(&metrics, ", \"deploy\": {\"mode\": \"%s\", \"deployed\": %s, \"reason\": ",
-					 opt->deploy == TRAIN_DEPLOY_ALWAYS ? "always" :
+					 opt->deploy == TRAIN_DEPLOY_ALWAYS || opt->deploy == TRAIN_DEPLOY_NEWEST ? "always" :
 					 opt->deploy == TRAIN_DEPLOY_NEVER ? "never" : "if_better",
 					 deploy ? "true" : "false");
 	escape_json(&metrics, reason.data);
@@ -522,9 +524,9 @@ mnist_train_store(int64 rows, const TrainOptions *opt, const MnistNet *net, int6
 
 	id = mnist_model_store(opt->model_name, hyper.data, metrics.data,
 						   mnist_weights_encode(net));
-	if (deploy)
+	if (deploy && opt->deploy != TRAIN_DEPLOY_NEWEST)
 		mnist_deployment_record(opt->model_name, id, reason.data);
-	if (vset || opt->deploy != TRAIN_DEPLOY_ALWAYS)
+	if (vset || (opt->deploy != TRAIN_DEPLOY_ALWAYS && opt->deploy != TRAIN_DEPLOY_NEWEST))
 		ereport(NOTICE,
 				(errmsg("model " INT64_FORMAT " of \"%s\" %s (%s)", id, opt->model_name,
 						deploy ? "deployed" : "stored, not deployed", reason.data)));
@@ -555,15 +557,14 @@ mnist_train_and_store(TrainSet *set, const TrainOptions *opt, const char *source
 	return id;
 }
 
-PG_FUNCTION_INFO_V1(mnist_train);
-
 /*
  * mnist_train(source regclass, model_name text, epochs int, batch_size int,
  *			   learning_rate float8, hidden_units int, pixels_column name, label_column name,
- *			   seed bigint, init_model text, validation regclass, deploy text) RETURNS bigint
+ *			   seed bigint, init_model text[, validation regclass, deploy text]) RETURNS bigint:
+ * 1.0's signature stops at init_model, 1.1's adds validation and deploy (gated).
  */
-Datum
-mnist_train(PG_FUNCTION_ARGS)
+static Datum
+train_relation(FunctionCallInfo fcinfo, bool gated)
 {
 	static const char *const argnames[] = {"source", "model_name", "epochs", "batch_size",
 	"learning_rate", "hidden_units", "pixels_column", "label_column", "seed"};
@@ -594,7 +595,10 @@ mnist_train(PG_FUNCTION_ARGS)
 	opt.seed = PG_GETARG_INT64(8);
 	opt.init_model = PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9));
 	opt.init_model_id = 0;
-	mnist_train_options_gate(&opt, fcinfo, 10);
+	if (gated)
+		mnist_train_options_gate(&opt, fcinfo, 10);
+	else
+		mnist_train_options_ungated(&opt);
 	mnist_train_options_validate(&opt);
 	if (OidIsValid(opt.validation))
 		mnist_train_read_validation(&opt, pixels_column, label_column, true, &vset);
@@ -631,4 +635,25 @@ mnist_train(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT64(mnist_train_and_store(&set, &opt, source.data,
 										  OidIsValid(opt.validation) ? &vset : NULL));
+}
+
+/*
+ * The SQL entry points: mnist_train_1_1 is bound by the scripts since 1.2 to 1.1's signature (12
+ * arguments, unchanged since).  mnist_train is the symbol the released 1.0 and 1.1 install
+ * scripts bind, to 1.0's signature (10 arguments) and to 1.1's: for databases not updated
+ * yet it tells them apart by their number of arguments.
+ */
+PG_FUNCTION_INFO_V1(mnist_train_1_1);
+PG_FUNCTION_INFO_V1(mnist_train);
+
+Datum
+mnist_train_1_1(PG_FUNCTION_ARGS)
+{
+	return train_relation(fcinfo, true);
+}
+
+Datum
+mnist_train(PG_FUNCTION_ARGS)
+{
+	return train_relation(fcinfo, PG_NARGS() == 12);
 }

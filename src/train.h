@@ -16,8 +16,10 @@ typedef enum TrainDeploy
 {
 	TRAIN_DEPLOY_ALWAYS,		/* 'always': deploy it */
 	TRAIN_DEPLOY_NEVER,			/* 'never': store it only */
-	TRAIN_DEPLOY_IF_BETTER		/* 'if_better': deploy it if its validation accuracy is at
+	TRAIN_DEPLOY_IF_BETTER,		/* 'if_better': deploy it if its validation accuracy is at
 								 * least the deployed model's */
+	TRAIN_DEPLOY_NEWEST			/* the 1.0 functions: no deployment history (a 1.0 database
+								 * has no mnist_deployments); the newest model serves */
 } TrainDeploy;
 
 /* Hyperparameters as given to the SQL functions (validated by mnist_train_and_store). */
@@ -36,11 +38,13 @@ typedef struct TrainOptions
 } TrainOptions;
 
 /*
- * The validation and deploy arguments of a training function, which has nargs arguments of
- * which these are the last two (a database still at 1.0 calls it with its old signature,
- * without them: no validation, deploy 'always').  ERROR 22023 for a bad deploy value.
+ * The validation and deploy arguments of a training function (1.1's signatures), which are its
+ * arguments argno and argno + 1.  ERROR 22023 for a bad deploy value.
  */
 extern void mnist_train_options_gate(TrainOptions *opt, FunctionCallInfo fcinfo, int argno);
+
+/* What 1.0's signatures, without validation and deploy, do: no validation, TRAIN_DEPLOY_NEWEST. */
+extern void mnist_train_options_ungated(TrainOptions *opt);
 
 /*
  * ERROR unless the hyperparameters are in range (22023) and the transaction can store a model

@@ -3,7 +3,7 @@
  *		The stored weights format "MNML" (see weights.c): encoding, validation and decoding.
  *
  * Plain C with no PostgreSQL calls (the fuzz target test/fuzz/weights.c calls it directly);
- * the caller provides every buffer.  model.c wraps it for bytea values and ereport.
+ * the caller provides every buffer.  model_store.c wraps it for bytea values and ereport.
  */
 #ifndef MNIST_WEIGHTS_H
 #define MNIST_WEIGHTS_H

@@ -1,5 +1,5 @@
 
--- Stored models and training (src/model.c, src/train.c).
+-- Stored models and training (src/model_store.c, src/train.c).
 
 CREATE TABLE mnist_models (
 	id bigserial PRIMARY KEY,
@@ -79,7 +79,7 @@ CREATE FUNCTION mnist_train(
 	validation regclass DEFAULT NULL,
 	deploy text DEFAULT 'always')
 RETURNS bigint
-AS 'MODULE_PATHNAME', 'mnist_train'
+AS 'MODULE_PATHNAME', 'mnist_train_1_1'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET synchronize_seqscans = off;
 COMMENT ON FUNCTION mnist_train(regclass, text, int, int, float8, int, name, name, bigint, text, regclass, text) IS 'Trains 784 -> Dense(hidden_units, relu) -> Dense(10) with Adam on the rows of source (read as the caller), stores the model in mnist_models and returns its id; init_model continues from the model serving that name; deploy (always, never, if_better) decides whether it serves its name, if_better comparing validation accuracies with the deployed model.';

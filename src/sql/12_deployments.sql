@@ -1,4 +1,4 @@
--- Deployments: which stored model serves a name (src/deploy.c; the resolver is in src/model.c).
+-- Deployments: which stored model serves a name (src/deploy.c, with the resolver).
 
 CREATE TABLE mnist_deployments (
 	id bigserial PRIMARY KEY,

@@ -7,7 +7,7 @@ CREATE FUNCTION mnist_cdc_status(
     OUT last_error text, OUT last_error_at timestamptz, OUT broker_reachable boolean,
     OUT skipped bigint)
 RETURNS record
-AS 'MODULE_PATHNAME', 'mnist_cdc_status'
+AS 'MODULE_PATHNAME', 'mnist_cdc_status_1_1'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION mnist_cdc_status() IS
 'State of the change data capture worker: its slot, confirmed LSN, lag, message counters since server start, last error, broker reachability, captured rows skipped (each with a WARNING).';

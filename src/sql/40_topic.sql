@@ -9,7 +9,7 @@ CREATE FUNCTION mnist_train_topic(topic text, model_name text DEFAULT 'default',
 								  validation regclass DEFAULT NULL,
 								  deploy text DEFAULT 'always')
 RETURNS bigint
-AS 'MODULE_PATHNAME', 'mnist_train_topic'
+AS 'MODULE_PATHNAME', 'mnist_train_topic_1_1'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION mnist_train_topic(text, text, int, int, float8, int, bigint, text, text, regclass, text) IS

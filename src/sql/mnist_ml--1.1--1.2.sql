@@ -43,3 +43,44 @@ SELECT j.model_name, j.topic,
   LEFT JOIN LATERAL (SELECT * FROM mnist_online_rounds x WHERE x.model_name = j.model_name
 					 ORDER BY x.id DESC LIMIT 1) r ON true;
 COMMENT ON VIEW mnist_online_status IS 'Each online learning job: state, last round, rounds and rows consumed, offsets, the deployed model''s validation accuracy at the last round, last error, messages lost to retention, last warning.';
+
+-- Versioned entry points: the functions whose signature or row type changed between 1.0 and
+-- 1.1 are bound to the C symbol of their 1.1 form (the released scripts' symbols, which serve
+-- 1.0's and 1.1's forms alike, stay for databases not updated yet).
+CREATE OR REPLACE FUNCTION mnist_train(
+	source regclass,
+	model_name text DEFAULT 'default',
+	epochs int DEFAULT 5,
+	batch_size int DEFAULT 64,
+	learning_rate float8 DEFAULT 0.001,
+	hidden_units int DEFAULT 128,
+	pixels_column name DEFAULT 'pixels',
+	label_column name DEFAULT 'label',
+	seed bigint DEFAULT 0,
+	init_model text DEFAULT NULL,
+	validation regclass DEFAULT NULL,
+	deploy text DEFAULT 'always')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_train_1_1'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET synchronize_seqscans = off;
+CREATE OR REPLACE FUNCTION mnist_cdc_status(
+    OUT slot_name text, OUT state text, OUT pid integer, OUT database text,
+    OUT confirmed_lsn pg_lsn, OUT lag_bytes bigint,
+    OUT produced bigint, OUT acknowledged bigint, OUT failed bigint,
+    OUT last_error text, OUT last_error_at timestamptz, OUT broker_reachable boolean,
+    OUT skipped bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mnist_cdc_status_1_1'
+LANGUAGE C STRICT VOLATILE;
+CREATE OR REPLACE FUNCTION mnist_train_topic(topic text, model_name text DEFAULT 'default',
+								  epochs int DEFAULT 5, batch_size int DEFAULT 64,
+								  learning_rate float8 DEFAULT 0.001,
+								  hidden_units int DEFAULT 128, seed bigint DEFAULT 0,
+								  init_model text DEFAULT NULL,
+								  bootstrap_servers text DEFAULT NULL,
+								  validation regclass DEFAULT NULL,
+								  deploy text DEFAULT 'always')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mnist_train_topic_1_1'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -4,7 +4,10 @@
 # UPDATE keeps every model served as before, and the upgraded catalog (functions, tables,
 # columns, constraints, views, triggers, indexes, comments, grants, pg_dump configuration)
 # equals a fresh install of the current version.  A database at 1.1 with a user's view on
-# mnist_cdc_status updates to 1.2 with that view kept (1.2 adds columns at the end).
+# mnist_cdc_status updates to 1.2 with that view kept (1.2 adds columns at the end); before
+# the update its mnist_train reads 1.1's arguments through the symbol the released scripts
+# bind.  Fresh and updated installs bind the functions whose form changed to their own entry
+# points, not to that shared symbol.
 source "$(dirname "$0")/../lib.sh"
 
 old=mnist_upgrade_old
@@ -20,6 +23,11 @@ createdb $old && createdb $new && createdb $v11 || fail "createdb"
 qd $v11 -c "CREATE EXTENSION mnist_ml VERSION '1.1'"
 qd $v11 -c "CREATE VIEW my_cdc AS SELECT state, skipped, last_error FROM mnist_cdc_status" \
 	-c "CREATE VIEW my_cdc_alert AS SELECT state FROM my_cdc WHERE last_error IS NOT NULL" || fail "user views at 1.1"
+# a 1.1 database not updated calls the released symbol with 1.1's arguments: deploy is read
+# (before the source: an empty table is never reached)
+check_eq "$(qd $v11 -c "CREATE TABLE t11 (pixels bytea, label int)" \
+	-c "SELECT mnist_train('t11', 'x', deploy => 'sometimes')" 2>&1)" \
+	"ERROR:  deploy must be 'always', 'never' or 'if_better', not 'sometimes'" "1.1's mnist_train reads deploy"
 qd $v11 -c "ALTER EXTENSION mnist_ml UPDATE" || fail "ALTER EXTENSION mnist_ml UPDATE from 1.1 with a dependent view"
 check_eq "$(qd $v11 -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" $current "1.1 updated to $current"
 check_eq "$(qd $v11 -c "SELECT count(*) FROM my_cdc" -c "SELECT count(*) >= 0 FROM my_cdc_alert")" "1
@@ -62,6 +70,15 @@ f" "deploy and roll back after the update"
 
 qd $new -c "CREATE EXTENSION mnist_ml"
 check_eq "$(qd $new -c "SELECT extversion FROM pg_extension WHERE extname = 'mnist_ml'")" $current "a fresh install is $current"
+# the symbols the released scripts bind to two forms (1.0's and 1.1's) serve only databases not
+# updated: a fresh install and an updated one bind each function to its form's own entry point
+legacy="SELECT coalesce(string_agg(p.proname || ' -> ' || p.prosrc, ', ' ORDER BY p.proname), 'none')
+	FROM pg_proc p WHERE p.probin IS NOT NULL AND p.prosrc IN ('mnist_train', 'mnist_train_topic', 'mnist_cdc_status')"
+check_eq "$(qd $new -c "$legacy")" none "a fresh install binds no 1.0/1.1 symbol"
+check_eq "$(qd $old -c "$legacy")" none "an updated install binds no 1.0/1.1 symbol"
+check_eq "$(qd $new -c "SELECT string_agg(p.prosrc, ',' ORDER BY p.prosrc) FROM pg_proc p
+	WHERE p.proname IN ('mnist_train', 'mnist_train_topic', 'mnist_cdc_status')")" \
+	"mnist_cdc_status_1_1,mnist_train_1_1,mnist_train_topic_1_1" "each is bound to its 1.1 form's entry point"
 
 # the extension's catalog, described without oids, sorted
 catalog() {
