@@ -229,7 +229,7 @@ mnist_consumer_create(const char *servers, const char *group_id)
 	 * hold a fetch waiting for new ones (a partition read after another would wait out the
 	 * fetch of the one read, up to librdkafka's default of 500 ms).
 	 */
-	conf = mnist_kafka_conf(servers,
+	conf = mnist_kafka_consumer_conf(servers,
 							group_id ? CONSUMER_DEFAULTS : CONSUMER_DEFAULTS " fetch.wait.max.ms=10");
 	/* forced: offsets are committed by the calls, exactly what they read; logs are polled */
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");

@@ -641,7 +641,7 @@ job_connect(Job *job)
 	job->last_attempt = GetCurrentTimestamp();
 
 	old = MemoryContextSwitchTo(job->cxt);
-	conf = mnist_kafka_conf(job->servers,
+	conf = mnist_kafka_consumer_conf(job->servers,
 							"allow.auto.create.topics=false topic.metadata.refresh.interval.ms=500");
 	mnist_kafka_conf_set(conf, "group.id", job->group_id);
 	mnist_kafka_conf_set(conf, "enable.auto.commit", "false");
