@@ -336,6 +336,21 @@ kafka_dump() {
 	fi
 }
 
+# kafka_dump_pks TOPIC LEVEL FILE: the pk header of every message of TOPIC that Kafka's Java
+# console consumer reads with --isolation-level LEVEL (read_committed or read_uncommitted), one
+# per line.  A transactional topic's watermarks also count transaction markers and aborted
+# messages, so they cannot bound the read: it ends once no message came for 10 s (call it when
+# everything was produced).
+kafka_dump_pks() {
+	kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
+		--topic "$1" --from-beginning --isolation-level "$2" --timeout-ms 10000 \
+		--consumer-property allow.auto.create.topics=false \
+		--property print.headers=true --property print.value=false \
+		--property headers.separator=, 2>"$3.err" |
+		sed -nE 's/.*(^|,)pk:([^,]*).*/\2/p' >"$3"
+	[ "${PIPESTATUS[0]}" = 0 ] || { cat "$3.err" >&2; return 1; }
+}
+
 # kafka_produce TOPIC FILE: Kafka's Java console producer, "key:value" lines.
 kafka_produce() {
 	kafka_java org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$KAFKA_BOOTSTRAP" \
