@@ -436,8 +436,11 @@ service(bool idle)
 	if (error_shown && n_acked > acked_at_error && broker_reachable)
 		cdc_clear_error();
 
-	/* save the confirmed position about once a second: fewer duplicates after a crash */
-	if (confirmed_lsn > last_saved_lsn)
+	/*
+	 * Save the confirmed position about once a second: fewer duplicates after a crash.  Not
+	 * needed exactly once: the position Kafka committed is where a new worker starts.
+	 */
+	if (!eos && confirmed_lsn > last_saved_lsn)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
