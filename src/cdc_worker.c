@@ -381,6 +381,9 @@ check_settings(void)
 	{
 		ereport(LOG,
 				(errmsg("mnist_ml change data capture settings changed, restarting the worker")));
+		/* readers that read committed would wait for an open one until it times out */
+		if (eos)
+			mnist_cdc_txn_abort(&txn);
 		exit_state = "restarting";
 		proc_exit(1);
 	}

@@ -310,15 +310,20 @@ topic_total() {
 	echo "$total"
 }
 
-# kafka_dump TOPIC FILE: every message, read with Kafka's Java console consumer until it has
-# as many as the watermarks count (so nothing read is missed and nothing waits on a timer).
+# kafka_dump TOPIC FILE [LEVEL]: every message, read with Kafka's Java console consumer until it
+# has as many as the watermarks count (so nothing read is missed and nothing waits on a timer).
+# With LEVEL (read_committed or read_uncommitted) the read has that isolation level and ends
+# once no message came for 10 s: a transactional topic's watermarks also count transaction
+# markers and aborted messages (call it when everything was produced).
 kafka_dump() {
-	local total
+	local total bound
 	: >"$2"
 	total=$(topic_total "$1") || return 1
 	[ "$total" -gt 0 ] || return 0
+	bound=(--max-messages "$total" --timeout-ms 60000)
+	[ -n "${3:-}" ] && bound=(--isolation-level "$3" --timeout-ms 10000)
 	kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
-		--topic "$1" --from-beginning --max-messages "$total" --timeout-ms 60000 \
+		--topic "$1" --from-beginning "${bound[@]}" \
 		--consumer-property allow.auto.create.topics=false \
 		--property print.partition=true --property print.offset=true --property print.key=true \
 		--property print.headers=true --property key.separator=$'\t' \
@@ -329,26 +334,11 @@ kafka_dump() {
 			$3 = ""
 			for (i = 1; i <= n; i++) { sub(/:/, "=", h[i]); $3 = $3 (i > 1 ? "," : "") h[i] }
 			print $1, $2, $4, $5, $3 }' >"$2"
-	if [ "$(wc -l <"$2")" -ne "$total" ]; then
+	if [ -z "${3:-}" ] && [ "$(wc -l <"$2")" -ne "$total" ]; then
 		echo "kafka_dump $1: read $(wc -l <"$2") of $total messages" >&2
 		cat "$2.err" >&2
 		return 1
 	fi
-}
-
-# kafka_dump_pks TOPIC LEVEL FILE: the pk header of every message of TOPIC that Kafka's Java
-# console consumer reads with --isolation-level LEVEL (read_committed or read_uncommitted), one
-# per line.  A transactional topic's watermarks also count transaction markers and aborted
-# messages, so they cannot bound the read: it ends once no message came for 10 s (call it when
-# everything was produced).
-kafka_dump_pks() {
-	kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
-		--topic "$1" --from-beginning --isolation-level "$2" --timeout-ms 10000 \
-		--consumer-property allow.auto.create.topics=false \
-		--property print.headers=true --property print.value=false \
-		--property headers.separator=, 2>"$3.err" |
-		sed -nE 's/.*(^|,)pk:([^,]*).*/\2/p' >"$3"
-	[ "${PIPESTATUS[0]}" = 0 ] || { cat "$3.err" >&2; return 1; }
 }
 
 # kafka_produce TOPIC FILE: Kafka's Java console producer, "key:value" lines.

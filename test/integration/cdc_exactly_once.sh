@@ -26,9 +26,9 @@ eo_check() {
 	local t=$1 exp=$TEST_TMP/$1.pks act=$TEST_TMP/$1.committed unc=$TEST_TMP/$1.uncommitted
 	local missing extra dups
 	q "SELECT id FROM $t" | LC_ALL=C sort >"$exp"
-	kafka_dump_pks "tf.public.$t" read_committed "$act.raw" || fail "$2: read committed"
-	LC_ALL=C sort "$act.raw" >"$act"
-	kafka_dump_pks "tf.public.$t" read_uncommitted "$unc" || fail "$2: read uncommitted"
+	kafka_dump "tf.public.$t" "$act.dump" read_committed || fail "$2: read committed"
+	sed -E 's/.*(\t|,)pk=//' "$act.dump" | LC_ALL=C sort >"$act"
+	kafka_dump "tf.public.$t" "$unc" read_uncommitted || fail "$2: read uncommitted"
 	missing=$(LC_ALL=C comm -23 "$exp" <(uniq "$act") | wc -l)
 	extra=$(LC_ALL=C comm -13 "$exp" <(uniq "$act") | wc -l)
 	dups=$(( $(wc -l <"$act") - $(uniq "$act" | wc -l) ))
