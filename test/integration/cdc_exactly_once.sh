@@ -62,6 +62,17 @@ check_eq "$(kafka_java kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOT
 	--entity-type topics --entity-name tf.mnist_ml.positions 2>/dev/null | grep -c 'cleanup.policy=compact')" 1 \
 	"the position topic tf.mnist_ml.positions exists, compacted"
 
+# ---- mnist_cdc_snapshot follows the setting: Kafka transactions of cdc_batch_rows rows
+broker_create_topic "tf.public.$src" 1 || fail "create topic tf.public.$src"
+cdc_set cdc_batch_rows 3000
+check_eq "$(q "SELECT mnist_cdc_snapshot('$src')")" 10000 "mnist_cdc_snapshot sent 10,000 rows"
+cdc_reset cdc_batch_rows
+check_eq "$(topic_total "tf.public.$src")" 10004 \
+	"in 4 Kafka transactions of at most 3,000 rows (10,000 messages and 4 commit markers in the partition)"
+kafka_dump "tf.public.$src" "$TEST_TMP/snap.dump" read_committed || fail "read tf.public.$src"
+check_eq "$(sed -E 's/.*(\t|,)pk=//' "$TEST_TMP/snap.dump" | sort -u | wc -l)|$(wc -l <"$TEST_TMP/snap.dump")" "10000|10000" \
+	"read committed: each of the 10,000 rows once"
+
 # ---- the worker killed (SIGKILL) in the middle of a Kafka transaction: a batch that does not
 # close on its own is on the broker, uncommitted, when the worker dies (PostgreSQL restarts
 # all its processes, as after any crash of one)
