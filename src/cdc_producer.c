@@ -131,11 +131,12 @@ topic_lookup(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_
 }
 
 /*
- * Creates topic with the Admin API (partitions and replication factor from the settings).
- * Sets why when it is not created.
+ * Creates topic with the Admin API: partitions (-1: mnist_ml.cdc_topic_partitions), the
+ * replication factor of the settings, compacted or not.  Sets why when it is not created.
  */
 static CdcTopicState
-topic_create(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_t whylen)
+topic_create(CdcProducer *p, const char *topic, int partitions, bool compact, int timeout_ms,
+			 char *why, size_t whylen)
 {
 	char		errstr[512];
 	rd_kafka_NewTopic_t *nt;
@@ -144,13 +145,17 @@ topic_create(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_
 	rd_kafka_event_t *ev;
 	CdcTopicState state = CDC_TOPIC_UNKNOWN;
 
-	nt = rd_kafka_NewTopic_new(topic, mnist_cdc_topic_partitions,
+	if (partitions < 0)
+		partitions = mnist_cdc_topic_partitions;
+	nt = rd_kafka_NewTopic_new(topic, partitions,
 							   mnist_cdc_topic_replication_factor, errstr, sizeof(errstr));
 	if (nt == NULL)
 	{
 		snprintf(why, whylen, "the topic cannot be created: %s", errstr);
 		return CDC_TOPIC_REFUSED;
 	}
+	if (compact)
+		(void) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
 	opts = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
 	(void) rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
 	(void) rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
@@ -191,9 +196,9 @@ topic_create(CdcProducer *p, const char *topic, int timeout_ms, char *why, size_
 	return state;
 }
 
-/* Whether topic exists, creating it when it is missing and mnist_ml.cdc_create_topics is on. */
-static CdcTopicState
-topic_prepare(CdcProducer *p, const char *topic, char *why, size_t whylen)
+CdcTopicState
+mnist_cdc_topic_prepare(CdcProducer *p, const char *topic, int partitions, bool compact,
+						char *why, size_t whylen)
 {
 	int			timeout_ms = Min(mnist_kafka_timeout_ms, 10000);
 	bool		missing;
@@ -206,7 +211,7 @@ topic_prepare(CdcProducer *p, const char *topic, char *why, size_t whylen)
 		snprintf(why, whylen, "the topic does not exist and mnist_ml.cdc_create_topics is off");
 		return CDC_TOPIC_REFUSED;
 	}
-	state = topic_create(p, topic, timeout_ms, why, whylen);
+	state = topic_create(p, topic, partitions, compact, timeout_ms, why, whylen);
 	/* until the broker's metadata has it: messages to a topic it does not know yet fail */
 	for (int i = 0; state == CDC_TOPIC_READY && i < 50; i++)
 	{
@@ -218,8 +223,10 @@ topic_prepare(CdcProducer *p, const char *topic, char *why, size_t whylen)
 	}
 	if (state == CDC_TOPIC_READY)
 		ereport(LOG,
-				(errmsg("mnist_ml change data capture: created topic \"%s\" (partitions %d, replication factor %d; -1: the broker's default)",
-						topic, mnist_cdc_topic_partitions, mnist_cdc_topic_replication_factor)));
+				(errmsg("mnist_ml change data capture: created %stopic \"%s\" (partitions %d, replication factor %d; -1: the broker's default)",
+						compact ? "compacted " : "", topic,
+						partitions < 0 ? mnist_cdc_topic_partitions : partitions,
+						mnist_cdc_topic_replication_factor)));
 	return state;
 }
 
@@ -276,7 +283,8 @@ mnist_cdc_topic(CdcProducer *p, const char *name, int len)
 	while (!entry->ready)
 	{
 		char		why[512];
-		CdcTopicState state = topic_prepare(p, rd_kafka_topic_name(entry->rkt), why, sizeof(why));
+		CdcTopicState state = mnist_cdc_topic_prepare(p, rd_kafka_topic_name(entry->rkt), -1,
+													  false, why, sizeof(why));
 
 		if (state == CDC_TOPIC_UNKNOWN)
 		{
@@ -360,6 +368,8 @@ mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t
 		PG_END_TRY();
 	}
 	p->produced++;
+	if (p->sent)
+		p->sent(p);
 }
 
 /* Header text of an LSN, a commit time (microseconds since the Unix epoch). */

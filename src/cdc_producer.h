@@ -48,6 +48,8 @@ typedef struct CdcProducer
 	rd_kafka_topic_t *last_rkt;
 	uint64		produced;
 	void		(*wait) (struct CdcProducer *p);	/* queue full: poll, then retry */
+	void		(*sent) (struct CdcProducer *p);	/* NULL, or called after each message */
+	void	   *arg;			/* the caller's, for its callbacks */
 	const CdcTopicCallbacks *cb;
 } CdcProducer;
 
@@ -75,6 +77,13 @@ extern void mnist_cdc_producer_close(CdcProducer *p);
  * name is illegal (cb->bad_name said so, the first time).
  */
 extern rd_kafka_topic_t *mnist_cdc_topic(CdcProducer *p, const char *name, int len);
+/*
+ * Whether topic exists, creating it when it is missing and mnist_ml.cdc_create_topics is on,
+ * with partitions (-1: mnist_ml.cdc_topic_partitions), compacted when compact.  why: the reason
+ * when it is not ready.
+ */
+extern CdcTopicState mnist_cdc_topic_prepare(CdcProducer *p, const char *topic, int partitions,
+											 bool compact, char *why, size_t whylen);
 extern void mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t keylen,
 						const char *value, size_t valuelen, const CdcHeaders *h, void *opaque);
 extern uint64 mnist_cdc_send_table(CdcProducer *p, Relation rel, const CdcRelInfo *info,

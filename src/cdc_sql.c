@@ -23,6 +23,7 @@
 
 #include "cdc_capture.h"
 #include "cdc_producer.h"
+#include "cdc_txn.h"
 #include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "mnist_ml.h"
@@ -183,12 +184,44 @@ snapshot_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		d->acked++;
 }
 
-/* Queue full during a snapshot: serve delivery reports, stay interruptible. */
+/* exactly once: until when a transactional call may wait for the broker (0: no bound) */
+static TimestampTz snapshot_deadline = 0;
+
+/*
+ * Queue full during a snapshot, or a transactional call waiting for the broker: serve
+ * delivery reports, stay interruptible, give up after mnist_ml.kafka_timeout_ms.
+ */
 static void
 snapshot_wait(CdcProducer *p)
 {
 	rd_kafka_poll(p->rk, 100);
 	CHECK_FOR_INTERRUPTS();
+	if (snapshot_deadline != 0 && GetCurrentTimestamp() > snapshot_deadline)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the Kafka broker did not answer within %d ms", mnist_kafka_timeout_ms),
+				 errhint("Check mnist_ml.kafka_bootstrap_servers, or raise mnist_ml.kafka_timeout_ms.")));
+}
+
+/* Sets the bound of the next transactional call. */
+static void
+snapshot_bound(void)
+{
+	snapshot_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), mnist_kafka_timeout_ms);
+}
+
+/* Exactly once: a snapshot's Kafka transaction closes at mnist_ml.cdc_batch_rows rows. */
+static void
+snapshot_sent(CdcProducer *p)
+{
+	CdcTxn	   *txn = p->arg;
+
+	if (++txn->rows < (uint64) mnist_cdc_batch_rows)
+		return;
+	snapshot_bound();
+	mnist_cdc_txn_commit(txn, InvalidXLogRecPtr);
+	mnist_cdc_txn_begin(txn);
+	snapshot_deadline = 0;
 }
 
 /* mnist_cdc_snapshot refuses a table whose topic name is illegal... */
@@ -220,7 +253,11 @@ static const CdcTopicCallbacks snapshot_topic_callbacks = {
 	.ready = snapshot_ready,
 };
 
-/* Sends a table's current rows to its topic; returns how many the broker acknowledged. */
+/*
+ * Sends a table's current rows to its topic; returns how many the broker acknowledged.  With
+ * mnist_ml.cdc_delivery = exactly_once, in Kafka transactions of mnist_ml.cdc_batch_rows rows
+ * (an error aborts the open one; the ones before it stay committed).
+ */
 Datum
 mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 {
@@ -239,6 +276,9 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	char		txid_text[16];
 	char		time_text[32];
 	char		timeout[16];
+	char		identity[128];
+	bool		eos = mnist_cdc_delivery == MNIST_CDC_EXACTLY_ONCE;
+	CdcTxn		txn;
 	volatile uint64 sent = 0;
 	uint64		skipped = 0;
 	Snapshot	snap = GetActiveSnapshot();
@@ -273,12 +313,19 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 
 	memset(&delivery, 0, sizeof(delivery));
 	conf = mnist_kafka_conf(NULL, NULL);
-	snprintf(timeout, sizeof(timeout), "%d", mnist_kafka_timeout_ms);
-	mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
+	/* exactly once: a message lives as long as its transaction (transaction.timeout.ms) */
+	if (eos)
+		mnist_cdc_txn_conf(conf, psprintf("snapshot.%u", relid), identity);
+	else
+	{
+		snprintf(timeout, sizeof(timeout), "%d", mnist_kafka_timeout_ms);
+		mnist_kafka_conf_set(conf, "message.timeout.ms", timeout);
+	}
 	rd_kafka_conf_set_dr_msg_cb(conf, snapshot_dr);
 	rd_kafka_conf_set_opaque(conf, &delivery);
 	mnist_cdc_producer_start(&p, conf, mnist_topic_prefix, snapshot_wait,
 							 &snapshot_topic_callbacks);
+	memset(&txn, 0, sizeof(txn));
 
 	mnist_cdc_lsn_text(GetXLogInsertRecPtr(), lsn_text);
 	snprintf(txid_text, sizeof(txid_text), "%u", snap->xmin);
@@ -289,6 +336,15 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
+		if (eos)
+		{
+			snapshot_bound();
+			mnist_cdc_txn_start(&txn, &p, identity, false);
+			mnist_cdc_txn_begin(&txn);
+			snapshot_deadline = 0;
+			p.sent = snapshot_sent;
+			p.arg = &txn;
+		}
 		foreach(lc, tables)
 		{
 			rel = table_open(lfirst_oid(lc), AccessShareLock);
@@ -299,6 +355,11 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 			}
 			table_close(rel, NoLock);
 		}
+		if (eos)
+		{
+			snapshot_bound();
+			mnist_cdc_txn_commit(&txn, InvalidXLogRecPtr);
+		}
 		while (rd_kafka_outq_len(p.rk) > 0)
 		{
 			rd_kafka_poll(p.rk, 100);
@@ -307,6 +368,9 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		snapshot_deadline = 0;
+		if (txn.open)
+			mnist_cdc_txn_abort(&txn);
 		rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(p.rk, 0);
 		mnist_cdc_producer_close(&p);

@@ -1,8 +1,8 @@
 /*
  * cdc_worker.c
  *		The change data capture worker: streams its logical slot of the mnist_ml output
- *		plugin to Kafka with librdkafka, at least once and nothing lost; its registration and
- *		its state in shared memory (cdc_worker.h).
+ *		plugin to Kafka with librdkafka, at least once and nothing lost, or exactly once
+ *		(mnist_ml.cdc_delivery); its registration and its state in shared memory (cdc_worker.h).
  *
  * The worker decodes WAL itself (CreateDecodingContext and an XLogReader loop, like
  * pg_logical_slot_get_changes but continuous), produces one message per row record of the
@@ -17,6 +17,14 @@
  * acknowledged, so a crash mid-snapshot drops the slot and redoes the snapshot), reads the
  * captured tables in the slot's initial snapshot and then streams from the slot's
  * consistent point, without gap.
+ *
+ * Exactly once (cdc_txn.c): decoded transactions go out in batches, one Kafka transaction
+ * each, closed at a transaction boundary once it holds mnist_ml.cdc_batch_rows rows or is
+ * mnist_ml.cdc_batch_ms old; the batch's end LSN (its position) is committed with it and
+ * confirmed to the slot after Kafka's commit.  A worker that starts reads the last committed
+ * position and decodes from there (PostgreSQL skips the transactions that commit before it),
+ * so nothing is sent twice; the ring is not used.  The initial snapshot is one Kafka
+ * transaction with the slot's consistent point as its position.
  *
  * Producing is cdc_producer.c's (shared with mnist_cdc_snapshot()); the delivery accounting
  * (the ring) is the worker's.  Records are parsed by the record codec (cdc_record.h).
@@ -58,6 +66,7 @@
 #include "cdc_capture.h"
 #include "cdc_producer.h"
 #include "cdc_record.h"
+#include "cdc_txn.h"
 #include "cdc_worker.h"
 #include "kafka_conf.h"
 #include "kafka_handle.h"
@@ -148,11 +157,18 @@ typedef struct WorkerSettings
 	char	   *prefix;
 	char	   *properties;
 	char	   *properties_file;
+	int			delivery;
 } WorkerSettings;
 
 static WorkerSettings running;
 static CdcProducer producer;
 static LogicalDecodingContext *decoding_ctx = NULL;
+
+/* exactly once: the transactional producer, whether a decoded transaction is being sent */
+static bool eos = false;
+static CdcTxn txn;
+static bool in_txn = false;
+static XLogRecPtr batch_end = InvalidXLogRecPtr;	/* end of the batch's last transaction */
 
 static RingTxn *ring = NULL;
 static uint64 ring_mask = 0;
@@ -232,16 +248,20 @@ worker_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	if (msg->err)
 	{
-		/* the transaction stays unacknowledged: never confirmed, sent again on restart */
+		/*
+		 * The transaction stays unacknowledged: never confirmed, sent again on restart.
+		 * Exactly once: the Kafka transaction cannot commit, and is aborted then.
+		 */
 		n_failed++;
-		delivery_failed = true;
+		delivery_failed = !eos;
 		last_kafka_err = msg->err;
 		strlcpy(last_kafka_reason, rd_kafka_err2str(msg->err), sizeof(last_kafka_reason));
 		kafka_error_pending = true;
 	}
 	else
 	{
-		ring[seq & ring_mask].outstanding--;
+		if (!eos)
+			ring[seq & ring_mask].outstanding--;
 		n_acked++;
 		broker_reachable = true;
 	}
@@ -357,13 +377,33 @@ check_settings(void)
 		strcmp(running.database, mnist_cdc_database) != 0 ||
 		strcmp(running.prefix, mnist_topic_prefix) != 0 ||
 		strcmp(running.properties, mnist_kafka_properties) != 0 ||
-		strcmp(running.properties_file, mnist_kafka_properties_file) != 0)
+		strcmp(running.properties_file, mnist_kafka_properties_file) != 0 ||
+		running.delivery != mnist_cdc_delivery)
 	{
 		ereport(LOG,
 				(errmsg("mnist_ml change data capture settings changed, restarting the worker")));
+		/* readers that read committed would wait for an open one until it times out */
+		if (eos)
+			mnist_cdc_txn_abort(&txn);
 		exit_state = "restarting";
 		proc_exit(1);
 	}
+}
+
+/* Exactly once: commits the batch with its position, then confirms the position. */
+static void
+batch_close(void)
+{
+	mnist_cdc_txn_commit(&txn, batch_end);
+	confirm(batch_end);
+}
+
+/* Exactly once: whether the open batch reached mnist_ml.cdc_batch_rows or cdc_batch_ms. */
+static bool
+batch_full(void)
+{
+	return txn.rows >= (uint64) mnist_cdc_batch_rows ||
+		TimestampDifferenceExceeds(txn.opened_at, GetCurrentTimestamp(), mnist_cdc_batch_ms);
 }
 
 /*
@@ -391,14 +431,20 @@ service(bool idle)
 						rd_kafka_err2str(last_kafka_err)),
 				 errdetail("The worker restarts and sends again from the last acknowledged transaction.")));
 
-	ring_advance(idle);
+	/* exactly once: a batch closes on its time bound too; the read position waits for it */
+	if (eos && idle && txn.open && !in_txn && batch_end != InvalidXLogRecPtr && batch_full())
+		batch_close();
+	ring_advance(idle && !(eos && txn.open));
 
 	/* a Kafka error is over once the broker acknowledges messages again */
 	if (error_shown && n_acked > acked_at_error && broker_reachable)
 		cdc_clear_error();
 
-	/* save the confirmed position about once a second: fewer duplicates after a crash */
-	if (confirmed_lsn > last_saved_lsn)
+	/*
+	 * Save the confirmed position about once a second: fewer duplicates after a crash.  Not
+	 * needed exactly once: the position Kafka committed is where a new worker starts.
+	 */
+	if (!eos && confirmed_lsn > last_saved_lsn)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
@@ -492,15 +538,31 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	{
 		snprintf(cur_txid, sizeof(cur_txid), "%u", rec.xid);
 		mnist_cdc_time_text((TimestampTz) rec.commit_time, cur_time);
-		cur_seq = ring_push();
+		if (eos)
+		{
+			mnist_cdc_txn_begin(&txn);
+			in_txn = true;
+		}
+		else
+			cur_seq = ring_push();
 		return;
 	}
 	if (rec.kind == MNIST_CDC_RECORD_COMMIT)
 	{
-		RingTxn    *t = &ring[cur_seq & ring_mask];
+		if (eos)
+		{
+			in_txn = false;
+			batch_end = lsn;
+			if (batch_full())
+				batch_close();
+		}
+		else
+		{
+			RingTxn    *t = &ring[cur_seq & ring_mask];
 
-		t->end_lsn = lsn;
-		t->committed = true;
+			t->end_lsn = lsn;
+			t->committed = true;
+		}
 		return;
 	}
 
@@ -524,7 +586,10 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	key_len = mnist_cdc_record_message(&rec, key, NULL, &value, &value_len);
 	mnist_cdc_produce(&producer, rkt, key, key_len, value, value_len, &h,
 				(void *) (uintptr_t) cur_seq);
-	ring[cur_seq & ring_mask].outstanding++;
+	if (eos)
+		txn.rows++;
+	else
+		ring[cur_seq & ring_mask].outstanding++;
 }
 
 /* True when change data capture is configured on. */
@@ -669,12 +734,26 @@ create_producer(void)
 											 "queue.buffering.max.messages=20000 "
 											 "queue.buffering.max.kbytes=65536");
 
-	/* never drop a message, however long the outage */
-	mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
+	char		identity[128];
+
+	/*
+	 * Never drop a message, however long the outage.  Exactly once: a message lives as long
+	 * as its transaction (librdkafka's default, transaction.timeout.ms), then the transaction
+	 * is aborted and sent again.
+	 */
+	if (eos)
+		mnist_cdc_txn_conf(conf, CDC_SLOT_NAME, identity);
+	else
+		mnist_kafka_conf_set(conf, "message.timeout.ms", "0");
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_dr);
 	rd_kafka_conf_set_error_cb(conf, worker_error_cb);
 	mnist_cdc_producer_start(&producer, conf, running.prefix, worker_queue_wait,
 							 &worker_topic_callbacks);
+	if (eos)
+	{
+		cdc_set_state("starting transactions");
+		mnist_cdc_txn_start(&txn, &producer, identity, true);
+	}
 }
 
 /*
@@ -726,7 +805,9 @@ create_slot_with_snapshot(void)
 	h.lsn = lsn_text;
 	h.txid = txid_text;
 	h.commit_time = time_text;
-	seq = ring_push();
+	seq = eos ? 0 : ring_push();
+	if (eos)
+		mnist_cdc_txn_begin(&txn);
 
 	SPI_connect();
 	ret = SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c "
@@ -751,7 +832,10 @@ create_slot_with_snapshot(void)
 			uint64		n = mnist_cdc_send_table(&producer, rel, &info, snap, &h,
 										   (void *) (uintptr_t) seq, &mnist_cdc_rows_skipped);
 
-			ring[seq & ring_mask].outstanding += n;
+			if (eos)
+				txn.rows += n;
+			else
+				ring[seq & ring_mask].outstanding += n;
 			total += n;
 			ereport(LOG,
 					(errmsg("mnist_ml change data capture: initial snapshot of %s: " UINT64_FORMAT " rows",
@@ -761,14 +845,19 @@ create_slot_with_snapshot(void)
 	}
 	SPI_finish();
 
-	/* wait until the broker has acknowledged the whole snapshot, then keep the slot */
-	ring[seq & ring_mask].end_lsn = start;
-	ring[seq & ring_mask].committed = true;
-	while (ring_head < ring_tail)
+	/* wait until the broker has acknowledged (committed) the whole snapshot, then keep the slot */
+	if (eos)
+		mnist_cdc_txn_commit(&txn, start);
+	else
 	{
-		rd_kafka_poll(producer.rk, 100);
-		service(false);
-		CHECK_FOR_INTERRUPTS();
+		ring[seq & ring_mask].end_lsn = start;
+		ring[seq & ring_mask].committed = true;
+		while (ring_head < ring_tail)
+		{
+			rd_kafka_poll(producer.rk, 100);
+			service(false);
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
 	ReplicationSlotPersist();
 	FreeDecodingContext(ctx);
@@ -780,14 +869,24 @@ create_slot_with_snapshot(void)
 					total)));
 }
 
-/* Streams the slot to Kafka until the worker exits. */
+/*
+ * Streams the slot to Kafka until the worker exits.  position: where Kafka's committed data
+ * ends (exactly once), or Invalid: the decoded transactions that commit before it are skipped,
+ * and the slot is confirmed there.
+ */
 static void
-stream(void)
+stream(XLogRecPtr position)
 {
 	XLogRecPtr	restart;
+	XLogRecPtr	slot_confirmed;
 	int			n = 0;
 
-	decoding_ctx = CreateDecodingContext(InvalidXLogRecPtr, worker_plugin_options(), false,
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	slot_confirmed = MyReplicationSlot->data.confirmed_flush;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	if (position <= slot_confirmed)
+		position = InvalidXLogRecPtr;
+	decoding_ctx = CreateDecodingContext(position, worker_plugin_options(), false,
 										 XL_ROUTINE(.page_read = cdc_page_read,
 													.segment_open = wal_segment_open,
 													.segment_close = wal_segment_close),
@@ -798,6 +897,13 @@ stream(void)
 	SpinLockRelease(&MyReplicationSlot->mutex);
 	last_saved_lsn = confirmed_lsn;
 	XLogBeginRead(decoding_ctx->reader, restart);
+	if (position != InvalidXLogRecPtr)
+	{
+		ereport(LOG,
+				(errmsg("mnist_ml change data capture: Kafka committed the changes up to %X/%X, the slot confirmed %X/%X: the transactions between are not sent again",
+						LSN_FORMAT_ARGS(position), LSN_FORMAT_ARGS(confirmed_lsn))));
+		confirm(position);
+	}
 
 	cdc_set_state("streaming");
 	/* what kept the worker from streaming (a start-up error, an earlier failure) is over */
@@ -881,6 +987,7 @@ static void
 worker_body(void)
 {
 	Oid			ext;
+	XLogRecPtr	position = InvalidXLogRecPtr;
 
 	/* CDC off: idle, reconsider on every reload */
 	while (!cdc_enabled())
@@ -901,6 +1008,8 @@ worker_body(void)
 	running.prefix = pstrdup(mnist_topic_prefix);
 	running.properties = pstrdup(mnist_kafka_properties);
 	running.properties_file = pstrdup(mnist_kafka_properties_file);
+	running.delivery = mnist_cdc_delivery;
+	eos = running.delivery == MNIST_CDC_EXACTLY_ONCE;
 
 	cdc_set_state("connecting");
 	BackgroundWorkerInitializeConnection(running.database, NULL, 0);
@@ -925,6 +1034,13 @@ worker_body(void)
 	if (SearchNamedReplicationSlot(CDC_SLOT_NAME, true) == NULL)
 		create_slot_with_snapshot();
 	else
+	{
 		mnist_slot_acquire(CDC_SLOT_NAME, true);
-	stream();
+		if (eos)
+		{
+			cdc_set_state("reading position");
+			position = mnist_cdc_txn_read_position(&txn);
+		}
+	}
+	stream(position);
 }

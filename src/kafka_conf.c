@@ -59,6 +59,22 @@ conf_set_shown(rd_kafka_conf_t *conf, const char *key, const char *value, const 
 	}
 }
 
+/* Refuses (ERROR) a user's property that mnist_ml never applies (kafka_props.c says which). */
+static void
+conf_check_refused(rd_kafka_conf_t *conf, const char *key, const char *value, const char *origin)
+{
+	const char *why = mnist_kafka_property_refused(key, value);
+
+	if (why == NULL)
+		return;
+	rd_kafka_conf_destroy(conf);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("Kafka property \"%s\" of %s cannot be \"%s\"", key, origin, value),
+			 errdetail("%s.", why),
+			 errhint("Remove the property; mnist_ml sets isolation.level=read_committed itself.")));
+}
+
 void
 mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
 {
@@ -95,6 +111,8 @@ apply_properties(rd_kafka_conf_t *conf, const char *props, const char *origin,
 		}
 		if (skip_security && mnist_kafka_property_is_security(key))
 			continue;
+		if (!reader.after_secret && !mnist_kafka_property_is_secret(key))
+			conf_check_refused(conf, key, value, origin);
 		conf_set_shown(conf, key, value,
 					   reader.after_secret ? psprintf("%s of %s", shown, origin) : shown,
 					   reader.after_secret || mnist_kafka_property_is_secret(key));
@@ -145,6 +163,8 @@ apply_properties_file(rd_kafka_conf_t *conf, const char *path, bool skip_securit
 			continue;
 		PG_TRY();
 		{
+			if (!mnist_kafka_property_is_secret(key))
+				conf_check_refused(conf, key, value, "mnist_ml.kafka_properties_file");
 			mnist_kafka_conf_set(conf, key, value);
 		}
 		PG_CATCH();
@@ -237,5 +257,15 @@ mnist_kafka_conf(const char *servers, const char *defaults)
 		apply_properties(conf, mnist_kafka_properties, "mnist_ml.kafka_properties", foreign);
 	if (mnist_kafka_properties_file && mnist_kafka_properties_file[0] != '\0')
 		apply_properties_file(conf, mnist_kafka_properties_file, foreign);
+	return conf;
+}
+
+rd_kafka_conf_t *
+mnist_kafka_consumer_conf(const char *servers, const char *defaults)
+{
+	rd_kafka_conf_t *conf = mnist_kafka_conf(servers, defaults);
+
+	/* explicit, though librdkafka's default: the user's properties cannot set otherwise */
+	mnist_kafka_conf_set(conf, "isolation.level", "read_committed");
 	return conf;
 }

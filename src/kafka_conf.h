@@ -20,6 +20,13 @@
  */
 extern rd_kafka_conf_t *mnist_kafka_conf(const char *servers, const char *defaults);
 
+/*
+ * mnist_kafka_conf for a consumer: reads committed messages only (isolation.level=
+ * read_committed; a user's property that says otherwise is refused with an ERROR by
+ * mnist_kafka_conf for every client).
+ */
+extern rd_kafka_conf_t *mnist_kafka_consumer_conf(const char *servers, const char *defaults);
+
 /* Sets one property, ERROR naming the key (never the value) when librdkafka rejects it. */
 extern void mnist_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
 

@@ -94,7 +94,7 @@ MnistKafkaHandle *
 mnist_kafka_handle_create(const char *servers, const char *defaults, const char *const *forced,
 						  MnistKafkaRebalanceFn rebalance, void *user)
 {
-	rd_kafka_conf_t *conf = mnist_kafka_conf(servers, defaults);
+	rd_kafka_conf_t *conf = mnist_kafka_consumer_conf(servers, defaults);
 	MnistKafkaHandle *h;
 	char		errstr[512];
 

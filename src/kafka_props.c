@@ -34,6 +34,14 @@ mnist_kafka_property_is_secret(const char *key)
 		strcmp(key, "sasl.username") == 0;
 }
 
+const char *
+mnist_kafka_property_refused(const char *key, const char *value)
+{
+	if (strcmp(key, "isolation.level") == 0 && strcmp(value, "read_committed") != 0)
+		return "mnist_ml reads Kafka with isolation.level=read_committed only: a reader of uncommitted messages would see the rows of aborted transactions";
+	return NULL;
+}
+
 /* A separator between pairs of a properties string. */
 static bool
 is_separator(char c)

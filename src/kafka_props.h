@@ -71,4 +71,10 @@ extern bool mnist_kafka_property_is_secret(const char *key);
 /* True for the properties that carry or select credentials (security.protocol, sasl.*, ssl.*). */
 extern bool mnist_kafka_property_is_security(const char *key);
 
+/*
+ * Why key=value is refused whatever the client, or NULL when it is not: isolation.level
+ * other than read_committed (a reader would see the rows of aborted Kafka transactions).
+ */
+extern const char *mnist_kafka_property_refused(const char *key, const char *value);
+
 #endif							/* MNIST_KAFKA_PROPS_H */

@@ -35,6 +35,9 @@ char	   *mnist_cdc_database = NULL;
 bool		mnist_cdc_create_topics = true;
 int			mnist_cdc_topic_partitions = -1;
 int			mnist_cdc_topic_replication_factor = -1;
+int			mnist_cdc_delivery = MNIST_CDC_AT_LEAST_ONCE;
+int			mnist_cdc_batch_rows = 10000;
+int			mnist_cdc_batch_ms = 100;
 char	   *mnist_topic_prefix = NULL;
 char	   *mnist_online_database = NULL;
 int			mnist_model_cache_size = 64 * 1024;
@@ -50,6 +53,12 @@ static const struct config_enum_entry cpu_path_options[] = {
 	{"avxvnni", NET_CPU_AVXVNNI, false},
 	{"avx2", NET_CPU_AVX2, false},
 	{"baseline", NET_CPU_BASELINE, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry cdc_delivery_options[] = {
+	{"at_least_once", MNIST_CDC_AT_LEAST_ONCE, false},
+	{"exactly_once", MNIST_CDC_EXACTLY_ONCE, false},
 	{NULL, 0, false}
 };
 
@@ -152,6 +161,22 @@ _PG_init(void)
 							"Replication factor of a topic change data capture creates; -1 means the broker's default (default.replication.factor).",
 							NULL, &mnist_cdc_topic_replication_factor, -1, -1, 32767,
 							PGC_SIGHUP, 0, check_topic_count, NULL, NULL);
+
+	DefineCustomEnumVariable("mnist_ml.cdc_delivery",
+							 "Delivery of change data capture: at_least_once, or exactly_once (Kafka transactions with the slot position).",
+							 "exactly_once needs consumers that read committed (isolation.level=read_committed).",
+							 &mnist_cdc_delivery, MNIST_CDC_AT_LEAST_ONCE, cdc_delivery_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.cdc_batch_rows",
+							"With exactly_once delivery, a Kafka transaction closes after the decoded transaction that reaches this many rows.",
+							NULL, &mnist_cdc_batch_rows, 10000, 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mnist_ml.cdc_batch_ms",
+							"With exactly_once delivery, a Kafka transaction closes this long after it began, at the next transaction boundary.",
+							NULL, &mnist_cdc_batch_ms, 100, 1, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("mnist_ml.topic_prefix",
 							   "Prefix of captured topics: <prefix>.<schema>.<table>.",

@@ -19,6 +19,15 @@ extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
 extern bool mnist_cdc_create_topics;	/* mnist_ml.cdc_create_topics: create missing topics */
 extern int	mnist_cdc_topic_partitions;	/* mnist_ml.cdc_topic_partitions: -1 broker's default */
 extern int	mnist_cdc_topic_replication_factor;	/* mnist_ml.cdc_topic_replication_factor */
+/* mnist_ml.cdc_delivery */
+typedef enum MnistCdcDelivery
+{
+	MNIST_CDC_AT_LEAST_ONCE,
+	MNIST_CDC_EXACTLY_ONCE
+} MnistCdcDelivery;
+extern int	mnist_cdc_delivery;		/* mnist_ml.cdc_delivery: a MnistCdcDelivery */
+extern int	mnist_cdc_batch_rows;	/* mnist_ml.cdc_batch_rows: rows of a Kafka transaction */
+extern int	mnist_cdc_batch_ms;		/* mnist_ml.cdc_batch_ms: duration of a Kafka transaction */
 extern char *mnist_topic_prefix;	/* mnist_ml.topic_prefix */
 extern char *mnist_online_database;	/* mnist_ml.online_database */
 extern int	mnist_model_cache_size;	/* mnist_ml.model_cache_size: kB of decoded models per backend */

@@ -310,15 +310,20 @@ topic_total() {
 	echo "$total"
 }
 
-# kafka_dump TOPIC FILE: every message, read with Kafka's Java console consumer until it has
-# as many as the watermarks count (so nothing read is missed and nothing waits on a timer).
+# kafka_dump TOPIC FILE [LEVEL]: every message, read with Kafka's Java console consumer until it
+# has as many as the watermarks count (so nothing read is missed and nothing waits on a timer).
+# With LEVEL (read_committed or read_uncommitted) the read has that isolation level and ends
+# once no message came for 10 s: a transactional topic's watermarks also count transaction
+# markers and aborted messages (call it when everything was produced).
 kafka_dump() {
-	local total
+	local total bound
 	: >"$2"
 	total=$(topic_total "$1") || return 1
 	[ "$total" -gt 0 ] || return 0
+	bound=(--max-messages "$total" --timeout-ms 60000)
+	[ -n "${3:-}" ] && bound=(--isolation-level "$3" --timeout-ms 10000)
 	kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
-		--topic "$1" --from-beginning --max-messages "$total" --timeout-ms 60000 \
+		--topic "$1" --from-beginning "${bound[@]}" \
 		--consumer-property allow.auto.create.topics=false \
 		--property print.partition=true --property print.offset=true --property print.key=true \
 		--property print.headers=true --property key.separator=$'\t' \
@@ -329,7 +334,7 @@ kafka_dump() {
 			$3 = ""
 			for (i = 1; i <= n; i++) { sub(/:/, "=", h[i]); $3 = $3 (i > 1 ? "," : "") h[i] }
 			print $1, $2, $4, $5, $3 }' >"$2"
-	if [ "$(wc -l <"$2")" -ne "$total" ]; then
+	if [ -z "${3:-}" ] && [ "$(wc -l <"$2")" -ne "$total" ]; then
 		echo "kafka_dump $1: read $(wc -l <"$2") of $total messages" >&2
 		cat "$2.err" >&2
 		return 1

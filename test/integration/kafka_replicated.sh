@@ -7,7 +7,9 @@
 #     leader change read every message exactly once;
 #   - then the new leader is killed together with PostgreSQL (pg_ctl -m immediate): the worker
 #     resends from its slot, and still nothing is missing, so the slot was never confirmed past
-#     what the cluster had acknowledged.
+#     what the cluster had acknowledged;
+#   - then, with mnist_ml.cdc_delivery = exactly_once, the leader killed and restarted again:
+#     read committed, every committed row exactly once.
 # The harness's own broker is stopped meanwhile (two cores); test/run restarts it afterwards.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../cdc_lib.sh"
@@ -133,4 +135,34 @@ tail -n +$((total + 1)) "$TEST_TMP/repl2.dump" | cut -f3,4 | LC_ALL=C sort >"$TE
 cdc_expected "$t" "$TEST_TMP/repl2.expected"
 cdc_compare "$TEST_TMP/repl2.expected" "$TEST_TMP/repl2.actual" "leader and PostgreSQL killed" dups-allowed
 
-q "DROP TABLE $t, $src, kafka_repl_pred"
+# ---- 3. exactly once (mnist_ml.cdc_delivery): the leader of the data partition killed and
+# restarted mid-stream; read committed, every committed row's pk exactly once
+wait_for isr_full 60 "the restarted node is back in sync"
+t3=mnist_repl_eo
+KAFKA_BOOTSTRAP=$boot broker_create_topic "tf.public.$t3" 1 3 min.insync.replicas=2 || fail "create tf.public.$t3"
+q "DROP TABLE IF EXISTS $t3; CREATE TABLE $t3 (id serial PRIMARY KEY, label smallint, pixels bytea)"
+q "ALTER SYSTEM SET mnist_ml.cdc_tables = 'public.$t,public.$t3'" >/dev/null
+pid=$(q "SELECT pid FROM mnist_cdc_status")
+cdc_set cdc_delivery exactly_once
+at_exit 'q "ALTER SYSTEM RESET mnist_ml.cdc_delivery" >/dev/null; q "SELECT pg_reload_conf()" >/dev/null'
+wait_for "[ \"\$(q 'SELECT state = '\''streaming'\'' AND pid <> $pid FROM mnist_cdc_status')\" = t ]" 120 \
+	"the worker streams exactly once to the cluster"
+cdc_writer "$src" "$t3" 100 0.1 &
+writer=$!
+sleep 4
+l=$(KAFKA_BOOTSTRAP=$boot "$HARNESS_ROOT/test/kafka_admin" "$boot" leader "tf.public.$t3" 0)
+kafka_node_kill "$CL/$l" || fail "kill node $l"
+pass "exactly once: killed the partition's leader, node $l"
+sleep 3
+kafka_node_launch "$CL/$l" "127.0.0.1:${p[l]}" 256 || fail "restart node $l"
+wait "$writer"
+cdc_wait_caught_up 240 "exactly once: every row committed to the cluster"
+KAFKA_BOOTSTRAP=$boot kafka_dump "tf.public.$t3" "$TEST_TMP/repl3.dump" read_committed || fail "read tf.public.$t3"
+sed -E 's/.*(\t|,)pk=//' "$TEST_TMP/repl3.dump" | LC_ALL=C sort >"$TEST_TMP/repl3.actual"
+q "SELECT id FROM $t3" | LC_ALL=C sort >"$TEST_TMP/repl3.expected"
+check_eq "$(LC_ALL=C comm -3 "$TEST_TMP/repl3.expected" "$TEST_TMP/repl3.actual" | wc -l)|$(wc -l <"$TEST_TMP/repl3.actual")" \
+	"0|$(wc -l <"$TEST_TMP/repl3.expected")" \
+	"exactly once across the leader's death: read committed, every committed row once"
+cdc_reset cdc_delivery
+
+q "DROP TABLE $t, $t3, $src, kafka_repl_pred"
