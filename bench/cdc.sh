@@ -25,7 +25,8 @@
 #      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
 #      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
 #      the walsender decoding for it.  Printed side by side with ratios (DEBEZIUM=0 skips it).
-# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3] bash bench/cdc.sh
+# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3]
+#        [OURS_MODES="at_least_once ..."] bash bench/cdc.sh
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/test/lib.sh"
@@ -102,12 +103,35 @@ with open(out, "w") as f:
         *lines, buf = buf.split(b"\n")
         for line in lines:
             if mode == "header":
-                for h in line.decode().split(","):
-                    if h.startswith("commit_time="):
-                        f.write("%d\n" % (arrival - int(h[12:])))
+                h = dict(kv.split("=", 1) for kv in line.decode().split(",") if "=" in kv)
+                commit = int(h["commit_time"])
+                if "mnist_trace" in h:
+                    # stages: commit -> WAL seen by the worker -> produced -> consumer arrival
+                    seen, produced = (int(v) for v in h["mnist_trace"].split())
+                    f.write("%d %d %d %d\n" % (arrival - commit, seen - commit, produced - seen,
+                                               arrival - produced))
+                else:
+                    f.write("%d\n" % (arrival - commit))
             elif line:
                 f.write("%d\n" % (arrival - json.loads(line)["source"]["ts_us"]))
 p.kill()' "$1" "$2" "$3" "$4" "$KAFKA_BOOTSTRAP"
+}
+
+# stages FILE: where the time of the slowest 1% of messages went (FILE's lines: total µs, then
+# commit -> WAL seen, seen -> produced, produced -> arrival, as latency_consumer writes them
+# with mnist_ml.cdc_trace_latency on): the median of each stage over all messages and its mean
+# over the slowest 1%, in ms.
+stages() {
+	/usr/bin/python3 -c '
+import statistics, sys
+rows = sorted(tuple(int(v) for v in l.split()) for l in open(sys.argv[1]) if len(l.split()) == 4)
+if not rows:
+    sys.exit(1)
+slow = rows[max(int(len(rows) * 0.99) - 1, 0):]
+med = [statistics.median(r[i] for r in rows) / 1000 for i in (1, 2, 3)]
+mean = [statistics.mean(r[i] for r in slow) / 1000 for i in (1, 2, 3)]
+print("commit -> WAL seen %.1f / %.1f ms, seen -> produced %.2f / %.2f ms, produced -> arrival %.1f / %.1f ms"
+      " (median of all / mean of the slowest 1%%, %d messages)" % (med[0], mean[0], med[1], mean[1], med[2], mean[2], len(slow)))' "$1"
 }
 
 # percentiles FILE: "p50 p99 max" in ms of the µs values in FILE (fails when it is empty).
@@ -211,6 +235,8 @@ awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wa
 # ---- 2. latency at 1,000 single-row commits/s
 broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null
 q "CREATE TABLE mnist_bench_lat (id serial PRIMARY KEY, label smallint, pixels bytea)"
+# each message carries the worker's stage times (mnist_trace header) from here on
+cdc_set cdc_trace_latency on
 cdc_wait_caught_up 60 "caught up" >/dev/null
 cat >"$TEST_TMP/lat.sql" <<'SQL'
 \set id random(1, 60000)
@@ -228,7 +254,7 @@ ours_latency() {
 	sleep 1
 	touch "$TEST_TMP/latency.stop"
 	wait "$consumer"
-	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed" >&2
+	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed; $(stages "$TEST_TMP/latency.$1")" >&2
 	percentiles "$TEST_TMP/latency.$1"
 }
 read -r ours_p50 ours_p99 ours_max < <(ours_latency single) || { echo "  no message timed"; exit 1; }
@@ -240,7 +266,71 @@ awk -v p50="$ours_p50" -v p99="$ours_p99" -v max="$ours_max" 'BEGIN {
 		p50, p99, max, (p99 < 50 ? "met" : "NOT met") }'
 q "SELECT produced, acknowledged, failed FROM mnist_cdc_status" | awk -F'|' '{ printf "status: produced %s, acknowledged %s, failed %s\n", $1, $2, $3 }'
 
-[ "$DEBEZIUM" = 1 ] || exit 0
+# ---- rounds: ROUNDS interleaved latency runs of every arm, so that all arms meet the same
+# moments of a noisy machine: each delivery mode of ours (OURS_MODES, the values of
+# mnist_ml.cdc_delivery; at_least_once is the default) and, with DEBEZIUM=1, Debezium tuned
+# (poll.interval.ms=10) and default (500).  Our worker is off during Debezium's runs; Connect
+# stays up, idle, during ours (its walsender still decodes, and skips, our table's changes).
+OURS_MODES=${OURS_MODES:-at_least_once}
+# round_arm ARM NAME: one latency run of ARM (ours:MODE, dbz:POLL_MS): "p50 p99 max" (ms)
+round_arm() {
+	case $1 in
+	ours:*)
+		[ "${1#ours:}" = at_least_once ] || cdc_set cdc_delivery "${1#ours:}"
+		cdc_reset cdc_tables
+		cdc_wait_state streaming 60 >/dev/null
+		cdc_wait_caught_up 60 "caught up" >/dev/null
+		ours_latency "$2"
+		local rc=$?
+		[ "${1#ours:}" = at_least_once ] || cdc_reset cdc_delivery
+		cdc_set cdc_tables ''
+		cdc_wait_state off 30 >/dev/null
+		return $rc
+		;;
+	dbz:*)
+		dbz_reconfigure poll.interval.ms="${1#dbz:}" || return 1
+		dbz_latency "$2"
+		;;
+	esac
+}
+# run_rounds ARM...: the rounds; $TEST_TMP/rounds gets "ARM p50 p99 max load" per run
+run_rounds() {
+	local r arm p50 p99 max load
+	: >"$TEST_TMP/rounds"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for arm in "$@"; do
+			read -r p50 p99 max < <(round_arm "$arm" "round$r.${arm/:/_}") || { echo "  $arm: nothing timed"; exit 1; }
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			echo "  round $r, $arm: p50 $p50 ms, p99 $p99 ms, max $max ms (load $load)"
+			echo "$arm $p50 $p99 $max $load" >>"$TEST_TMP/rounds"
+		done
+	done
+}
+# arm_median ARM COLUMN: median over the rounds of a column (2 p50, 3 p99, 4 max, 5 load)
+arm_median() {
+	awk -v a="$1" -v c="$2" '$1 == a { print $c }' "$TEST_TMP/rounds" | sort -n |
+		awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+# print_rounds ARM...: each arm's median p50, p99, max; p99 ratio to the first arm
+print_rounds() {
+	local arm ref
+	ref=$(arm_median "$1" 3)
+	echo "latency, $ROUNDS interleaved rounds of $DURATION s at 1,000 commits/s, median over the rounds:"
+	for arm in "$@"; do
+		awk -v a="$arm" -v p50="$(arm_median "$arm" 2)" -v p99="$(arm_median "$arm" 3)" -v max="$(arm_median "$arm" 4)" \
+			-v load="$(arm_median "$arm" 5)" -v ref="$ref" 'BEGIN {
+			printf "  %-22s p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (p99 / first arm %.2fx; load %s)\n",
+				a, p50, p99, max, p99 / ref, load }'
+	done
+}
+ours_arms=()
+for m in $OURS_MODES; do ours_arms+=("ours:$m"); done
+
+if [ "$DEBEZIUM" != 1 ]; then
+	run_rounds "${ours_arms[@]}"
+	print_rounds "${ours_arms[@]}"
+	exit 0
+fi
 
 # ---- 3. the same against Debezium + Kafka Connect (our worker off: each arm has the machine,
 # less the broker's JVM, which both share)
@@ -329,27 +419,14 @@ dbz_reconfigure poll.interval.ms=10 || exit 1
 read -r dbzt_p50 dbzt_p99 dbzt_max < <(dbz_latency poll.interval.ms=10) || { echo "  no event timed"; exit 1; }
 echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbzt_max ms"
 
-# ---- 3b. the latencies again in ROUNDS interleaved pairs (ours, then Debezium with
-# poll.interval.ms=10), so that both arms meet the same moments of a noisy machine: our worker
-# is switched off during Debezium's runs; Connect stays up, idle, during ours (its walsender
-# still decodes, and skips, our table's changes).  Each arm's median p50 and p99.
-: >"$TEST_TMP/rounds"
-for ((r = 1; r <= ROUNDS; r++)); do
-	cdc_reset cdc_tables
-	cdc_wait_state streaming 60 >/dev/null
-	cdc_wait_caught_up 60 "caught up" >/dev/null
-	read -r a50 a99 _ < <(ours_latency "round$r") || { echo "  no message timed"; exit 1; }
-	cdc_set cdc_tables ''
-	cdc_wait_state off 30 >/dev/null
-	read -r b50 b99 _ < <(dbz_latency "round$r") || { echo "  no event timed"; exit 1; }
-	echo "  round $r: mnist_ml p50 $a50 ms, p99 $a99 ms; Debezium (poll.interval.ms=10) p50 $b50 ms, p99 $b99 ms (load $(cut -d' ' -f1 /proc/loadavg))"
-	echo "$a50 $a99 $b50 $b99" >>"$TEST_TMP/rounds"
-done
+# ---- 3b. the rounds, Debezium tuned and default interleaved with ours
+cdc_set cdc_tables ''
+cdc_wait_state off 30 >/dev/null
+run_rounds "${ours_arms[@]}" dbz:10 dbz:500
 dbz_stop
-# median COLUMN: the median of a column of $TEST_TMP/rounds
-median() {
-	cut -d' ' -f"$1" "$TEST_TMP/rounds" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+print_rounds "${ours_arms[@]}" dbz:10 dbz:500
+m1=$(arm_median "${ours_arms[0]}" 2) m2=$(arm_median "${ours_arms[0]}" 3)
+m3=$(arm_median dbz:10 2) m4=$(arm_median dbz:10 3)
 
 echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
@@ -357,7 +434,7 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
 	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" \
 	-v al="$ours_load" -v bl="$dbz_load" -v rounds="$ROUNDS" \
-	-v m1="$(median 1)" -v m2="$(median 2)" -v m3="$(median 3)" -v m4="$(median 4)" 'BEGIN {
+	-v m1="$m1" -v m2="$m2" -v m3="$m3" -v m4="$m4" 'BEGIN {
 	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)

@@ -160,7 +160,7 @@ static uint64 cur_seq = 0;		/* transaction being decoded */
 static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
 static XLogRecPtr last_saved_lsn = InvalidXLogRecPtr;
 static TimestampTz last_saved_at = 0;
-static TimestampTz last_wal_at = 0;
+static TimestampTz last_wal_at = 0;	/* when the page reader last found the WAL it needed */
 
 /* counters of earlier workers since server start, continued by this one */
 static uint64 base_produced = 0;
@@ -477,7 +477,8 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	char	   *f[5];
 	int			n;
 	char		lsn_text[32];
-	CdcHeaders	h;
+	char		trace[64];
+	CdcHeaders	h = {0};
 	rd_kafka_topic_t *rkt;
 
 	if (memchr(d, '\t', len) == NULL)
@@ -528,6 +529,16 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
 		mnist_cdc_rows_skipped++;
 		return;
+	}
+	if (mnist_cdc_trace_latency)
+	{
+		char		seen[32];
+		char		produced[32];
+
+		mnist_cdc_time_text(last_wal_at, seen);
+		mnist_cdc_time_text(GetCurrentTimestamp(), produced);
+		snprintf(trace, sizeof(trace), "%s %s", seen, produced);
+		h.trace = trace;
 	}
 	mnist_cdc_produce(&producer, rkt, f[1], f[2] - f[1] - 1, f[2], f[3] - f[2] - 1, &h,
 				(void *) (uintptr_t) cur_seq);
@@ -693,7 +704,7 @@ create_slot_with_snapshot(void)
 	Snapshot	snap;
 	XLogRecPtr	start;
 	CdcOptions	opts;
-	CdcHeaders	h;
+	CdcHeaders	h = {0};
 	char		lsn_text[32];
 	char		txid_text[16];
 	char		time_text[32];
