@@ -80,15 +80,16 @@ mem_peak() {
 }
 
 # latency_consumer TOPIC OUT STOP MODE: a kcat consumer from the topic's end, until file STOP
-# exists, writing arrival minus commit time (µs) per message to OUT; MODE header: our
-# commit_time header; debezium: the JSON envelope's source.ts_us.
+# exists, writing per message to OUT arrival minus commit time and its stages (µs; see
+# stages); MODE header: our commit_time (and mnist_trace) headers; debezium: the JSON
+# envelope's source.ts_us.
 latency_consumer() {
 	/usr/bin/python3 -c '
 import json, os, select, subprocess, sys, time
 topic, out, stop, mode, boot = sys.argv[1:6]
 p = subprocess.Popen(["kcat", "-b", boot, "-C", "-t", topic, "-o", "end",
                       "-u", "-q", "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=1",
-                      "-f", "%h\\n" if mode == "header" else "%s\\n"],
+                      "-f", "%T %h\\n" if mode == "header" else "%T %s\\n"],
                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 fd, buf = p.stdout.fileno(), b""
 with open(out, "w") as f:
@@ -102,36 +103,41 @@ with open(out, "w") as f:
         buf += data
         *lines, buf = buf.split(b"\n")
         for line in lines:
+            if not line:
+                continue
+            # the append time the broker stamped (LogAppendTime topics), ms
+            appended, line = line.split(b" ", 1)
+            appended = int(appended) * 1000
             if mode == "header":
                 h = dict(kv.split("=", 1) for kv in line.decode().split(",") if "=" in kv)
                 commit = int(h["commit_time"])
-                if "mnist_trace" in h:
-                    # stages: commit -> WAL seen by the worker -> produced -> consumer arrival
-                    seen, produced = (int(v) for v in h["mnist_trace"].split())
-                    f.write("%d %d %d %d\n" % (arrival - commit, seen - commit, produced - seen,
-                                               arrival - produced))
-                else:
-                    f.write("%d\n" % (arrival - commit))
-            elif line:
-                f.write("%d\n" % (arrival - json.loads(line)["source"]["ts_us"]))
+                # stages: commit -> WAL seen by the worker -> produced -> appended -> arrival
+                seen, produced = (int(v) for v in h["mnist_trace"].split()) if "mnist_trace" in h else (commit, commit)
+            else:
+                commit = seen = produced = json.loads(line)["source"]["ts_us"]
+            f.write("%d %d %d %d %d\n" % (arrival - commit, seen - commit, produced - seen,
+                                          appended - produced, arrival - appended))
 p.kill()' "$1" "$2" "$3" "$4" "$KAFKA_BOOTSTRAP"
 }
 
-# stages FILE: where the time of the slowest 1% of messages went (FILE's lines: total µs, then
-# commit -> WAL seen, seen -> produced, produced -> arrival, as latency_consumer writes them
-# with mnist_ml.cdc_trace_latency on): the median of each stage over all messages and its mean
+# stages FILE: where the time of the slowest 1% of messages went.  FILE's lines (µs, as
+# latency_consumer writes them): total, commit -> WAL seen by the worker, seen -> produced,
+# produced -> appended by the broker (LogAppendTime, ms resolution), appended -> consumer
+# arrival; for Debezium, whose events carry no stage times, the first two stages are 0 and
+# "produced" is the commit.  Prints the median of each stage over all messages and its mean
 # over the slowest 1%, in ms.
 stages() {
 	/usr/bin/python3 -c '
 import statistics, sys
-rows = sorted(tuple(int(v) for v in l.split()) for l in open(sys.argv[1]) if len(l.split()) == 4)
+rows = sorted(tuple(int(v) for v in l.split()) for l in open(sys.argv[1]) if len(l.split()) == 5)
 if not rows:
     sys.exit(1)
 slow = rows[max(int(len(rows) * 0.99) - 1, 0):]
-med = [statistics.median(r[i] for r in rows) / 1000 for i in (1, 2, 3)]
-mean = [statistics.mean(r[i] for r in slow) / 1000 for i in (1, 2, 3)]
-print("commit -> WAL seen %.1f / %.1f ms, seen -> produced %.2f / %.2f ms, produced -> arrival %.1f / %.1f ms"
-      " (median of all / mean of the slowest 1%%, %d messages)" % (med[0], mean[0], med[1], mean[1], med[2], mean[2], len(slow)))' "$1"
+med = [statistics.median(r[i] for r in rows) / 1000 for i in (1, 2, 3, 4)]
+mean = [statistics.mean(r[i] for r in slow) / 1000 for i in (1, 2, 3, 4)]
+print("commit -> WAL seen %.1f / %.1f ms, seen -> produced %.2f / %.2f ms, produced -> appended %.1f / %.1f ms,"
+      " appended -> arrival %.1f / %.1f ms (median of all / mean of the slowest 1%%, %d messages)"
+      % (med[0], mean[0], med[1], mean[1], med[2], mean[2], med[3], mean[3], len(slow)))' "$1"
 }
 
 # percentiles FILE: "p50 p99 max" in ms of the µs values in FILE (fails when it is empty).
@@ -233,7 +239,7 @@ echo "  mnist_ml CDC on a 60,000-row backlog, decode -> all acknowledged: $backl
 awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wal2json: %.2f (target >= 1.0): %s\n", r, (r >= 1.0 ? "met" : "NOT met") }'
 
 # ---- 2. latency at 1,000 single-row commits/s
-broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null
+broker_create_topic tf.public.mnist_bench_lat 16 1 message.timestamp.type=LogAppendTime >/dev/null
 q "CREATE TABLE mnist_bench_lat (id serial PRIMARY KEY, label smallint, pixels bytea)"
 # each message carries the worker's stage times (mnist_trace header) from here on
 cdc_set cdc_trace_latency on
@@ -336,8 +342,9 @@ fi
 # less the broker's JVM, which both share)
 for t in dbz_bench dbz_bench_lat; do
 	q "CREATE TABLE $t (id serial PRIMARY KEY, label smallint, pixels bytea)"
-	broker_create_topic dbz.public.$t 16 >/dev/null
 done
+broker_create_topic dbz.public.dbz_bench 16 >/dev/null
+broker_create_topic dbz.public.dbz_bench_lat 16 1 message.timestamp.type=LogAppendTime >/dev/null
 cdc_set cdc_tables ''
 cdc_wait_state off 30 >/dev/null
 at_exit dbz_stop
@@ -406,7 +413,7 @@ dbz_latency() {
 	sleep 1
 	touch "$TEST_TMP/latency.stop"
 	wait "$consumer"
-	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed" >&2
+	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed; $(stages "$TEST_TMP/latency.$1")" >&2
 	percentiles "$TEST_TMP/latency.$1"
 }
 read -r dbz_p50 dbz_p99 dbz_max < <(dbz_latency defaults) || { echo "  no event timed"; exit 1; }

@@ -97,10 +97,33 @@ cdc_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * Commit wakeup: a backend whose transaction wrote a commit record sets the streaming
+ * worker's latch, as XLogFlush wakes walsenders (WalSndWakeup), which a background worker is
+ * not.  Called after the commit record is flushed (synchronous_commit on); an asynchronous
+ * commit's WAL is found by the worker's fallback poll once the WAL writer has flushed it.
+ */
+static void
+cdc_commit_wakeup(XactEvent event, void *arg)
+{
+	static XLogRecPtr woken_for = InvalidXLogRecPtr;
+	Latch	   *latch;
+
+	if (event != XACT_EVENT_COMMIT || XactLastCommitEnd == woken_for || mnist_cdc_state == NULL)
+		return;
+	woken_for = XactLastCommitEnd;
+	latch = ((volatile CdcShared *) mnist_cdc_state)->wal_latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
 void
 mnist_cdc_register(void)
 {
 	BackgroundWorker worker;
+
+	/* inherited by every backend: the library is preloaded */
+	RegisterXactCallback(cdc_commit_wakeup, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = cdc_shmem_request;
@@ -430,6 +453,9 @@ worker_queue_wait(CdcProducer *p)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* The wait for WAL that no commit announced (asynchronous commits), in ms */
+#define CDC_WAL_POLL_MS 10
+
 /*
  * Page reader: like read_local_xlog_page, but while WAL is not there yet (or, for a failover
  * slot, not yet on the synchronized standbys) it serves Kafka and waits on the latch instead
@@ -442,17 +468,13 @@ cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 	for (;;)
 	{
 		XLogRecPtr	flushed = GetFlushRecPtr(NULL);
-		TimestampTz now;
-		long		wait_ms;
 
 		if (targetPagePtr + reqLen <= flushed && mnist_standbys_have(targetPagePtr + reqLen))
 			break;
 		service(true);
-		/* a short wait after recent WAL, longer when idle: no WAL flush wakes us */
-		now = GetCurrentTimestamp();
-		wait_ms = TimestampDifferenceExceeds(last_wal_at, now, 1000) ? 10 : 1;
+		/* a commit sets the latch (cdc_commit_wakeup); the timeout finds other flushed WAL */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
+						 CDC_WAL_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -815,6 +837,9 @@ stream(void)
 	last_saved_lsn = confirmed_lsn;
 	XLogBeginRead(decoding_ctx->reader, restart);
 
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->wal_latch = MyLatch;
+	SpinLockRelease(&mnist_cdc_state->mutex);
 	cdc_set_state("streaming");
 	/* what kept the worker from streaming (a start-up error, an earlier failure) is over */
 	cdc_clear_error();
@@ -845,6 +870,7 @@ worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&mnist_cdc_state->mutex);
 	mnist_cdc_state->pid = 0;
+	mnist_cdc_state->wal_latch = NULL;
 	strlcpy(mnist_cdc_state->state, exit_state, sizeof(mnist_cdc_state->state));
 	SpinLockRelease(&mnist_cdc_state->mutex);
 }
