@@ -11,7 +11,9 @@
 #   2. latency at a steady 1,000 single-row commits/s (pgbench -R) for DURATION s (default 10):
 #      a kcat consumer stamps each message on arrival and subtracts the commit_time header:
 #      commit -> acknowledged -> fetched, so an upper bound of commit-to-acknowledged.
-#      Target: p99 < 50 ms.
+#      Target: p99 < 50 ms.  With mnist_ml.cdc_trace_latency on and LogAppendTime topics,
+#      each message is split into commit -> WAL seen -> produced -> appended -> arrival, and
+#      the slowest 1%'s mean per stage is printed (stages).
 #   2b. mnist_ml.cdc_delivery at_least_once vs exactly_once, same run: 60,000 rows => readable
 #      by a read_committed consumer (the slot confirmed past them), and the latency run.
 #   3. the pipeline our worker replaces, on the same cluster, broker and rows, after ours with
@@ -21,13 +23,16 @@
 #      the same 60,000 rows => time until the topic's high watermarks count them all; the same
 #      1,000 commits/s => arrival minus the event's source.ts_us (the commit time, as the
 #      commit_time header is ours); again with poll.interval.ms=10 (set through Connect's REST
-#      API: same JVM); then ROUNDS (default 3) interleaved pairs of latency runs, ours and
-#      Debezium's, whose medians compare them at the same moments of a noisy machine.
+#      API: same JVM); then ROUNDS (default 3) interleaved rounds of latency runs over the
+#      arms (each of our delivery modes in OURS_MODES, Debezium with poll.interval.ms=10 and
+#      with its default 500), whose medians compare them at the same moments of a noisy
+#      machine (with DEBEZIUM=0, the rounds of our modes alone).
 #      Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
 #      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
 #      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
 #      the walsender decoding for it.  Printed side by side with ratios (DEBEZIUM=0 skips it).
-# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3] bash bench/cdc.sh
+# Usage: [PG_CONFIG=..] [MNIST_DATA=..] [DURATION=10] [DEBEZIUM=1] [ROUNDS=3]
+#        [OURS_MODES="at_least_once ..."] bash bench/cdc.sh
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/test/lib.sh"
@@ -81,15 +86,16 @@ mem_peak() {
 }
 
 # latency_consumer TOPIC OUT STOP MODE: a kcat consumer from the topic's end, until file STOP
-# exists, writing arrival minus commit time (µs) per message to OUT; MODE header: our
-# commit_time header; debezium: the JSON envelope's source.ts_us.
+# exists, writing per message to OUT arrival minus commit time and its stages (µs; see
+# stages); MODE header: our commit_time (and mnist_trace) headers; debezium: the JSON
+# envelope's source.ts_us.
 latency_consumer() {
 	/usr/bin/python3 -c '
 import json, os, select, subprocess, sys, time
 topic, out, stop, mode, boot = sys.argv[1:6]
 p = subprocess.Popen(["kcat", "-b", boot, "-C", "-t", topic, "-o", "end",
                       "-u", "-q", "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=1",
-                      "-f", "%h\\n" if mode == "header" else "%s\\n"],
+                      "-f", "%T %h\\n" if mode == "header" else "%T %s\\n"],
                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 fd, buf = p.stdout.fileno(), b""
 with open(out, "w") as f:
@@ -103,13 +109,41 @@ with open(out, "w") as f:
         buf += data
         *lines, buf = buf.split(b"\n")
         for line in lines:
+            if not line:
+                continue
+            # the append time the broker stamped (LogAppendTime topics), ms
+            appended, line = line.split(b" ", 1)
+            appended = int(appended) * 1000
             if mode == "header":
-                for h in line.decode().split(","):
-                    if h.startswith("commit_time="):
-                        f.write("%d\n" % (arrival - int(h[12:])))
-            elif line:
-                f.write("%d\n" % (arrival - json.loads(line)["source"]["ts_us"]))
+                h = dict(kv.split("=", 1) for kv in line.decode().split(",") if "=" in kv)
+                commit = int(h["commit_time"])
+                # stages: commit -> WAL seen by the worker -> produced -> appended -> arrival
+                seen, produced = (int(v) for v in h["mnist_trace"].split()) if "mnist_trace" in h else (commit, commit)
+            else:
+                commit = seen = produced = json.loads(line)["source"]["ts_us"]
+            f.write("%d %d %d %d %d\n" % (arrival - commit, seen - commit, produced - seen,
+                                          appended - produced, arrival - appended))
 p.kill()' "$1" "$2" "$3" "$4" "$KAFKA_BOOTSTRAP"
+}
+
+# stages FILE: where the time of the slowest 1% of messages went.  FILE's lines (µs, as
+# latency_consumer writes them): total, commit -> WAL seen by the worker, seen -> produced,
+# produced -> appended by the broker (LogAppendTime, ms resolution), appended -> consumer
+# arrival; for Debezium, whose events carry no stage times, the first two stages are 0 and
+# "produced" is the commit.  Prints the median of each stage over all messages and its mean
+# over the slowest 1%, in ms.
+stages() {
+	/usr/bin/python3 -c '
+import statistics, sys
+rows = sorted(tuple(int(v) for v in l.split()) for l in open(sys.argv[1]) if len(l.split()) == 5)
+if not rows:
+    sys.exit(1)
+slow = rows[max(int(len(rows) * 0.99) - 1, 0):]
+med = [statistics.median(r[i] for r in rows) / 1000 for i in (1, 2, 3, 4)]
+mean = [statistics.mean(r[i] for r in slow) / 1000 for i in (1, 2, 3, 4)]
+print("commit -> WAL seen %.1f / %.1f ms, seen -> produced %.2f / %.2f ms, produced -> appended %.1f / %.1f ms,"
+      " appended -> arrival %.1f / %.1f ms (median of all / mean of the slowest 1%%, %d messages)"
+      % (med[0], mean[0], med[1], mean[1], med[2], mean[2], med[3], mean[3], len(slow)))' "$1"
 }
 
 # percentiles FILE: "p50 p99 max" in ms of the µs values in FILE (fails when it is empty).
@@ -211,8 +245,10 @@ echo "  mnist_ml CDC on a 60,000-row backlog, decode -> all acknowledged: $backl
 awk -v a="$backlog" -v b="$w2j" 'BEGIN { r = a / b; printf "  ratio backlog / wal2json: %.2f (target >= 1.0): %s\n", r, (r >= 1.0 ? "met" : "NOT met") }'
 
 # ---- 2. latency at 1,000 single-row commits/s
-broker_create_topic tf.public.mnist_bench_lat 16 >/dev/null
+broker_create_topic tf.public.mnist_bench_lat 16 1 message.timestamp.type=LogAppendTime >/dev/null
 q "CREATE TABLE mnist_bench_lat (id serial PRIMARY KEY, label smallint, pixels bytea)"
+# each message carries the worker's stage times (mnist_trace header) from here on
+cdc_set cdc_trace_latency on
 cdc_wait_caught_up 60 "caught up" >/dev/null
 cat >"$TEST_TMP/lat.sql" <<'SQL'
 \set id random(1, 60000)
@@ -230,7 +266,7 @@ ours_latency() {
 	sleep 1
 	touch "$TEST_TMP/latency.stop"
 	wait "$consumer"
-	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed" >&2
+	echo "  mnist_ml ($1): $(wc -l <"$TEST_TMP/latency.$1") messages timed; $(stages "$TEST_TMP/latency.$1")" >&2
 	percentiles "$TEST_TMP/latency.$1"
 }
 read -r ours_p50 ours_p99 ours_max < <(ours_latency single) || { echo "  no message timed"; exit 1; }
@@ -284,14 +320,84 @@ awk -v a="$alo_rate" -v b="$eo_rate" -v p="$alo_p99" -v e="$eo_p99" 'BEGIN {
 	printf "  exactly_once costs %.0f%% of rows/s (bound 15%%) and %.2fx the p99 (bound 2x): %s\n",
 		100 * c, r, (c <= 0.15 && r <= 2 ? "within, exactly_once may be the default" : "NOT within, at_least_once stays the default") }'
 
-[ "$DEBEZIUM" = 1 ] || exit 0
+# ---- rounds: ROUNDS interleaved latency runs of every arm, so that all arms meet the same
+# moments of a noisy machine: each delivery mode of ours (OURS_MODES, the values of
+# mnist_ml.cdc_delivery; at_least_once is the default) and, with DEBEZIUM=1, Debezium tuned
+# (poll.interval.ms=10) and default (500).  Our worker is off during Debezium's runs; Connect
+# stays up, idle, during ours (its walsender still decodes, and skips, our table's changes).
+OURS_MODES=${OURS_MODES:-at_least_once exactly_once}
+# round_arm ARM NAME: one latency run of ARM (ours:MODE, dbz:POLL_MS): "p50 p99 max" (ms)
+round_arm() {
+	case $1 in
+	ours:*)
+		[ "${1#ours:}" = at_least_once ] || cdc_set cdc_delivery "${1#ours:}"
+		cdc_reset cdc_tables
+		cdc_wait_state streaming 60 >/dev/null
+		cdc_wait_caught_up 60 "caught up" >/dev/null
+		ours_latency "$2"
+		local rc=$?
+		[ "${1#ours:}" = at_least_once ] || cdc_reset cdc_delivery
+		cdc_set cdc_tables ''
+		cdc_wait_state off 30 >/dev/null
+		return $rc
+		;;
+	dbz:*)
+		# a PUT of an unchanged config does not restart the connector: only on a change (the
+		# arm runs in a subshell, so the setting in force is kept in a file)
+		if [ "${1#dbz:}" != "$(cat "$TEST_TMP/dbz_poll")" ]; then
+			dbz_reconfigure poll.interval.ms="${1#dbz:}" || return 1
+			echo "${1#dbz:}" >"$TEST_TMP/dbz_poll"
+		fi
+		dbz_latency "$2"
+		;;
+	esac
+}
+# run_rounds ARM...: the rounds; $TEST_TMP/rounds gets "ARM p50 p99 max load" per run
+run_rounds() {
+	local r arm p50 p99 max load
+	: >"$TEST_TMP/rounds"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for arm in "$@"; do
+			read -r p50 p99 max < <(round_arm "$arm" "round$r.${arm/:/_}") || { echo "  $arm: nothing timed"; exit 1; }
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			echo "  round $r, $arm: p50 $p50 ms, p99 $p99 ms, max $max ms (load $load)"
+			echo "$arm $p50 $p99 $max $load" >>"$TEST_TMP/rounds"
+		done
+	done
+}
+# arm_median ARM COLUMN: median over the rounds of a column (2 p50, 3 p99, 4 max, 5 load)
+arm_median() {
+	awk -v a="$1" -v c="$2" '$1 == a { print $c }' "$TEST_TMP/rounds" | sort -n |
+		awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+# print_rounds ARM...: each arm's median p50, p99, max; p99 ratio to the first arm
+print_rounds() {
+	local arm ref
+	ref=$(arm_median "$1" 3)
+	echo "latency, $ROUNDS interleaved rounds of $DURATION s at 1,000 commits/s, median over the rounds:"
+	for arm in "$@"; do
+		awk -v a="$arm" -v p50="$(arm_median "$arm" 2)" -v p99="$(arm_median "$arm" 3)" -v max="$(arm_median "$arm" 4)" \
+			-v load="$(arm_median "$arm" 5)" -v ref="$ref" 'BEGIN {
+			printf "  %-22s p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (p99 / first arm %.2fx; load %s)\n",
+				a, p50, p99, max, p99 / ref, load }'
+	done
+}
+ours_arms=()
+for m in $OURS_MODES; do ours_arms+=("ours:$m"); done
+
+if [ "$DEBEZIUM" != 1 ]; then
+	run_rounds "${ours_arms[@]}"
+	print_rounds "${ours_arms[@]}"
+	exit 0
+fi
 
 # ---- 3. the same against Debezium + Kafka Connect (our worker off: each arm has the machine,
 # less the broker's JVM, which both share)
 for t in dbz_bench dbz_bench_lat; do
 	q "CREATE TABLE $t (id serial PRIMARY KEY, label smallint, pixels bytea)"
-	broker_create_topic dbz.public.$t 16 >/dev/null
 done
+broker_create_topic dbz.public.dbz_bench 16 >/dev/null
+broker_create_topic dbz.public.dbz_bench_lat 16 1 message.timestamp.type=LogAppendTime >/dev/null
 cdc_set cdc_tables ''
 cdc_wait_state off 30 >/dev/null
 at_exit dbz_stop
@@ -360,7 +466,7 @@ dbz_latency() {
 	sleep 1
 	touch "$TEST_TMP/latency.stop"
 	wait "$consumer"
-	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed" >&2
+	echo "  Debezium ($1) latency at 1,000 single-row commits/s for $DURATION s: $(wc -l <"$TEST_TMP/latency.$1") events timed; $(stages "$TEST_TMP/latency.$1")" >&2
 	percentiles "$TEST_TMP/latency.$1"
 }
 read -r dbz_p50 dbz_p99 dbz_max < <(dbz_latency defaults) || { echo "  no event timed"; exit 1; }
@@ -370,30 +476,18 @@ echo "  commit -> consumer arrival: p50 $dbz_p50 ms, p99 $dbz_p99 ms, max $dbz_m
 # when max.batch.size (2048) events are in or poll.interval.ms (default 500) has passed),
 # restarted through the REST API in the same, warm, JVM
 dbz_reconfigure poll.interval.ms=10 || exit 1
+echo 10 >"$TEST_TMP/dbz_poll"
 read -r dbzt_p50 dbzt_p99 dbzt_max < <(dbz_latency poll.interval.ms=10) || { echo "  no event timed"; exit 1; }
 echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbzt_max ms"
 
-# ---- 3b. the latencies again in ROUNDS interleaved pairs (ours, then Debezium with
-# poll.interval.ms=10), so that both arms meet the same moments of a noisy machine: our worker
-# is switched off during Debezium's runs; Connect stays up, idle, during ours (its walsender
-# still decodes, and skips, our table's changes).  Each arm's median p50 and p99.
-: >"$TEST_TMP/rounds"
-for ((r = 1; r <= ROUNDS; r++)); do
-	cdc_reset cdc_tables
-	cdc_wait_state streaming 60 >/dev/null
-	cdc_wait_caught_up 60 "caught up" >/dev/null
-	read -r a50 a99 _ < <(ours_latency "round$r") || { echo "  no message timed"; exit 1; }
-	cdc_set cdc_tables ''
-	cdc_wait_state off 30 >/dev/null
-	read -r b50 b99 _ < <(dbz_latency "round$r") || { echo "  no event timed"; exit 1; }
-	echo "  round $r: mnist_ml p50 $a50 ms, p99 $a99 ms; Debezium (poll.interval.ms=10) p50 $b50 ms, p99 $b99 ms (load $(cut -d' ' -f1 /proc/loadavg))"
-	echo "$a50 $a99 $b50 $b99" >>"$TEST_TMP/rounds"
-done
+# ---- 3b. the rounds, Debezium tuned and default interleaved with ours
+cdc_set cdc_tables ''
+cdc_wait_state off 30 >/dev/null
+run_rounds "${ours_arms[@]}" dbz:10 dbz:500
 dbz_stop
-# median COLUMN: the median of a column of $TEST_TMP/rounds
-median() {
-	cut -d' ' -f"$1" "$TEST_TMP/rounds" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+print_rounds "${ours_arms[@]}" dbz:10 dbz:500
+m1=$(arm_median "${ours_arms[0]}" 2) m2=$(arm_median "${ours_arms[0]}" 3)
+m3=$(arm_median dbz:10 2) m4=$(arm_median dbz:10 3)
 
 echo "mnist_ml CDC vs Debezium $DEBEZIUM_VERSION + Kafka Connect $CONNECT_VERSION standalone (same cluster, broker, rows; one after the other):"
 awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_p99" -v b99="$dbz_p99" \
@@ -401,7 +495,7 @@ awk -v a="$ours" -v b="$dbz" -v a50="$ours_p50" -v b50="$dbz_p50" -v a99="$ours_
 	-v t50="$dbzt_p50" -v t99="$dbzt_p99" -v ar0="$ours_rss0" -v br0="$dbz_rss0" -v aa0="$ours_anon0" -v ba0="$dbz_anon0" \
 	-v ac="$ours_cpu" -v bc="$dbz_cpu" -v pr="$pm_rss" -v pa="$pm_anon" -v wr="$ws_rss" -v wa="$ws_anon" \
 	-v al="$ours_load" -v bl="$dbz_load" -v rounds="$ROUNDS" \
-	-v m1="$(median 1)" -v m2="$(median 2)" -v m3="$(median 3)" -v m4="$(median 4)" 'BEGIN {
+	-v m1="$m1" -v m2="$m2" -v m3="$m3" -v m4="$m4" 'BEGIN {
 	f = "  %-50s %10s %10s %8s\n"
 	printf f, "", "mnist_ml", "Debezium", "ratio"
 	printf f, "rows/s, 60,000 rows, insert start -> in the topic", a, b, sprintf("%.2fx", a / b)

@@ -333,6 +333,8 @@ mnist_cdc_produce(CdcProducer *p, rd_kafka_topic_t *rkt, const char *key, size_t
 	rd_kafka_header_add(hdrs, "op", 2, h->op, 1);
 	if (h->pk_len > 0)
 		rd_kafka_header_add(hdrs, "pk", 2, h->pk, h->pk_len);
+	if (h->trace != NULL)
+		rd_kafka_header_add(hdrs, "mnist_trace", 11, h->trace, -1);
 
 	for (;;)
 	{

@@ -64,6 +64,7 @@ typedef struct CdcHeaders
 	const char *op;				/* c insert, u update, r snapshot read */
 	const char *pk;
 	int			pk_len;			/* 0: no primary key header */
+	const char *trace;			/* NULL, or the mnist_trace header (cdc_trace_latency) */
 } CdcHeaders;
 
 /* Creates p's idempotent producer from conf (consumed), with librdkafka logs via log.queue. */

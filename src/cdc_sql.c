@@ -271,7 +271,7 @@ mnist_cdc_snapshot(PG_FUNCTION_ARGS)
 	CdcProducer p;
 	SnapshotDelivery delivery;
 	rd_kafka_conf_t *conf;
-	CdcHeaders	h;
+	CdcHeaders	h = {0};
 	char		lsn_text[32];
 	char		txid_text[16];
 	char		time_text[32];

@@ -108,10 +108,33 @@ cdc_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * Commit wakeup: a backend whose transaction wrote a commit record sets the streaming
+ * worker's latch, as XLogFlush wakes walsenders (WalSndWakeup), which a background worker is
+ * not.  Called after the commit record is flushed (synchronous_commit on); an asynchronous
+ * commit's WAL is found by the worker's fallback poll once the WAL writer has flushed it.
+ */
+static void
+cdc_commit_wakeup(XactEvent event, void *arg)
+{
+	static XLogRecPtr woken_for = InvalidXLogRecPtr;
+	Latch	   *latch;
+
+	if (event != XACT_EVENT_COMMIT || XactLastCommitEnd == woken_for || mnist_cdc_state == NULL)
+		return;
+	woken_for = XactLastCommitEnd;
+	latch = ((volatile CdcShared *) mnist_cdc_state)->wal_latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
 void
 mnist_cdc_register(void)
 {
 	BackgroundWorker worker;
+
+	/* inherited by every backend: the library is preloaded */
+	RegisterXactCallback(cdc_commit_wakeup, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = cdc_shmem_request;
@@ -178,7 +201,7 @@ static uint64 cur_seq = 0;		/* transaction being decoded */
 static XLogRecPtr confirmed_lsn = InvalidXLogRecPtr;
 static XLogRecPtr last_saved_lsn = InvalidXLogRecPtr;
 static TimestampTz last_saved_at = 0;
-static TimestampTz last_wal_at = 0;
+static TimestampTz last_wal_at = 0;	/* when the page reader last found the WAL it needed */
 
 /* counters of earlier workers since server start, continued by this one */
 static uint64 base_produced = 0;
@@ -477,6 +500,9 @@ worker_queue_wait(CdcProducer *p)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* The wait for WAL that no commit announced (asynchronous commits), in ms */
+#define CDC_WAL_POLL_MS 10
+
 /*
  * Page reader: like read_local_xlog_page, but while WAL is not there yet (or, for a failover
  * slot, not yet on the synchronized standbys) it serves Kafka and waits on the latch instead
@@ -489,17 +515,13 @@ cdc_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 	for (;;)
 	{
 		XLogRecPtr	flushed = GetFlushRecPtr(NULL);
-		TimestampTz now;
-		long		wait_ms;
 
 		if (targetPagePtr + reqLen <= flushed && mnist_standbys_have(targetPagePtr + reqLen))
 			break;
 		service(true);
-		/* a short wait after recent WAL, longer when idle: no WAL flush wakes us */
-		now = GetCurrentTimestamp();
-		wait_ms = TimestampDifferenceExceeds(last_wal_at, now, 1000) ? 10 : 1;
+		/* a commit sets the latch (cdc_commit_wakeup); the timeout finds other flushed WAL */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
+						 CDC_WAL_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -525,7 +547,8 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 	const char *value;
 	size_t		value_len;
 	size_t		key_len;
-	CdcHeaders	h;
+	char		trace[64];
+	CdcHeaders	h = {0};
 	rd_kafka_topic_t *rkt;
 
 	if (problem == NULL && rec.kind == MNIST_CDC_RECORD_ROW && rec.op == 0)
@@ -582,6 +605,16 @@ cdc_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bool l
 		/* a table whose topic Kafka refuses: its rows are skipped, counted, said once */
 		mnist_cdc_rows_skipped++;
 		return;
+	}
+	if (mnist_cdc_trace_latency)
+	{
+		char		seen[32];
+		char		produced[32];
+
+		mnist_cdc_time_text(last_wal_at, seen);
+		mnist_cdc_time_text(GetCurrentTimestamp(), produced);
+		snprintf(trace, sizeof(trace), "%s %s", seen, produced);
+		h.trace = trace;
 	}
 	key_len = mnist_cdc_record_message(&rec, key, NULL, &value, &value_len);
 	mnist_cdc_produce(&producer, rkt, key, key_len, value, value_len, &h,
@@ -767,7 +800,7 @@ create_slot_with_snapshot(void)
 	Snapshot	snap;
 	XLogRecPtr	start;
 	CdcOptions	opts;
-	CdcHeaders	h;
+	CdcHeaders	h = {0};
 	char		lsn_text[32];
 	char		txid_text[16];
 	char		time_text[32];
@@ -905,6 +938,9 @@ stream(XLogRecPtr position)
 		confirm(position);
 	}
 
+	SpinLockAcquire(&mnist_cdc_state->mutex);
+	mnist_cdc_state->wal_latch = MyLatch;
+	SpinLockRelease(&mnist_cdc_state->mutex);
 	cdc_set_state("streaming");
 	/* what kept the worker from streaming (a start-up error, an earlier failure) is over */
 	cdc_clear_error();
@@ -935,6 +971,7 @@ worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&mnist_cdc_state->mutex);
 	mnist_cdc_state->pid = 0;
+	mnist_cdc_state->wal_latch = NULL;
 	strlcpy(mnist_cdc_state->state, exit_state, sizeof(mnist_cdc_state->state));
 	SpinLockRelease(&mnist_cdc_state->mutex);
 }

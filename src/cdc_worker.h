@@ -31,6 +31,7 @@ typedef struct CdcShared
 	char		waiting_reason[256];
 	TimestampTz waiting_since;
 	uint64		snapshot_skipped;	/* rows mnist_cdc_snapshot() calls skipped */
+	struct Latch *wal_latch;	/* set by every commit while the worker streams, else NULL */
 } CdcShared;
 
 extern CdcShared *mnist_cdc_state;	/* NULL unless preloaded */

@@ -33,6 +33,7 @@ char	   *mnist_kafka_properties_file = NULL;
 char	   *mnist_cdc_tables = NULL;
 char	   *mnist_cdc_database = NULL;
 bool		mnist_cdc_create_topics = true;
+bool		mnist_cdc_trace_latency = false;
 int			mnist_cdc_topic_partitions = -1;
 int			mnist_cdc_topic_replication_factor = -1;
 int			mnist_cdc_delivery = MNIST_CDC_AT_LEAST_ONCE;
@@ -151,6 +152,12 @@ _PG_init(void)
 							 "Off: the rows of a table without a topic wait until someone creates it.",
 							 &mnist_cdc_create_topics, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("mnist_ml.cdc_trace_latency",
+							 "Developer setting: change data capture messages carry an mnist_trace header of stage times.",
+							 "\"SEEN PRODUCED\": when the worker found the WAL of the row's commit and when it produced the message, microseconds since the Unix epoch (bench/cdc.sh).",
+							 &mnist_cdc_trace_latency, false,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("mnist_ml.cdc_topic_partitions",
 							"Partitions of a topic change data capture creates; -1 means the broker's default (num.partitions).",

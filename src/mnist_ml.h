@@ -16,6 +16,7 @@ extern char *mnist_kafka_properties;	/* mnist_ml.kafka_properties: key=value lib
 extern char *mnist_kafka_properties_file;	/* mnist_ml.kafka_properties_file: one per line */
 extern char *mnist_cdc_tables;		/* mnist_ml.cdc_tables: globs of captured tables */
 extern char *mnist_cdc_database;	/* mnist_ml.cdc_database */
+extern bool mnist_cdc_trace_latency;	/* mnist_ml.cdc_trace_latency: mnist_trace header */
 extern bool mnist_cdc_create_topics;	/* mnist_ml.cdc_create_topics: create missing topics */
 extern int	mnist_cdc_topic_partitions;	/* mnist_ml.cdc_topic_partitions: -1 broker's default */
 extern int	mnist_cdc_topic_replication_factor;	/* mnist_ml.cdc_topic_replication_factor */

@@ -83,7 +83,8 @@ _dbz_wait_streaming() {
 	local i
 	for ((i = 0; i < 1200; i++)); do
 		[ "$(cat "$DBZ_DIR/connect.log" 2>/dev/null | grep -c 'Processing messages')" -ge "$1" ] && return 0
-		kill -0 "$(dbz_pid)" 2>/dev/null || break
+		# the pid file may not be written yet on a loaded machine
+		[ -z "$(dbz_pid)" ] || kill -0 "$(dbz_pid)" 2>/dev/null || break
 		sleep 0.1
 	done
 	echo "bench: Debezium did not start streaming; its log ends with:" >&2

@@ -131,6 +131,21 @@ q "SELECT label || E'\t' || (SELECT string_agg(get_byte(pixels, i)::text, ',' OR
 check_eq "$(sed -n '2,6p' "$TEST_TMP/recvlogical.out" | cut -f2,3 | md5sum)" "$(md5sum <"$TEST_TMP/recvlogical.expected")" \
 	"pg_recvlogical -P mnist_ml: keys and values equal the rows"
 
+# mnist_ml.cdc_trace_latency (developer setting, bench/cdc.sh): messages carry an mnist_trace
+# header "SEEN PRODUCED" (µs since the Unix epoch), commit_time <= SEEN <= PRODUCED; a row
+# per try, as the worker takes the setting on its next reload
+tr=mnist_cdc_trace
+broker_create_topic "tf.public.$tr" 4 || fail "create tf.public.$tr"
+q "CREATE TABLE $tr (id serial PRIMARY KEY, label smallint, pixels bytea)"
+cdc_set cdc_trace_latency on
+wait_for "q \"INSERT INTO $tr (label, pixels) SELECT label, pixels FROM $t WHERE id = 1\";
+	kafka_dump tf.public.$tr \"\$TEST_TMP/trace.dump\"; grep -q ',mnist_trace=' \"\$TEST_TMP/trace.dump\"" 60 \
+	"with cdc_trace_latency on, messages carry an mnist_trace header"
+check_eq "$(cut -f5 "$TEST_TMP/trace.dump" | sed -nE 's/.*commit_time=([0-9]{16}),.*mnist_trace=([0-9]{16}) ([0-9]{16})$/\1 \2 \3/p' |
+	awk '$1 <= $2 && $2 <= $3 && $3 - $1 < 600000000 { n++ } END { print n + 0 }')" \
+	"$(grep -c ',mnist_trace=' "$TEST_TMP/trace.dump")" "mnist_trace: commit_time <= WAL seen <= produced, in µs since the epoch"
+cdc_reset cdc_trace_latency
+
 check_topic_intact "$topic"
 check_topic_intact "tf.public.$other"
-q "DROP TABLE $t, $other, $tt, cdc_stream_nopix"
+q "DROP TABLE $t, $other, $tt, cdc_stream_nopix, $tr"
