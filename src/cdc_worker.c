@@ -757,15 +757,40 @@ static const CdcTopicCallbacks worker_topic_callbacks = {
 	.ready = worker_ready,
 };
 
+/*
+ * Defaults the user's properties may override: low latency, a bounded queue and, where
+ * librdkafka re-bootstraps (2.10 and later), doing so after 10 s without a usable broker
+ * instead of 5 minutes.  A broker fenced by its controller (one that hung past its session
+ * timeout) is left out of the metadata it answers; librdkafka then forgets it and, the
+ * bootstrap brokers being gone too, has nobody to ask until it re-bootstraps (2.14.2's
+ * immediate re-bootstrap on that is not reliable; this timer is).
+ */
+#define CDC_PRODUCER_DEFAULTS \
+	"client.id=mnist_ml-cdc linger.ms=5 " \
+	"queue.buffering.max.messages=20000 queue.buffering.max.kbytes=65536"
+#define CDC_REBOOTSTRAP_DEFAULT " metadata.recovery.rebootstrap.trigger.ms=10000"
+
+/* Does this librdkafka know the property? */
+static bool
+rdkafka_knows(const char *name, const char *value)
+{
+	rd_kafka_conf_t *probe = rd_kafka_conf_new();
+	char		errstr[256];
+	bool		known = rd_kafka_conf_set(probe, name, value, errstr, sizeof(errstr)) ==
+		RD_KAFKA_CONF_OK;
+
+	rd_kafka_conf_destroy(probe);
+	return known;
+}
+
 /* Creates the librdkafka producer of the worker. */
 static void
 create_producer(void)
 {
-	/* defaults the user's properties may override: low latency, a bounded queue */
 	rd_kafka_conf_t *conf = mnist_kafka_conf(NULL,
-											 "client.id=mnist_ml-cdc linger.ms=5 "
-											 "queue.buffering.max.messages=20000 "
-											 "queue.buffering.max.kbytes=65536");
+											 rdkafka_knows("metadata.recovery.rebootstrap.trigger.ms", "10000") ?
+											 CDC_PRODUCER_DEFAULTS CDC_REBOOTSTRAP_DEFAULT :
+											 CDC_PRODUCER_DEFAULTS);
 
 	char		identity[128];
 
