@@ -311,9 +311,15 @@ worker_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void
 ring_grow(void)
 {
+	static MemoryContext ring_cxt = NULL;
 	uint64		newsize = ring ? (ring_mask + 1) * 2 : 1024;
-	RingTxn    *newring = MemoryContextAllocZero(TopMemoryContext, newsize * sizeof(RingTxn));
+	RingTxn    *newring;
 	uint64		seq;
+
+	if (ring_cxt == NULL)
+		ring_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml cdc ring",
+										 ALLOCSET_SMALL_SIZES);
+	newring = MemoryContextAllocZero(ring_cxt, newsize * sizeof(RingTxn));
 
 	for (seq = ring_head; seq < ring_tail; seq++)
 		newring[seq & (newsize - 1)] = ring[seq & ring_mask];

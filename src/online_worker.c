@@ -980,15 +980,16 @@ void
 mnist_online_worker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
-	char	   *database = MemoryContextStrdup(TopMemoryContext, mnist_online_database_name());
+	char	   *database;
 
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml online", ALLOCSET_DEFAULT_SIZES);
+	database = MemoryContextStrdup(worker_cxt, mnist_online_database_name());
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
 	/* a superuser process: no object of a user's schema may stand in for a catalog one */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-	worker_cxt = AllocSetContextCreate(TopMemoryContext, "mnist_ml online", ALLOCSET_DEFAULT_SIZES);
 	loop_cxt = AllocSetContextCreate(worker_cxt, "mnist_ml online loop", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
