@@ -41,12 +41,16 @@ q "SET mnist_ml.progress = off; SELECT mnist_train('$S.base', '$M', epochs => 1,
 cdc_staging $src
 q "DELETE FROM $src WHERE id > 2000"
 
+# cdc_restarted OLDPID MSG: a new CDC worker streams
+cdc_restarted() {
+	wait_for "[ \"\$(q 'SELECT state = '\''streaming'\'' AND pid <> $1 FROM mnist_cdc_status' 2>/dev/null)\" = t ]" 120 "$2"
+}
+
 # CDC in the mode under test; the captured table and its 4-partition topic
 if [ "$(q "SHOW mnist_ml.cdc_delivery")" != "$delivery" ]; then
 	pid=$(q "SELECT pid FROM mnist_cdc_status")
 	cdc_set cdc_delivery "$delivery"
-	wait_for "[ \"\$(q 'SELECT state = '\''streaming'\'' AND pid <> $pid FROM mnist_cdc_status' 2>/dev/null)\" = t ]" 120 \
-		"CDC streams with cdc_delivery = $delivery"
+	cdc_restarted "$pid" "CDC streams with cdc_delivery = $delivery"
 fi
 check_eq "$(q "SHOW mnist_ml.cdc_delivery")" "$delivery" "mnist_ml.cdc_delivery = $delivery"
 broker_create_topic $topic 4 || fail "create topic $topic"
@@ -60,9 +64,6 @@ consumed() { q "SELECT coalesce(sum(rows + skipped), 0) FROM mnist_online_rounds
 wait_for "[ \"\$(status 'offsets IS NOT NULL')\" = t ]" 60 "the job stored its start offsets"
 
 server_back() { wait_for "q 'SELECT 1' >/dev/null 2>&1" 120 "$1"; }
-cdc_restarted() {	# cdc_restarted OLDPID MSG
-	wait_for "[ \"\$(q 'SELECT state = '\''streaming'\'' AND pid <> $1 FROM mnist_cdc_status' 2>/dev/null)\" = t ]" 120 "$2"
-}
 # all_consumed PHASE: CDC confirmed every committed row and the job's rounds consumed as many
 # rows as the table holds (exactly: more would be rows trained twice)
 all_consumed() {
