@@ -26,7 +26,9 @@
 #      API: same JVM); then ROUNDS (default 3) interleaved rounds of latency runs over the
 #      arms (each of our delivery modes in OURS_MODES, Debezium with poll.interval.ms=10 and
 #      with its default 500), whose medians compare them at the same moments of a noisy
-#      machine (with DEBEZIUM=0, the rounds of our modes alone).
+#      machine (with DEBEZIUM=0, the rounds of our modes alone); and in every round the
+#      broker's own floor: Kafka's ProducerPerformance at the same 1,000 records/s of our
+#      messages' size through the same broker to the same consumer, no PostgreSQL in the path.
 #      Resident memory: VmRSS and RssAnon (/proc/PID/status) of our worker
 #      process and of the Connect JVM at rest and at their peak (every 0.1 s) during the
 #      60,000 rows; CPU seconds for them: our worker, which decodes in-process, vs the JVM plus
@@ -88,7 +90,8 @@ mem_peak() {
 # latency_consumer TOPIC OUT STOP MODE: a kcat consumer from the topic's end, until file STOP
 # exists, writing per message to OUT arrival minus commit time and its stages (µs; see
 # stages); MODE header: our commit_time (and mnist_trace) headers; debezium: the JSON
-# envelope's source.ts_us.
+# envelope's source.ts_us; created: the record's timestamp on a CreateTime topic (the floor
+# arm: Kafka's own producer stamps it when it is sent; ms resolution, so 0-1 ms too high).
 latency_consumer() {
 	/usr/bin/python3 -c '
 import json, os, select, subprocess, sys, time
@@ -114,7 +117,10 @@ with open(out, "w") as f:
             # the append time the broker stamped (LogAppendTime topics), ms
             appended, line = line.split(b" ", 1)
             appended = int(appended) * 1000
-            if mode == "header":
+            if mode == "created":
+                # the floor arm: the CreateTime stamped by the Java producer, ms
+                commit = seen = produced = appended
+            elif mode == "header":
                 h = dict(kv.split("=", 1) for kv in line.decode().split(",") if "=" in kv)
                 commit = int(h["commit_time"])
                 # stages: commit -> WAL seen by the worker -> produced -> appended -> arrival
@@ -326,7 +332,34 @@ awk -v a="$alo_rate" -v b="$eo_rate" -v p="$alo_p99" -v e="$eo_p99" 'BEGIN {
 # (poll.interval.ms=10) and default (500).  Our worker is off during Debezium's runs; Connect
 # stays up, idle, during ours (its walsender still decodes, and skips, our table's changes).
 OURS_MODES=${OURS_MODES:-at_least_once exactly_once}
-# round_arm ARM NAME: one latency run of ARM (ours:MODE, dbz:POLL_MS): "p50 p99 max" (ms)
+# floor_latency NAME: the broker's own floor, no PostgreSQL in the path: Kafka's
+# ProducerPerformance (kafka-tools, a Java producer with acks=all and linger.ms=5, as our
+# producer's) sends 1,000 records/s of our messages' mean size to a 16-partition CreateTime
+# topic; its first 3 s (the JVM's start and warm-up) are not timed, the next DURATION s are,
+# by the same consumer: send -> arrival, "p50 p99 max" (ms)
+floor_latency() {
+	local producer
+	rm -f "$TEST_TMP/latency.stop"
+	KAFKA_JVM_TOOL_OPTS="-Xms64m -Xmx256m" kafka_java org.apache.kafka.tools.ProducerPerformance \
+		--topic mnist_bench_floor --num-records $((1000 * (DURATION + 4))) --throughput 1000 \
+		--record-size "$floor_size" --producer-props bootstrap.servers="$KAFKA_BOOTSTRAP" acks=all linger.ms=5 \
+		>"$TEST_TMP/floor.$1" 2>/dev/null &
+	producer=$!
+	sleep 3
+	latency_consumer mnist_bench_floor "$TEST_TMP/latency.$1" "$TEST_TMP/latency.stop" created &
+	consumer=$!
+	wait "$producer"
+	sleep 1
+	touch "$TEST_TMP/latency.stop"
+	wait "$consumer"
+	echo "  floor ($1): $(wc -l <"$TEST_TMP/latency.$1") records timed; ProducerPerformance: $(tail -n 1 "$TEST_TMP/floor.$1")" >&2
+	percentiles "$TEST_TMP/latency.$1"
+}
+broker_create_topic mnist_bench_floor 16 >/dev/null
+# our messages' mean value size on the latency topic
+floor_size=$(kcat -b "$KAFKA_BOOTSTRAP" -C -t tf.public.mnist_bench_lat -o beginning -c 1000 -e -q -f '%S\n' 2>/dev/null |
+	awk '{ s += $1 } END { printf "%d", NR ? s / NR : 3000 }')
+# round_arm ARM NAME: one latency run of ARM (ours:MODE, floor, dbz:POLL_MS): "p50 p99 max" (ms)
 round_arm() {
 	case $1 in
 	ours:*)
@@ -340,6 +373,9 @@ round_arm() {
 		cdc_set cdc_tables ''
 		cdc_wait_state off 30 >/dev/null
 		return $rc
+		;;
+	floor)
+		floor_latency "$2"
 		;;
 	dbz:*)
 		# a PUT of an unchanged config does not restart the connector: only on a change (the
@@ -386,8 +422,8 @@ ours_arms=()
 for m in $OURS_MODES; do ours_arms+=("ours:$m"); done
 
 if [ "$DEBEZIUM" != 1 ]; then
-	run_rounds "${ours_arms[@]}"
-	print_rounds "${ours_arms[@]}"
+	run_rounds "${ours_arms[@]}" floor
+	print_rounds "${ours_arms[@]}" floor
 	exit 0
 fi
 
@@ -483,9 +519,9 @@ echo "  commit -> consumer arrival: p50 $dbzt_p50 ms, p99 $dbzt_p99 ms, max $dbz
 # ---- 3b. the rounds, Debezium tuned and default interleaved with ours
 cdc_set cdc_tables ''
 cdc_wait_state off 30 >/dev/null
-run_rounds "${ours_arms[@]}" dbz:10 dbz:500
+run_rounds "${ours_arms[@]}" floor dbz:10 dbz:500
 dbz_stop
-print_rounds "${ours_arms[@]}" dbz:10 dbz:500
+print_rounds "${ours_arms[@]}" floor dbz:10 dbz:500
 m1=$(arm_median "${ours_arms[0]}" 2) m2=$(arm_median "${ours_arms[0]}" 3)
 m3=$(arm_median dbz:10 2) m4=$(arm_median dbz:10 3)
 
