@@ -95,3 +95,21 @@ cdc_writer() {
 		sleep "$pause"
 	done
 }
+
+# cdc_crash_midstream SRC DST BATCHES: crashes the server (pg_ctl -m immediate) while cdc_writer
+# copies SRC into DST in BATCHES transactions 0.1 s apart, once the worker has confirmed some of
+# them (shipped, and exactly once: committed in Kafka); restarts it and returns when the writer
+# is done and the worker has confirmed everything.
+cdc_crash_midstream() {
+	local writer lsn
+	lsn=$(q "SELECT pg_current_wal_lsn()")
+	cdc_writer "$1" "$2" "$3" 0.1 &
+	writer=$!
+	wait_for "[ \"\$(q \"SELECT confirmed_lsn > '$lsn' FROM mnist_cdc_status\")\" = t ]" 60 \
+		"some of $2 confirmed before the crash" >/dev/null
+	pg_stop_immediate || fail "pg_ctl -m immediate"
+	pg_start || fail "pg_start after the crash"
+	wait "$writer"
+	cdc_wait_state streaming 60
+	cdc_wait_caught_up 180 "all confirmed after the restart"
+}

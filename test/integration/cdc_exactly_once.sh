@@ -107,15 +107,7 @@ skipped_said() { grep -c 'the transactions between are not sent again' "$HARNESS
 said0=$(skipped_said)
 t=mnist_eo_crash
 eo_table "$t"
-cdc_writer "$src" "$t" 50 0.1 &
-writer=$!
-sleep 3
-pg_stop_immediate || fail "pg_ctl -m immediate"
-sleep 1
-pg_start || fail "pg_start after the crash"
-wait "$writer"
-cdc_wait_state streaming 60
-cdc_wait_caught_up 180 "all confirmed after the restart"
+cdc_crash_midstream "$src" "$t" 50
 check_eq "$(( $(skipped_said) > said0 ))" 1 \
 	"the new worker started at the position Kafka committed, past the slot's saved one"
 eo_check "$t" "immediate stop"

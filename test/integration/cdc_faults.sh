@@ -86,15 +86,7 @@ fault_check "$t" "30,000 rows in one transaction across an outage"
 # ---- immediate stop (crash) mid-stream
 t=mnist_cdc_crash
 fault_table "$t"
-cdc_writer "$src" "$t" 100 0.1 &
-writer=$!
-sleep 4
-pg_stop_immediate || fail "pg_ctl -m immediate"
-sleep 1
-pg_start || fail "pg_start after the crash"
-wait "$writer"
-cdc_wait_state streaming 60
-cdc_wait_caught_up 180 "all confirmed after the restart"
+cdc_crash_midstream "$src" "$t" 100
 fault_check "$t" "immediate stop"
 
 q "DROP TABLE $src, mnist_cdc_outage, mnist_cdc_frozen, mnist_cdc_lag, mnist_cdc_crash"
