@@ -61,6 +61,18 @@ if [ -n "$(q "SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'")
 	q "SELECT pg_reload_conf()" >/dev/null
 fi
 now_us() { date +%s%6N; }
+# bench_until CONDITION LIMIT_S WHAT: evaluates the shell CONDITION every 10 ms until it holds
+# (returns 0) or LIMIT_S seconds have passed (says so on stderr, returns 1); the caller times.
+bench_until() {
+	local start=$SECONDS
+	until eval "$1" >/dev/null 2>&1; do
+		if [ $((SECONDS - start)) -ge "$2" ]; then
+			echo "bench: $3: not after $2 s" >&2
+			return 1
+		fi
+		sleep 0.01
+	done
+}
 # insert_60k TABLE: bench_src's 60,000 rows into TABLE in 60 transactions of 1,000
 insert_60k() {
 	local i
@@ -187,14 +199,8 @@ cpu0=$(cpu_s "$worker_pid")
 t0=$(now_us)
 insert_60k mnist_bench
 t_commit=$(now_us)
-until [ "$(q "SELECT acknowledged - $acked0 >= 60000 FROM mnist_cdc_status")" = t ]; do
-	if [ $(($(now_us) - t0)) -gt 300000000 ]; then
-		echo "bench: not all 60,000 messages acknowledged after 300 s" >&2
-		q "SELECT * FROM mnist_cdc_status" >&2
-		exit 1
-	fi
-	sleep 0.01
-done
+bench_until "[ \"\$(q 'SELECT acknowledged - $acked0 >= 60000 FROM mnist_cdc_status')\" = t ]" 300 \
+	"all 60,000 messages acknowledged" || { q "SELECT * FROM mnist_cdc_status" >&2; exit 1; }
 t1=$(now_us)
 kill "$sampler"
 read -r ours_rss ours_anon < <(mem_peak "$TEST_TMP/mem.ours")
@@ -239,15 +245,10 @@ cdc_wait_state off 30 >/dev/null
 insert_60k mnist_bench_backlog
 acked0=$(q "SELECT acknowledged FROM mnist_cdc_status")
 cdc_reset cdc_tables
-until [ "$(q 'SELECT state FROM mnist_cdc_status')" = streaming ]; do sleep 0.01; done
+bench_until "[ \"\$(q 'SELECT state FROM mnist_cdc_status')\" = streaming ]" 60 "the worker streams" || exit 1
 b0=$(now_us)
-until [ "$(q "SELECT acknowledged - $acked0 >= 60000 FROM mnist_cdc_status")" = t ]; do
-	if [ $(($(now_us) - b0)) -gt 300000000 ]; then
-		echo "bench: backlog not acknowledged after 300 s" >&2
-		exit 1
-	fi
-	sleep 0.01
-done
+bench_until "[ \"\$(q 'SELECT acknowledged - $acked0 >= 60000 FROM mnist_cdc_status')\" = t ]" 300 \
+	"the backlog acknowledged" || exit 1
 b1=$(now_us)
 backlog=$(awk -v n=60000 -v us=$((b1 - b0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 echo "  mnist_ml CDC on a 60,000-row backlog, decode -> all acknowledged: $backlog rows/s"
@@ -312,13 +313,8 @@ mode_run() {
 	m0=$(now_us)
 	insert_60k "$t"
 	lsn=$(q "SELECT pg_current_wal_lsn()")
-	until [ "$(q "SELECT confirmed_lsn >= '$lsn' FROM mnist_cdc_status")" = t ]; do
-		if [ $(($(now_us) - m0)) -gt 300000000 ]; then
-			echo "bench: $1: not confirmed after 300 s" >&2
-			return 1
-		fi
-		sleep 0.01
-	done
+	bench_until "[ \"\$(q \"SELECT confirmed_lsn >= '$lsn' FROM mnist_cdc_status\")\" = t ]" 300 \
+		"$1: confirmed" || return 1
 	m1=$(now_us)
 	echo "$(awk -v n=60000 -v us=$((m1 - m0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }') $(ours_latency "$1" | cut -d' ' -f1,2)"
 }
@@ -452,14 +448,8 @@ dbz_start dbz_bench dbz_bench_lat || exit 1
 dbz_jvm=$(dbz_pid)
 # one row through the whole path: the producer has its connections and metadata, as ours had
 q "INSERT INTO dbz_bench (label, pixels) SELECT label, pixels FROM bench_src WHERE id = 1"
-until [ "$(topic_total dbz.public.dbz_bench)" = 1 ]; do
-	if [ $(($(now_us) - c0)) -gt 180000000 ]; then
-		echo "bench: Debezium's first event is not in dbz.public.dbz_bench after 180 s" >&2
-		tail -n 20 "$DBZ_DIR/connect.log" >&2
-		exit 1
-	fi
-	sleep 0.05
-done
+bench_until '[ "$(topic_total dbz.public.dbz_bench)" = 1 ]' 180 "Debezium's first event in dbz.public.dbz_bench" ||
+	{ tail -n 20 "$DBZ_DIR/connect.log" >&2; exit 1; }
 echo "Debezium $DEBEZIUM_VERSION on Kafka Connect $CONNECT_VERSION (standalone, pid $dbz_jvm): first event in the topic $((($(now_us) - c0) / 1000)) ms after the JVM's start"
 
 read -r dbz_rss0 dbz_anon0 < <(mem_sample_once "$dbz_jvm")
@@ -473,13 +463,7 @@ sampler2=$!
 t0=$(now_us)
 insert_60k dbz_bench
 t_commit=$(now_us)
-until [ "$(topic_total dbz.public.dbz_bench)" -ge 60001 ]; do
-	if [ $(($(now_us) - t0)) -gt 300000000 ]; then
-		echo "bench: Debezium's 60,000 events not in the topic after 300 s" >&2
-		exit 1
-	fi
-	sleep 0.02
-done
+bench_until '[ "$(topic_total dbz.public.dbz_bench)" -ge 60001 ]' 300 "Debezium's 60,000 events in the topic" || exit 1
 t1=$(now_us)
 kill "$sampler" "$sampler2"
 read -r dbz_rss dbz_anon < <(mem_peak "$TEST_TMP/mem.dbz")
@@ -491,16 +475,10 @@ echo "  Debezium, insert start -> all 60,000 events in the topic: $dbz rows/s (i
 sed 's/mnist_bench_lat/dbz_bench_lat/' "$TEST_TMP/lat.sql" >"$TEST_TMP/lat.dbz.sql"
 # dbz_drain: waits until the connector has every row committed in dbz_bench_lat in its topic
 dbz_drain() {
-	local committed c0
+	local committed
 	committed=$(q "SELECT count(*) FROM dbz_bench_lat")
-	c0=$(now_us)
-	until [ "$(topic_total dbz.public.dbz_bench_lat)" -ge "$committed" ]; do
-		if [ $(($(now_us) - c0)) -gt 60000000 ]; then
-			echo "bench: Debezium's latency events not all in the topic after 60 s" >&2
-			break
-		fi
-		sleep 0.05
-	done
+	bench_until "[ \"\$(topic_total dbz.public.dbz_bench_lat)\" -ge $committed ]" 60 \
+		"Debezium's latency events all in the topic"
 }
 # dbz_latency NAME: the latency run against the running connector: "p50 p99 max" (ms)
 dbz_latency() { latency_run dbz.public.dbz_bench_lat debezium "$TEST_TMP/lat.dbz.sql" "$1" dbz_drain; }

@@ -98,13 +98,7 @@ check_eq "$(q "SELECT count(*) FROM $t")" 2000 "1. the writer committed its 2,00
 all_consumed "1."
 
 # ---- 2. pg_ctl -m immediate mid-stream
-cdc_writer $src $t 20 0.1 &
-writer=$!
-rows_reach 2400 "2. the writer is mid-stream"
-pg_stop_immediate || fail "pg_ctl -m immediate"
-pg_start || fail "pg_start after the crash"
-wait "$writer"
-cdc_wait_state streaming 120
+cdc_crash_midstream $src $t 20
 check_eq "$(q "SELECT count(*) FROM $t")" 4000 "2. the writer committed its 2,000 rows"
 all_consumed "2."
 
